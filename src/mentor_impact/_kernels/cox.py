@@ -1,0 +1,440 @@
+"""Vectorised Cox partial-likelihood kernels (no pandas, no validation).
+
+All risk-set sums are organised by *slots*: the distinct (stratum, event time) pairs, sorted by
+stratum then time.  Row ``i`` is at risk at the slots ``lo[i] <= s < hi[i]``; so right-censored
+data, delayed entry / counting-process intervals ``(start, stop]`` and strata are one case.
+Risk-set sums are then differences of cumulative sums over slots, and the information matrix is
+one weighted Gram matrix plus a small ``m x p x p`` correction (see :func:`cox_derivatives`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+__all__ = [
+    "CoxSetup",
+    "NewtonResult",
+    "aeq_times",
+    "cox_baseline_increments",
+    "cox_concordance",
+    "cox_derivatives",
+    "cox_newton",
+    "cox_score_residuals",
+    "prepare_cox",
+]
+
+
+def aeq_times(times: FloatArray, tolerance: float = float(np.sqrt(np.finfo(float).eps))) -> FloatArray:
+    """Merge nearly equal times like R's ``survival::aeqSurv`` (``timefix = TRUE``).
+
+    Sorted distinct finite values whose gap is ``<= tolerance`` or ``<= tolerance * mean(|y|)``
+    are replaced by the smallest member of their run.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    y = np.unique(t[np.isfinite(t)])
+    if y.size < 2:
+        return t
+    dy = np.diff(y)
+    scale = float(np.mean(np.abs(y)))
+    tied = (dy <= tolerance) | ((dy / scale) <= tolerance if scale > 0 else False)
+    if not np.any(tied):
+        return t
+    cuts = y[np.concatenate(([True], ~tied))]
+    out = t.copy()
+    fin = np.isfinite(t)
+    out[fin] = cuts[np.searchsorted(cuts, t[fin], side="right") - 1]
+    return out
+
+
+@dataclass
+class CoxSetup:
+    """Rows sorted by ``hi`` plus the slot structure (all arrays in sorted row order)."""
+
+    order: IntArray  # sorted position -> original row
+    lo: IntArray
+    hi: IntArray
+    event: NDArray[np.bool_]
+    weight: FloatArray
+    slot_time: FloatArray  # (m,)
+    slot_stratum: IntArray  # (m,)
+    n_slots: int
+    lo_matrix: sp.csr_matrix  # (m + 1, n) indicator of lo
+    hi_matrix: sp.csr_matrix  # (m + 1, n) indicator of hi
+    death_matrix: sp.csr_matrix  # (m, n) indicator of events at their slot
+    death_count: IntArray  # (m,) number of tied events (unweighted)
+    death_weight: FloatArray  # (m,) weighted number of events
+    simple_lo: bool  # True when every lo == 0 (one stratum, no entry)
+
+
+def prepare_cox(
+    stop: FloatArray,
+    event: NDArray[np.bool_],
+    weight: FloatArray,
+    start: FloatArray | None = None,
+    strata: IntArray | None = None,
+) -> CoxSetup:
+    """Build the slot structure (O(n log n), once per fit)."""
+    n = stop.shape[0]
+    s_code = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata, np.int64)
+    all_t = stop if start is None else np.concatenate([stop, start])
+    uniq = np.unique(all_t)
+    big = uniq.size + 1
+    key_stop = s_code * big + np.searchsorted(uniq, stop)
+    slot_keys = np.unique(key_stop[event])
+    m = slot_keys.size
+    hi = np.searchsorted(slot_keys, key_stop, side="right").astype(np.int64)
+    if start is None:
+        lo = np.searchsorted(slot_keys, s_code * big - 1, side="right").astype(np.int64)
+    else:
+        key_start = s_code * big + np.searchsorted(uniq, start)
+        lo = np.searchsorted(slot_keys, key_start, side="right").astype(np.int64)
+    order = np.argsort(hi, kind="stable").astype(np.int64)
+    lo, hi = lo[order], hi[order]
+    ev = np.asarray(event, bool)[order]
+    w = np.asarray(weight, np.float64)[order]
+    cols = np.arange(n)
+    lo_m = sp.csr_matrix((np.ones(n), (lo, cols)), shape=(m + 1, n))
+    hi_m = sp.csr_matrix((np.ones(n), (hi, cols)), shape=(m + 1, n))
+    ev_idx = np.flatnonzero(ev)
+    d_slot = hi[ev_idx] - 1
+    death_m = sp.csr_matrix((np.ones(ev_idx.size), (d_slot, ev_idx)), shape=(m, n))
+    return CoxSetup(
+        order=order,
+        lo=lo,
+        hi=hi,
+        event=ev,
+        weight=w,
+        slot_time=uniq[slot_keys % big],
+        slot_stratum=(slot_keys // big).astype(np.int64),
+        n_slots=m,
+        lo_matrix=lo_m,
+        hi_matrix=hi_m,
+        death_matrix=death_m,
+        death_count=np.bincount(d_slot, minlength=m).astype(np.int64),
+        death_weight=np.bincount(d_slot, weights=w[ev_idx], minlength=m),
+        simple_lo=bool(np.all(lo == 0)),
+    )
+
+
+def _risk_sums(setup: CoxSetup, r: FloatArray, rx: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """S0 (m,) and S1 (m, p) risk-set sums from per-row r and r * x."""
+    m = setup.n_slots
+    if setup.simple_lo:
+        a0 = np.zeros(m + 1)
+        a0[0] = r.sum()
+        a1 = np.zeros((m + 1, rx.shape[1]))
+        a1[0] = rx.sum(axis=0)
+    else:
+        a0 = np.bincount(setup.lo, weights=r, minlength=m + 1)
+        a1 = setup.lo_matrix @ rx
+    a0 = a0 - np.bincount(setup.hi, weights=r, minlength=m + 1)
+    a1 = a1 - setup.hi_matrix @ rx
+    return np.cumsum(a0)[:m], np.cumsum(a1, axis=0)[:m]
+
+
+@dataclass
+class _SlotTerms:
+    s0: FloatArray
+    s1: FloatArray
+    s0d: FloatArray
+    s1d: FloatArray
+    q0: FloatArray  # sum_r mw / den_r  (hazard increment, centred scale)
+    q1: FloatArray  # sum_r mw f_r / den_r
+    e0: FloatArray  # sum_r mw (1 - f_r) / den_r
+    h1: FloatArray  # (m, p) sum_r mw xbar_r / den_r
+    e1: FloatArray  # (m, p) sum_r mw (1 - f_r) xbar_r / den_r
+    xbar_mean: FloatArray  # (m, p) mean_r xbar_r
+    k0: FloatArray
+    k1: FloatArray
+    k2: FloatArray
+    log_term: float
+
+
+def _slot_terms(setup: CoxSetup, r: FloatArray, rx: FloatArray, ties: str, full: bool) -> _SlotTerms:
+    s0, s1 = _risk_sums(setup, r, rx)
+    dm = setup.death_matrix
+    s0d = dm @ r
+    s1d = dm @ rx
+    d = setup.death_count
+    dw = setup.death_weight
+    if ties == "breslow":
+        q0 = dw / s0
+        q1 = np.zeros_like(q0)
+        k0 = dw / s0**2
+        k1 = np.zeros_like(q0)
+        k2 = np.zeros_like(q0)
+        log_term = float(np.sum(dw * np.log(s0)))
+        xbar = s1 / s0[:, None]
+        h1 = xbar * q0[:, None]
+        return _SlotTerms(s0, s1, s0d, s1d, q0, q1, q0, h1, h1, xbar, k0, k1, k2, log_term)
+    # Efron: expand the tied deaths of each slot into d terms r = 0..d-1, f_r = r / d
+    m = setup.n_slots
+    slot_rep = np.repeat(np.arange(m), d)
+    first = np.cumsum(d) - d
+    f = (np.arange(slot_rep.size) - first[slot_rep]) / d[slot_rep]
+    mw = (dw / d)[slot_rep]
+    den = s0[slot_rep] - f * s0d[slot_rep]
+    inv = mw / den
+    inv2 = inv / den
+    q0 = np.bincount(slot_rep, weights=inv, minlength=m)
+    q1 = np.bincount(slot_rep, weights=inv * f, minlength=m)
+    k0 = np.bincount(slot_rep, weights=inv2, minlength=m)
+    k1 = np.bincount(slot_rep, weights=inv2 * f, minlength=m)
+    k2 = np.bincount(slot_rep, weights=inv2 * f * f, minlength=m)
+    log_term = float(np.sum(mw * np.log(den)))
+    if not full:
+        z = np.zeros(0)
+        return _SlotTerms(s0, s1, s0d, s1d, q0, q1, z, z, z, z, k0, k1, k2, log_term)
+    # h1 = sum_r mw (S1 - f S1d) / den^2 = S1 k0 - S1d k1 ; xbar_r = (S1 - f S1d) / den
+    h1 = s1 * k0[:, None] - s1d * k1[:, None]
+    e0 = q0 - q1
+    k01 = k0 - k1  # sum mw (1 - f) / den^2
+    k12 = k1 - k2  # sum mw (1 - f) f / den^2
+    e1 = s1 * k01[:, None] - s1d * k12[:, None]
+    # mean_r xbar_r = S1 * mean(1/den) - S1d * mean(f/den)  (per death, unweighted by mw)
+    a0 = np.bincount(slot_rep, weights=1.0 / den, minlength=m) / d
+    a1 = np.bincount(slot_rep, weights=f / den, minlength=m) / d
+    xbar_mean = s1 * a0[:, None] - s1d * a1[:, None]
+    return _SlotTerms(s0, s1, s0d, s1d, q0, q1, e0, h1, e1, xbar_mean, k0, k1, k2, log_term)
+
+
+def cox_derivatives(
+    beta: FloatArray, x: FloatArray, setup: CoxSetup, ties: str, *, need_hessian: bool = True
+) -> tuple[float, FloatArray, FloatArray]:
+    """Log partial likelihood, score and information at ``beta``.
+
+    ``x`` is in sorted row order (``setup.order``) and should be centred.  The information is
+    ``X' diag(g) X - sum_s [k0 S1 S1' - k1 (S1 S1d' + S1d S1') + k2 S1d S1d']`` where
+    ``g_i = r_i (Q0[hi_i] - Q0[lo_i] - event_i q1[slot_i])`` and ``Q0`` is the cumulative sum of
+    the hazard weights ``q0``; with Efron ties the ``f_r = r / d`` terms enter through
+    ``q1, k1, k2``.
+    """
+    eta = x @ beta
+    w = setup.weight
+    r = w * np.exp(eta)
+    rx = x * r[:, None]
+    t = _slot_terms(setup, r, rx, ties, full=False)
+    ev = setup.event
+    loglik = float(np.sum(w[ev] * eta[ev])) - t.log_term
+    score = (w[ev] @ x[ev]) - (t.q0 @ t.s1 - t.q1 @ t.s1d)
+    if not need_hessian:
+        return loglik, score, np.zeros((0, 0))
+    big_q = np.concatenate(([0.0], np.cumsum(t.q0)))
+    g = big_q[setup.hi] - big_q[setup.lo]
+    if ties == "efron":
+        g[ev] -= t.q1[setup.hi[ev] - 1]
+    g *= r
+    info = (x * g[:, None]).T @ x
+    info -= (t.s1 * t.k0[:, None]).T @ t.s1
+    if ties == "efron":
+        cross = (t.s1 * t.k1[:, None]).T @ t.s1d
+        info += cross + cross.T
+        info -= (t.s1d * t.k2[:, None]).T @ t.s1d
+    return loglik, score, info
+
+
+@dataclass
+class NewtonResult:
+    """Outcome of :func:`cox_newton`."""
+
+    beta: FloatArray
+    loglik: float
+    loglik_null: float
+    score: FloatArray  # at the returned beta
+    info: FloatArray  # at the returned beta
+    score0: FloatArray  # at the initial beta
+    info0: FloatArray
+    iterations: int
+    converged: bool
+    halvings: int
+
+
+def _solve(info: FloatArray, score: FloatArray) -> FloatArray:
+    try:
+        c = np.linalg.cholesky(info)
+        y = np.linalg.solve(c, score)
+        return np.asarray(np.linalg.solve(c.T, y))
+    except np.linalg.LinAlgError:
+        return np.asarray(np.linalg.lstsq(info, score, rcond=None)[0])
+
+
+def cox_newton(
+    x: FloatArray,
+    setup: CoxSetup,
+    ties: str,
+    *,
+    beta0: FloatArray | None = None,
+    max_iter: int = 20,
+    eps: float = 1e-9,
+) -> NewtonResult:
+    """Newton-Raphson with step halving, mirroring ``survival::coxph.fit`` (``coxfit6``).
+
+    Converged when ``|1 - loglik_old / loglik_new| <= eps`` at a non-halving step.
+    """
+    p = x.shape[1]
+    beta = np.zeros(p) if beta0 is None else np.asarray(beta0, float).copy()
+    ll, u, info = cox_derivatives(beta, x, setup, ties)
+    ll0_at_zero = ll if beta0 is None or not np.any(beta) else cox_derivatives(
+        np.zeros(p), x, setup, ties, need_hessian=False
+    )[0]
+    score0, info0 = u.copy(), info.copy()
+    if p == 0 or max_iter == 0:
+        return NewtonResult(beta, ll, ll0_at_zero, u, info, score0, info0, 0, True, 0)
+    old_ll = ll
+    new_beta = beta + _solve(info, u)
+    halving = False
+    n_halving = 0
+    converged = False
+    it = 0
+    new_u, new_info = u, info
+    for it in range(1, max_iter + 1):  # noqa: B007
+        new_ll, new_u, new_info = cox_derivatives(new_beta, x, setup, ties)
+        if not halving and np.isfinite(new_ll) and abs(1.0 - old_ll / new_ll) <= eps:
+            converged = True
+            break
+        if not np.isfinite(new_ll) or new_ll < old_ll:
+            halving = True
+            n_halving += 1
+            new_beta = (new_beta + beta) / 2.0
+        else:
+            halving = False
+            old_ll = new_ll
+            beta = new_beta
+            u, info = new_u, new_info
+            new_beta = new_beta + _solve(new_info, new_u)
+    if converged:
+        return NewtonResult(
+            new_beta, new_ll, ll0_at_zero, new_u, new_info, score0, info0, it, True, n_halving
+        )
+    return NewtonResult(beta, old_ll, ll0_at_zero, u, info, score0, info0, it, False, n_halving)
+
+
+def cox_score_residuals(beta: FloatArray, x: FloatArray, setup: CoxSetup, ties: str) -> FloatArray:
+    """Unweighted score residuals (n, p), sorted row order (R ``residuals(type='score')``).
+
+    ``sum_i w_i resid_i`` is the score.  For Efron ties a death at slot ``s`` takes part in the
+    ``r``-th term with weight ``1 - r/d`` and its event part is ``x_i - mean_r xbar_r``.
+    """
+    eta = x @ beta
+    w = setup.weight
+    e = np.exp(eta)
+    r = w * e
+    rx = x * r[:, None]
+    t = _slot_terms(setup, r, rx, ties, full=True)
+    c0 = np.concatenate(([0.0], np.cumsum(t.q0)))
+    c1 = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(t.h1, axis=0)])
+    lo, hi = setup.lo, setup.hi
+    h0 = c0[hi] - c0[lo]
+    h1 = c1[hi] - c1[lo]
+    ev = setup.event
+    if ties == "efron":
+        sl = hi[ev] - 1
+        h0[ev] -= t.q0[sl] - t.e0[sl]
+        h1[ev] -= t.h1[sl] - t.e1[sl]
+    resid = -(e[:, None] * (x * h0[:, None] - h1))
+    sl = hi[ev] - 1
+    resid[ev] += x[ev] - t.xbar_mean[sl]
+    return resid
+
+
+def cox_baseline_increments(
+    beta: FloatArray, x: FloatArray, setup: CoxSetup, ties: str
+) -> tuple[FloatArray, FloatArray]:
+    """Hazard increments ``dH0`` per slot (at ``x = 0`` of the given ``x`` scale) and ``S0``.
+
+    Breslow fit: ``dw / S0``.  Efron fit: ``sum_r (dw/d) / (S0 - (r/d) S0_deaths)`` (R's
+    ``survfit.coxph`` with ``ctype = 2``).
+    """
+    eta = x @ beta
+    r = setup.weight * np.exp(eta)
+    t = _slot_terms(setup, r, x[:, :0] * 0.0, ties, full=False)
+    return t.q0, t.s0
+
+
+# ---------------------------------------------------------------------------------------------
+# Concordance (Harrell's C as in survival::concordance): Fenwick tree over risk-score ranks,
+# processed slot by slot (loop over slots, each step vectorised).
+
+
+def _bit_add(tree: FloatArray, idx: IntArray, val: FloatArray) -> None:
+    size = tree.size - 1
+    idx = idx.copy()
+    val = val.copy()
+    while idx.size:
+        np.add.at(tree, idx, val)
+        idx = idx + (idx & -idx)
+        keep = idx <= size
+        idx, val = idx[keep], val[keep]
+
+
+def _bit_sum(tree: FloatArray, idx: IntArray) -> FloatArray:
+    out = np.zeros(idx.size)
+    idx = idx.copy()
+    pos = np.arange(idx.size)
+    while idx.size:
+        keep = idx > 0
+        idx, pos = idx[keep], pos[keep]
+        out[pos] += tree[idx]
+        idx = idx - (idx & -idx)
+    return out
+
+
+def cox_concordance(eta: FloatArray, setup: CoxSetup) -> dict[str, float]:
+    """Weighted concordance counts for risk score ``eta`` (sorted row order).
+
+    For each event at slot ``s`` the comparable rows are those at risk at ``s`` in the same
+    stratum, other than the events tied at ``s`` (counted as ``tied.y``).  Concordant: the
+    event has the larger risk score.  Pair weight ``w_i w_j``.
+    """
+    w = setup.weight
+    uniq, rank = np.unique(eta, return_inverse=True)
+    rank = rank.astype(np.int64) + 1  # 1-based
+    k = uniq.size
+    tree_w = np.zeros(k + 1)
+    total = 0.0
+    lo, hi, ev = setup.lo, setup.hi, setup.event
+    active = lo < hi
+    add_slot = np.where(active, hi - 1, -1)
+    rem_slot = np.where(active, lo - 1, -1)
+    add_order = np.argsort(add_slot, kind="stable")
+    add_bounds = np.searchsorted(add_slot[add_order], np.arange(setup.n_slots + 1))
+    rem_order = np.argsort(rem_slot, kind="stable")
+    rem_bounds = np.searchsorted(rem_slot[rem_order], np.arange(-1, setup.n_slots + 1))
+    conc = disc = tx = ty = 0.0
+    for s in range(setup.n_slots - 1, -1, -1):
+        rows = add_order[add_bounds[s] : add_bounds[s + 1]]
+        if rows.size:
+            _bit_add(tree_w, rank[rows], w[rows])
+            total += float(w[rows].sum())
+        rem = rem_order[rem_bounds[s + 1] : rem_bounds[s + 2]]  # rows with lo - 1 == s
+        if rem.size:
+            _bit_add(tree_w, rank[rem], -w[rem])
+            total -= float(w[rem].sum())
+        dead = rows[ev[rows]]
+        if dead.size == 0:
+            continue
+        less = _bit_sum(tree_w, rank[dead] - 1)
+        leq = _bit_sum(tree_w, rank[dead])
+        # remove tied deaths (including self) from the comparisons
+        dr = rank[dead]
+        dw = w[dead]
+        o = np.argsort(dr, kind="stable")
+        srt, sw = dr[o], dw[o]
+        cw = np.concatenate(([0.0], np.cumsum(sw)))
+        d_less = cw[np.searchsorted(srt, dr, side="left")]
+        d_leq = cw[np.searchsorted(srt, dr, side="right")]
+        less_c = less - d_less
+        eq_c = (leq - less) - (d_leq - d_less)
+        greater_c = (total - leq) - (cw[-1] - d_leq)
+        conc += float(dw @ less_c)
+        disc += float(dw @ greater_c)
+        tx += float(dw @ eq_c)
+        ty += 0.5 * float(dw @ (cw[-1] - dw))
+    return {"concordant": conc, "discordant": disc, "tied_x": tx, "tied_y": ty}
