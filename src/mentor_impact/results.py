@@ -686,7 +686,10 @@ def make_effect_results(
     k = est.size
     tau_arr = None if tau is None else np.asarray(tau, dtype=np.int64).ravel()
     if targets is None:
-        targets = curve_targets(tau_arr) if tau_arr is not None and k > 1 else (outcome,)
+        if tau_arr is not None and k > 1:
+            targets = curve_targets(tau_arr)
+        else:
+            targets = (outcome,) if k == 1 else tuple(f"{outcome}[{j}]" for j in range(k))
     if len(targets) != k:
         raise ConfigurationError(f"targets: expected {k} labels; got {len(targets)}.")
     phi = None
