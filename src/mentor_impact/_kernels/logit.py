@@ -1,0 +1,143 @@
+"""Weighted logistic regression by Newton-Raphson (private kernel; no validation).
+
+All functions take plain contiguous float64 arrays:
+
+- ``Z`` (n, q) design matrix (the caller adds the intercept column),
+- ``y`` (n,) 0/1 response as float64,
+- ``w`` (n,) non-negative frequency / sampling weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+__all__ = ["LogitFit", "expit", "fit_logit_newton", "log1pexp", "logit_deviance"]
+
+# R's glm.fit flags fitted probabilities within 10 * .Machine$double.eps of 0 or 1.
+R_PROB_EPS = 10.0 * np.finfo(np.float64).eps
+
+
+def expit(eta: FloatArray) -> FloatArray:
+    """Numerically stable logistic function."""
+    out = np.empty_like(eta)
+    pos = eta >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-eta[pos]))
+    e = np.exp(eta[~pos])
+    out[~pos] = e / (1.0 + e)
+    return out
+
+
+def log1pexp(eta: FloatArray) -> FloatArray:
+    """log(1 + exp(eta)) without overflow."""
+    return np.logaddexp(0.0, eta)
+
+
+def logit_deviance(eta: FloatArray, y: FloatArray, w: FloatArray) -> float:
+    """Binomial deviance -2 * sum w (y eta - log(1 + e^eta))."""
+    return float(-2.0 * np.dot(w, y * eta - log1pexp(eta)))
+
+
+@dataclass
+class LogitFit:
+    beta: FloatArray
+    eta: FloatArray
+    p: FloatArray
+    deviance: float
+    n_iter: int
+    converged: bool
+    information: FloatArray  # Z' diag(w p (1-p)) Z at the solution
+    rank_deficient: bool
+    diverging: bool  # linear predictor kept growing (sign of separation)
+
+
+def _weighted_gram(Z: FloatArray, v: FloatArray, chunk: int = 262_144) -> FloatArray:
+    """Z' diag(v) Z computed in row chunks (keeps the temporary small)."""
+    n, q = Z.shape
+    out = np.zeros((q, q))
+    for lo in range(0, n, chunk):
+        zc = Z[lo : lo + chunk]
+        out += (zc * v[lo : lo + chunk, None]).T @ zc
+    return out
+
+
+def _solve_psd(H: FloatArray, g: FloatArray) -> tuple[FloatArray, bool]:
+    """Solve H x = g for symmetric PSD H; fall back to the pseudo-inverse when singular."""
+    try:
+        L = np.linalg.cholesky(H)
+        x = np.linalg.solve(L.T, np.linalg.solve(L, g))
+        if np.all(np.isfinite(x)):
+            # guard against numerically singular but "successful" Cholesky
+            d = np.diag(L)
+            if d.min() > 1e-10 * max(d.max(), 1e-300):
+                return x, False
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.pinv(H, rcond=1e-12, hermitian=True) @ g, True
+
+
+def fit_logit_newton(
+    Z: FloatArray,
+    y: FloatArray,
+    w: FloatArray,
+    *,
+    tol: float = 1e-12,
+    max_iter: int = 100,
+    beta0: FloatArray | None = None,
+) -> LogitFit:
+    """Maximise the weighted Bernoulli log-likelihood by Newton-Raphson with step halving.
+
+    Convergence: relative change of the deviance below ``tol`` (R's glm rule
+    ``|dev - dev_old| / (|dev| + 0.1) < epsilon`` with a much tighter epsilon) and a
+    Newton decrement below ``tol``. Starting values: ``beta0`` or zeros.
+    """
+    n, q = Z.shape
+    beta = np.zeros(q) if beta0 is None else beta0.astype(np.float64).copy()
+    eta = Z @ beta
+    dev = logit_deviance(eta, y, w)
+    converged = False
+    rank_def = False
+    it = 0
+    max_eta_hist: list[float] = []
+    for it in range(1, max_iter + 1):  # noqa: B007
+        p = expit(eta)
+        grad = Z.T @ (w * (y - p))
+        v = w * p * (1.0 - p)
+        H = _weighted_gram(Z, v)
+        step, rd = _solve_psd(H, grad)
+        rank_def = rank_def or rd
+        decrement = float(grad @ step)
+        t = 1.0
+        while True:
+            beta_new = beta + t * step
+            eta_new = Z @ beta_new
+            dev_new = logit_deviance(eta_new, y, w)
+            if dev_new <= dev + 1e-12 * (abs(dev) + 0.1) or t < 1e-10:
+                break
+            t *= 0.5
+        rel = abs(dev - dev_new) / (abs(dev_new) + 0.1)
+        beta, eta, dev = beta_new, eta_new, dev_new
+        max_eta_hist.append(float(np.max(np.abs(eta))) if n else 0.0)
+        if rel < tol or decrement < 1e-20:
+            converged = True
+            break
+    p = expit(eta)
+    info = _weighted_gram(Z, w * p * (1.0 - p))
+    diverging = len(max_eta_hist) >= 3 and max_eta_hist[-1] > 15.0 and (
+        max_eta_hist[-1] > max_eta_hist[-3] + 1.0
+    )
+    return LogitFit(
+        beta=beta,
+        eta=eta,
+        p=p,
+        deviance=dev,
+        n_iter=it,
+        converged=converged,
+        information=info,
+        rank_deficient=rank_def,
+        diverging=diverging,
+    )
