@@ -1,7 +1,7 @@
 """Shared loader for the lalonde reference data (MatchIt 4.7.2 / Matching 4.10.8 / R 4.2.2).
 
 Provenance: ``data/lalonde.csv`` is MatchIt's ``data(lalonde)``; the values in
-``data/lalonde_matching_reference.json`` were computed in R (see its ``call`` fields) and
+``reference.json`` were computed in R (see its ``call`` fields) and
 copied from the project's shared reference set. No test needs R.
 """
 
@@ -30,7 +30,7 @@ def lalonde() -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def reference() -> dict[str, Any]:
-    with open(HERE / "lalonde_matching_reference.json") as fh:
+    with open(HERE.parent / "reference.json") as fh:
         return json.load(fh)["entries"]
 
 
