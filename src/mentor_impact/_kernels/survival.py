@@ -1,0 +1,346 @@
+"""Vectorised kernels for nonparametric survival curves (no pandas, no validation).
+
+All kernels work on a *time grid* of ``T`` sorted unique times and on integer grid positions:
+
+* ``stop``  (n,) int64: grid index of each row's exit time (event or censoring);
+* ``start`` (n,) int64: first grid index at which the row is at risk (0 without delayed
+  entry; ``searchsorted(grid, entry, side="right")`` with delayed entry, so a row is at risk
+  at grid time ``t_j`` iff ``entry < t_j <= stop``);
+* ``event`` (n,) int64: 0 = censored, ``k`` = cause ``k`` (1..K);
+* ``weight`` (n,) float64.
+
+Counts are built with :func:`numpy.bincount` and curves with cumulative products / sums, so
+every kernel is O(n + T).  Influence functions loop over grid times only (one vectorised
+O(n) pass per requested time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+__all__ = [
+    "RiskTable",
+    "aj_influence",
+    "aj_curves",
+    "cmprsk_variance",
+    "gray_test",
+    "km_curve",
+    "logrank_test",
+    "risk_table",
+    "step_index",
+]
+
+
+@dataclass(frozen=True)
+class RiskTable:
+    """Weighted counts on the time grid (arrays of length T)."""
+
+    n_risk: FloatArray  # sum of weights at risk, entry < t <= stop
+    n_risk_w2: FloatArray  # sum of squared weights at risk (Kish effective size)
+    n_event: FloatArray  # (T, K + 1): column 0 = censored, column k = cause k
+    n_risk_rows: IntArray  # unweighted number of rows at risk
+
+    @property
+    def d(self) -> FloatArray:
+        """All-cause weighted events per grid time."""
+        return self.n_event[:, 1:].sum(axis=1)
+
+
+def risk_table(
+    stop: IntArray,
+    event: IntArray,
+    weight: FloatArray,
+    n_times: int,
+    n_causes: int,
+    start: IntArray | None = None,
+) -> RiskTable:
+    """Weighted at-risk and event counts on the grid via bincount + cumulative sums."""
+    T = n_times
+    n_event = np.empty((T, n_causes + 1), dtype=np.float64)
+    # joint bincount of (stop, event) in one pass
+    flat = stop * (n_causes + 1) + event
+    n_event[:] = np.bincount(flat, weights=weight, minlength=T * (n_causes + 1)).reshape(
+        T, n_causes + 1
+    )
+    out_w = np.bincount(stop, weights=weight, minlength=T)
+    out_w2 = np.bincount(stop, weights=weight * weight, minlength=T)
+    out_n = np.bincount(stop, minlength=T).astype(np.int64)
+    # at risk at j  <=>  start <= j <= stop  ->  reverse cumsum of exits minus later entries
+    y = np.cumsum(out_w[::-1])[::-1]
+    y2 = np.cumsum(out_w2[::-1])[::-1]
+    yn = np.cumsum(out_n[::-1])[::-1]
+    if start is not None:
+        late = start > 0
+        if np.any(late):
+            s = start[late]
+            w = weight[late]
+            # rows with start > j are not yet at risk at j: subtract them
+            in_w = np.bincount(s, weights=w, minlength=T + 1)[: T + 1]
+            in_w2 = np.bincount(s, weights=w * w, minlength=T + 1)[: T + 1]
+            in_n = np.bincount(s, minlength=T + 1)[: T + 1]
+            # number with start > j = sum_{m > j} in[m]
+            y = y - (np.cumsum(in_w[::-1])[::-1][1:])
+            y2 = y2 - (np.cumsum(in_w2[::-1])[::-1][1:])
+            yn = yn - (np.cumsum(in_n[::-1])[::-1][1:])
+    # guard tiny negative round-off
+    y = np.where(np.abs(y) < 1e-12 * max(1.0, float(weight.sum())), 0.0, y)
+    return RiskTable(n_risk=y, n_risk_w2=y2, n_event=n_event, n_risk_rows=yn.astype(np.int64))
+
+
+def _safe_div(a: FloatArray, b: FloatArray) -> FloatArray:
+    out = np.zeros(np.broadcast(a, b).shape, dtype=np.float64)
+    np.divide(a, b, out=out, where=b != 0)
+    return out
+
+
+def km_curve(y: FloatArray, d: FloatArray) -> dict[str, FloatArray]:
+    """Product-limit survival, Greenwood sum and Nelson-Aalen on the grid.
+
+    Returns ``surv`` S(t_j), ``gw`` = cumsum d/(Y (Y - d)) (``inf`` once Y == d),
+    ``cumhaz`` = cumsum d/Y and ``var_chaz`` = cumsum d/Y^2.
+    """
+    haz = _safe_div(d, y)
+    surv = np.cumprod(1.0 - haz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inc = np.where(d > 0, d / (y * (y - d)), 0.0)
+    gw = np.cumsum(inc)
+    cumhaz = np.cumsum(haz)
+    var_chaz = np.cumsum(_safe_div(d, y * y))
+    return {"surv": surv, "gw": gw, "cumhaz": cumhaz, "var_chaz": var_chaz}
+
+
+def xie_liu_sum(y: FloatArray, y2: FloatArray, d: FloatArray) -> FloatArray:
+    """Cumulative Xie-Liu sum  sum_k d_k / (M_k (Y_k - d_k)),  M_k = Y_k^2 / sum_{risk} w^2."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = y * y / y2
+        inc = np.where(d > 0, d / (m * (y - d)), 0.0)
+    return np.cumsum(inc)
+
+
+def aj_curves(surv: FloatArray, y: FloatArray, d_cause: FloatArray) -> FloatArray:
+    """Aalen-Johansen CIFs ``F_c(t_j) = sum_{l<=j} S(t_{l-1}) d_c(l) / Y(l)`` -> (T, K)."""
+    s_prev = np.concatenate(([1.0], surv[:-1]))
+    return np.cumsum(s_prev[:, None] * _safe_div(d_cause, y[:, None]), axis=0)
+
+
+def cmprsk_variance(
+    surv: FloatArray, y: FloatArray, d_cause: FloatArray, cif: FloatArray
+) -> FloatArray:
+    """Variance of the CIFs exactly as ``cmprsk::cuminc`` (Fortran ``cinc``), vectorised.
+
+    Per grid time with events: ``fk = S(t-)``, ``fkn = S(t)``, ``rs = Y(t)``; the increments of
+    Gray's (1988) delta-method accumulators ``v1, v2, v3`` from the competing events (``nd2``)
+    and from the cause of interest (``nd1``, with the tie factor ``1 - (nd - 1)/(rs - 1)``) are
+    summed and ``v = v1 + F^2 v3 - 2 F v2`` is *recorded only at times with a cause-of-interest
+    event*; in between the last recorded value is carried forward (as ``timepoints`` does).
+    """
+    T, K = d_cause.shape
+    d_all = d_cause.sum(axis=1)
+    fk = np.concatenate(([1.0], surv[:-1]))
+    fkn = surv
+    out = np.zeros((T, K))
+    for c in range(K):  # loop over causes only
+        nd1 = d_cause[:, c]
+        nd2 = d_all - nd1
+        f = cif[:, c]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t5_2 = np.where(nd2 > 1, 1.0 - (nd2 - 1.0) / (y - 1.0), 1.0)
+            t6_2 = fk * fk * t5_2 * nd2 / (y * y)
+            ok2 = (nd2 > 0) & (fkn > 0)
+            t3_2 = np.where(ok2, 1.0 / fkn, 0.0)
+            t4_2 = np.where(ok2, f / fkn, 0.0)
+            t6_2 = np.where(ok2, t6_2, 0.0)
+            t5_1 = np.where(nd1 > 1, 1.0 - (nd1 - 1.0) / (y - 1.0), 1.0)
+            t6_1 = np.where(nd1 > 0, fk * fk * t5_1 * nd1 / (y * y), 0.0)
+            t3_1 = np.where((nd1 > 0) & (fkn > 0), 1.0 / fkn, 0.0)
+        t4_1 = 1.0 + t3_1 * f
+        v1 = np.cumsum(t4_2 * t4_2 * t6_2 + t4_1 * t4_1 * t6_1)
+        v2 = np.cumsum(t3_2 * t4_2 * t6_2 + t3_1 * t4_1 * t6_1)
+        v3 = np.cumsum(t3_2 * t3_2 * t6_2 + t3_1 * t3_1 * t6_1)
+        v = v1 + f * f * v3 - 2.0 * f * v2
+        rec = nd1 > 0
+        # carry forward the last recorded value
+        idx = np.where(rec, np.arange(T), -1)
+        idx = np.maximum.accumulate(idx)
+        out[:, c] = np.where(idx >= 0, v[np.maximum(idx, 0)], 0.0)
+    return out
+
+
+def aj_influence(
+    k: int,
+    stop: IntArray,
+    start: IntArray,
+    event: IntArray,
+    weight: FloatArray,
+    y: FloatArray,
+    d_all: FloatArray,
+    surv: FloatArray,
+    cif_c: FloatArray | None,
+    d_c: FloatArray | None,
+    cause: int,
+) -> FloatArray:
+    """Per-row influence ``w_i * dF_c(t_k)/dw_i`` of a weighted AJ CIF (or of KM).
+
+    With ``cif_c is None`` the influence of the KM survival ``S(t_k)`` is returned.  The
+    derivative is exact for the discrete estimator (infinitesimal jackknife, as
+    ``survfit(..., robust=TRUE)``)::
+
+        dF(k)/dw_i = sum_{l<=k} (dN_ci(l) - R_i(l) lam_c(l)) S(l-1)/Y(l)
+                     - sum_{l<=k} (F(k) - F(l)) (dN_i(l) - R_i(l) lam(l)) / (Y(l) - d(l))
+
+    and ``dS(k)/dw_i = -S(k) sum_{l<=k} (dN_i(l) - R_i(l) lam(l)) / (Y(l) - d(l))``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = _safe_div(d_all, y)
+        c = np.where(y - d_all > 0, 1.0 / (y - d_all), 0.0)
+    last = np.minimum(stop, k)  # last grid index at risk counted up to k
+    active = start <= k  # rows entering after t_k contribute nothing
+    died = (event > 0) & (stop <= k)
+    p2 = np.cumsum(lam * c)  # sum R lam/(Y-d)
+
+    def rng(p: FloatArray) -> FloatArray:
+        lo = np.where(start > 0, p[np.maximum(start - 1, 0)], 0.0)
+        return np.where(active, p[last] - lo, 0.0)
+
+    if cif_c is None:
+        b = np.where(died, c[stop], 0.0) - rng(p2)
+        return -weight * surv[k] * b
+    assert d_c is not None
+    s_prev = np.concatenate(([1.0], surv[:-1]))
+    lam_c = _safe_div(d_c, y)
+    p1 = np.cumsum(lam_c * _safe_div(s_prev, y))
+    p3 = np.cumsum(cif_c * lam * c)
+    died_c = (event == cause) & (stop <= k)
+    term1 = np.where(died_c, _safe_div(s_prev[stop], y[stop]), 0.0) - rng(p1)
+    fk = cif_c[k]
+    # sum_l (F(k) - F(l)) (dN_i - R_i lam)/(Y - d)
+    term2 = fk * (np.where(died, c[stop], 0.0) - rng(p2)) - (
+        np.where(died, cif_c[stop] * c[stop], 0.0) - rng(p3)
+    )
+    return weight * (term1 - term2)
+
+
+def cluster_sum_squares(infl: FloatArray, cluster: IntArray | None, n_clusters: int) -> float:
+    """``sum_g (sum_{i in g} infl_i)^2`` (each row its own cluster when ``cluster`` is None)."""
+    if cluster is None:
+        return float(np.dot(infl, infl))
+    s = np.bincount(cluster, weights=infl, minlength=n_clusters)
+    return float(np.dot(s, s))
+
+
+def step_index(grid: FloatArray, times: FloatArray) -> IntArray:
+    """Index of the last grid time ``<= times`` (-1 before the first grid time)."""
+    return np.searchsorted(grid, times, side="right").astype(np.int64) - 1
+
+
+def logrank_test(
+    y_g: FloatArray, d_g: FloatArray, y2_g: FloatArray | None = None
+) -> tuple[float, FloatArray, FloatArray]:
+    """Weighted K-sample log-rank test from per-group risk/event tables (T, G).
+
+    Uses the hypergeometric variance of ``survival::survdiff`` (rho = 0) applied to the
+    weighted counts.  Returns ``(chisq, observed, expected)``.
+    """
+    y = y_g.sum(axis=1)
+    d = d_g.sum(axis=1)
+    e = _safe_div(y_g * d[:, None], y[:, None])
+    obs = d_g.sum(axis=0)
+    exp_ = e.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(y > 1, d * (y - d) / (y * y * (y - 1.0)), 0.0)
+    G = y_g.shape[1]
+    # V = sum_t f_t (diag(Y_g) Y - Y_g Y_g^T)
+    v = np.diag((f[:, None] * y_g * y[:, None]).sum(axis=0)) - (y_g * f[:, None]).T @ y_g
+    z = (obs - exp_)[: G - 1]
+    vv = v[: G - 1, : G - 1]
+    stat = float(z @ np.linalg.solve(vv, z)) if G > 1 else 0.0
+    return stat, obs, exp_
+
+
+def gray_test(
+    stop: IntArray,
+    event: IntArray,
+    group: IntArray,
+    n_groups: int,
+    n_times: int,
+    cause: int,
+    rho: float = 0.0,
+) -> tuple[float, FloatArray, FloatArray]:
+    """Gray's (1988) K-sample test for one cause, as ``cmprsk::crstm`` (no strata, unweighted).
+
+    Vectorised over pooled grid times (arrays ``(T, G)`` and ``(T, G, G)``); returns
+    ``(stat, score, var)`` with ``stat = s' V^{-1} s`` on ``G - 1`` degrees of freedom.
+    """
+    T, G = n_times, n_groups
+    m = np.where(event == 0, 0, np.where(event == cause, 1, 2))
+    cnt = np.bincount((stop * G + group) * 3 + m, minlength=T * G * 3).reshape(T, G, 3)
+    cnt = cnt.astype(np.float64)
+    tot = cnt.sum(axis=2)
+    rs = np.cumsum(tot[::-1], axis=0)[::-1]  # (T, G) at risk
+    d1 = cnt[:, :, 1]
+    d2 = cnt[:, :, 2]
+    td = d1 + d2
+    pos = rs > 0
+    haz = np.where(pos, _safe_div(td, rs), 0.0)
+    skm = np.cumprod(1.0 - haz, axis=0)
+    skmm = np.vstack([np.ones((1, G)), skm[:-1]])
+    inc1 = np.where(pos, skmm * _safe_div(d1, rs), 0.0)
+    f1 = np.cumsum(inc1, axis=0)
+    f1m = np.vstack([np.zeros((1, G)), f1[:-1]])
+    nd1 = d1.sum(axis=1)
+    nd2 = d2.sum(axis=1)
+    has = (nd1 + nd2) > 0
+    t1 = np.where(pos, _safe_div(rs, skmm), 0.0)  # rs / skmm (0 where not at risk)
+    tr = t1.sum(axis=1)
+    tq = np.where(pos, t1 * (1.0 - f1m), 0.0).sum(axis=1)
+    f_inc = np.where(has, _safe_div(nd1, tr), 0.0)
+    f = np.cumsum(f_inc)
+    fm = np.concatenate(([0.0], f[:-1]))
+    fb = (1.0 - fm) ** rho
+    fb = np.where(has, fb, 0.0)
+    # a(i, j) per time
+    a = -fb[:, None, None] * t1[:, :, None] * t1[:, None, :] / np.where(tr > 0, tr, 1.0)[:, None, None]
+    diag = fb[:, None] * t1 * (1.0 - _safe_div(t1, tr[:, None]))
+    idx = np.arange(G)
+    a[:, idx, idx] = diag
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cw = np.where(has & (tr > 0), nd1 / (tr * (1.0 - fm)), 0.0)
+    c = np.cumsum(a * cw[:, None, None], axis=0)
+    # scores
+    sc = np.where(pos, fb[:, None] * (d1 - nd1[:, None] * _safe_div(t1 * (1.0 - f1m), tq[:, None])), 0.0)
+    s = sc.sum(axis=0)[: G - 1]
+    # variance pieces from cause-1 failures
+    ok1 = (nd1 > 0)[:, None] & pos
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t4 = np.where(skm > 0, 1.0 - (1.0 - f)[:, None] / skm, 1.0)
+        t5 = np.where((nd1 > 1)[:, None], 1.0 - (nd1 - 1.0)[:, None] / (tr[:, None] * skmm - 1.0), 1.0)
+        t3 = np.where(ok1, t5 * skmm * nd1[:, None] / (tr[:, None] * rs), 0.0)
+    # B(i,k) = a(i,k) - t4_k c(i,k)
+    b1 = a - t4[:, None, :] * c
+    v3 = (t4 * t4 * t3).sum(axis=0)
+    v2 = (b1 * (t4 * t3)[:, None, :]).sum(axis=0)
+    v = np.einsum("tik,tjk,tk->ij", b1, b1, t3)
+    # competing-cause failures
+    ok2 = (skm > 0) & (d2 > 0) & (nd2 > 0)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t4b = np.where(ok2, (1.0 - f)[:, None] / skm, 0.0)
+        t5b = np.where(d2 > 1, 1.0 - (d2 - 1.0) / (rs - 1.0), 1.0)
+        t3b = np.where(ok2, t5b * skmm * skmm * d2 / (rs * rs), 0.0)
+    b2 = t4b[:, None, :] * c
+    v3 = v3 + (t4b * t4b * t3b).sum(axis=0)
+    v2 = v2 - (b2 * (t4b * t3b)[:, None, :]).sum(axis=0)
+    v = v + np.einsum("tik,tjk,tk->ij", b2, b2, t3b)
+    cf = c[-1]
+    v = v + (cf * v3[None, :]) @ cf.T + cf @ v2.T + v2 @ cf.T
+    vs = v[: G - 1, : G - 1]
+    try:
+        stat = float(s @ np.linalg.solve(vs, s))
+    except np.linalg.LinAlgError:
+        stat = float("nan")
+    return stat, s, vs
