@@ -1,0 +1,8 @@
+"""Weighting estimators: IPW (Hajek / Horvitz-Thompson, ATT/ATE/ATC/ATO), estimand B
+censoring weights, AIPW with cross-fitting, and effect heterogeneity."""
+
+from __future__ import annotations
+
+from mentor_impact.weighting.ipw import IPW, PropensityFit, compare_estimands, fit_propensity
+
+__all__ = ["IPW", "PropensityFit", "compare_estimands", "fit_propensity"]

@@ -1,0 +1,216 @@
+"""Shared helpers of the weighting estimators: checks, trimming, truncation, ESS."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mentor_impact.exceptions import (
+    ConfigurationError,
+    DataValidationError,
+    PositivityWarning,
+)
+
+FloatArray = npt.NDArray[np.float64]
+
+#: A :class:`PositivityWarning` is issued when an arm's effective sample size falls below
+#: this fraction of its rows ...
+ESS_WARN_FRACTION = 0.05
+#: ... or when one row carries more than this share of an arm's total weight.
+MAX_SHARE_WARN = 0.10
+#: Propensity scores closer than this to 0 or 1 are treated as 0 or 1.
+PS_EPS = 1e-12
+
+
+def rows(mask: npt.NDArray[Any], limit: int = 5) -> str:
+    """Describe row positions (never values): ``"rows 3, 17, 92, ..."``."""
+    idx = np.flatnonzero(np.asarray(mask)) if np.asarray(mask).dtype == bool else np.asarray(mask)
+    shown = ", ".join(str(int(i)) for i in idx[:limit])
+    more = ", ..." if idx.size > limit else ""
+    return f"{'row' if idx.size == 1 else 'rows'} {shown}{more}"
+
+
+def choice(owner: str, name: str, value: object, options: tuple[object, ...]) -> None:
+    """Raise :class:`ConfigurationError` when ``value`` is not one of ``options``."""
+    if value not in options:
+        opts = "{" + ", ".join(repr(o) for o in options) + "}"
+        raise ConfigurationError(
+            f"The {name!r} parameter of {owner} must be one of {opts}. Got {value!r} instead."
+        )
+
+
+def outcome_matrix(data: Any, outcome: str) -> tuple[FloatArray, bool]:
+    """Return the outcome as a float (n, K) matrix and whether it is a curve."""
+    y = np.asarray(data.outcome(outcome), dtype=np.float64)
+    curve = y.ndim == 2
+    return (y if curve else y[:, None]), curve
+
+
+def check_outcome_finite(Y: FloatArray, used: npt.NDArray[np.bool_], outcome: str) -> None:
+    """Raise :class:`DataValidationError` for missing outcomes in rows that carry weight."""
+    bad = ~np.isfinite(Y) & used
+    if bad.any():
+        rows_bad = bad.any(axis=1) if bad.ndim == 2 else bad
+        raise DataValidationError(
+            f"outcome {outcome!r}: expected finite values in every weighted row; found "
+            f"{int(bad.sum())} missing or infinite values in {int(rows_bad.sum())} rows "
+            f"({rows(rows_bad)}). Hint: drop these rows with data.subset(...) or impute them."
+        )
+
+
+def check_ps(ps: npt.ArrayLike, n: int, name: str = "ps") -> FloatArray:
+    """Validate user-supplied propensity scores: shape (n,), finite, strictly in (0, 1)."""
+    p = np.asarray(ps, dtype=np.float64)
+    if p.shape != (n,):
+        raise DataValidationError(
+            f"{name}: expected {n} propensity scores (one per row); found shape {p.shape}."
+        )
+    bad = ~np.isfinite(p) | (p <= 0.0) | (p >= 1.0)
+    if bad.any():
+        raise DataValidationError(
+            f"{name}: expected propensity scores strictly between 0 and 1; found {int(bad.sum())} "
+            f"at 0, 1, outside or missing ({rows(bad)}). Hint: trim these units "
+            "(trim=0.01 or trim='common_support') or use a calibrated classifier."
+        )
+    return p
+
+
+def trim_mask(
+    ps: FloatArray, d: FloatArray, rule: Any, cell: npt.NDArray[np.int64] | None, estimand: str
+) -> npt.NDArray[np.bool_]:
+    """Rows kept by a trimming rule (see :class:`mentor_impact.IPW`)."""
+    n = ps.size
+    if rule is None:
+        return np.ones(n, dtype=bool)
+    if isinstance(rule, str):
+        if rule == "crump":
+            a = crump_alpha(ps)
+            return (ps >= a) & (ps <= 1.0 - a)
+        if rule == "common_support":
+            codes = np.zeros(n, dtype=np.int64) if cell is None else np.unique(
+                cell, return_inverse=True
+            )[1]
+            G = int(codes.max()) + 1 if n else 0
+            t = d > 0.5
+            lo_c = np.full(G, np.inf)
+            hi_c = np.full(G, -np.inf)
+            np.minimum.at(lo_c, codes[~t], ps[~t])
+            np.maximum.at(hi_c, codes[~t], ps[~t])
+            lo_t = np.full(G, np.inf)
+            hi_t = np.full(G, -np.inf)
+            np.minimum.at(lo_t, codes[t], ps[t])
+            np.maximum.at(hi_t, codes[t], ps[t])
+            if estimand == "ATT":  # drop treated outside the control range of their cell
+                keep_t = (ps >= lo_c[codes]) & (ps <= hi_c[codes])
+                return np.where(t, keep_t, np.isfinite(lo_t[codes]))
+            if estimand == "ATC":
+                keep_c = (ps >= lo_t[codes]) & (ps <= hi_t[codes])
+                return np.where(t, np.isfinite(lo_c[codes]), keep_c)
+            lo = np.maximum(lo_c, lo_t)[codes]
+            hi = np.minimum(hi_c, hi_t)[codes]
+            return (ps >= lo) & (ps <= hi)
+        raise ConfigurationError(
+            "trim: expected None, a float alpha in (0, 0.5), a (lower, upper) pair, 'crump' or "
+            f"'common_support'; got {rule!r}."
+        )
+    if isinstance(rule, (tuple, list)) and len(rule) == 2:
+        lo_, hi_ = float(rule[0]), float(rule[1])
+    else:
+        try:
+            lo_ = float(rule)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                "trim: expected None, a float alpha in (0, 0.5), a (lower, upper) pair, 'crump' "
+                f"or 'common_support'; got an object of type {type(rule).__name__}."
+            ) from None
+        hi_ = 1.0 - lo_
+    if not (0.0 <= lo_ < hi_ <= 1.0):
+        raise ConfigurationError(
+            f"trim: expected 0 <= lower < upper <= 1; got lower={lo_}, upper={hi_}."
+        )
+    return (ps >= lo_) & (ps <= hi_)
+
+
+def crump_alpha(ps: FloatArray) -> float:
+    """Crump, Hotz, Imbens & Mitnik (2009) optimal trimming threshold alpha.
+
+    ``alpha`` solves ``1/(alpha(1-alpha)) = 2 E[g | g <= 1/(alpha(1-alpha))]`` with
+    ``g = 1/(e(1-e))``; ``alpha = 0`` when ``max g <= 2 E[g]``.
+    """
+    g = np.sort(1.0 / (ps * (1.0 - ps)))
+    if g.size == 0 or g[-1] <= 2.0 * g.mean():
+        return 0.0
+    cm = np.cumsum(g) / np.arange(1, g.size + 1)
+    # f(gamma) = gamma - 2 E[g | g <= gamma] changes sign between g_(k-1) and g_(k), the
+    # first order statistic with g_(k) >= 2 mean(g_(1..k)); there E[g | g <= gamma] is
+    # mean(g_(1..k-1)) and the root is gamma = 2 mean(g_(1..k-1)).
+    ok = g >= 2.0 * cm
+    k = int(np.argmax(ok)) if ok.any() else g.size
+    gam = 2.0 * cm[k - 1] if k > 0 else g[0]
+    # alpha(1 - alpha) = 1 / gam
+    return float(0.5 - np.sqrt(max(0.25 - 1.0 / gam, 0.0)))
+
+
+def truncate_weights(
+    omega: FloatArray, arm: npt.NDArray[np.bool_], spec: Any
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """Cap the weights of one arm at percentiles; returns new weights and the capped rows."""
+    if spec is None or not arm.any():
+        return omega, np.zeros(omega.size, dtype=bool)
+    if isinstance(spec, (tuple, list)) and len(spec) == 2:
+        lo_q, hi_q = float(spec[0]), float(spec[1])
+    else:
+        try:
+            lo_q, hi_q = 0.0, float(spec)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                "truncate: expected None, an upper percentile in (0.5, 1] such as 0.99, or a "
+                f"(lower, upper) pair of percentiles; got {type(spec).__name__}."
+            ) from None
+    if not (0.0 <= lo_q < hi_q <= 1.0):
+        raise ConfigurationError(
+            f"truncate: expected percentiles 0 <= lower < upper <= 1; got ({lo_q}, {hi_q})."
+        )
+    vals = omega[arm]
+    lo_v, hi_v = np.quantile(vals, [lo_q, hi_q])
+    new = omega.copy()
+    new[arm] = np.clip(vals, lo_v, hi_v)
+    capped = np.zeros(omega.size, dtype=bool)
+    capped[arm] = (vals < lo_v) | (vals > hi_v)
+    return new, capped
+
+
+def ess(weights: FloatArray) -> FloatArray:
+    """Kish effective sample size ``(sum w)^2 / sum w^2`` per column of a (n, K) matrix."""
+    s = weights.sum(axis=0)
+    s2 = (weights**2).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(s2 > 0, s**2 / s2, 0.0)
+
+
+def positivity_check(
+    owner: str, nu: FloatArray, arm: npt.NDArray[np.bool_], label: str, stacklevel: int = 3
+) -> None:
+    """Warn when the normalised weights ``nu`` (n, K) of one arm are extreme."""
+    n_arm = int(arm.sum())
+    if n_arm < 2:
+        return
+    sub = np.abs(nu[arm])
+    tot = sub.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(tot > 0, sub.max(axis=0) / tot, 0.0)
+    e = ess(sub)
+    worst_share = float(share.max())
+    worst_ess = float(e.min())
+    if worst_share > MAX_SHARE_WARN or worst_ess < ESS_WARN_FRACTION * n_arm:
+        warnings.warn(
+            f"{owner}: extreme {label} weights: effective sample size {worst_ess:.1f} of "
+            f"{n_arm} {label} rows, largest single weight share {worst_share:.1%}. Hint: "
+            "truncate the weights (truncate=0.99), trim on the propensity score, or use "
+            "overlap weights (estimand='ATO').",
+            PositivityWarning,
+            stacklevel=stacklevel,
+        )

@@ -1,0 +1,620 @@
+"""Inverse probability weighting for scalar outcomes and whole effect curves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from mentor_impact._kernels import weighting as K
+from mentor_impact.exceptions import (
+    ConfigurationError,
+    DataValidationError,
+    EstimationError,
+    SeparationWarning,
+)
+from mentor_impact.inference.covariance import Clustered, CovarianceEstimator
+from mentor_impact.results import EffectResults, make_effect_results
+from mentor_impact.weighting._common import (
+    PS_EPS,
+    check_outcome_finite,
+    check_ps,
+    choice,
+    ess,
+    outcome_matrix,
+    positivity_check,
+    rows,
+    trim_mask,
+    truncate_weights,
+)
+
+__all__ = ["IPW", "PropensityFit", "compare_estimands", "fit_propensity"]
+
+FloatArray = npt.NDArray[np.float64]
+
+_ESTIMANDS = ("ATT", "ATE", "ATC", "ATO")
+
+
+class PropensityFit:
+    """A fitted propensity score with what the stacked sandwich needs.
+
+    Parameters
+    ----------
+    ps : ndarray of shape (n,)
+        Propensity scores.
+    design : ndarray of shape (n, q) or None
+        Logit design matrix (intercept first) when the score is a logit MLE.
+    hessian : ndarray of shape (q, q) or None
+        ``Z' diag(w e (1 - e)) Z`` at the MLE.
+    source : str
+        ``"logit"`` (own Newton fit), ``"model"`` (a PropensityModel logit), or
+        ``"given"`` (fixed scores, treated as known).
+
+    Attributes
+    ----------
+    ps_if : ndarray of shape (n, q) or None
+        Scaled influence function of the logit coefficients,
+        ``w_i z_i (D_i - e_i) @ inv(hessian)``.
+    """
+
+    def __init__(
+        self,
+        ps: FloatArray,
+        design: FloatArray | None = None,
+        hessian: FloatArray | None = None,
+        source: str = "given",
+        d: FloatArray | None = None,
+        w: FloatArray | None = None,
+    ) -> None:
+        self.ps = ps
+        self.design = design
+        self.hessian = hessian
+        self.source = source
+        self.ps_if: FloatArray | None = None
+        if design is not None and hessian is not None and d is not None and w is not None:
+            try:
+                hinv = np.linalg.inv(hessian)
+            except np.linalg.LinAlgError:
+                hinv = np.linalg.pinv(hessian)
+            self.ps_if = (design * (w * (d - ps))[:, None]) @ hinv
+
+
+def fit_propensity(
+    data: Any, propensity: Any = None, ps: npt.ArrayLike | None = None, owner: str = "IPW"
+) -> PropensityFit:
+    """Fit (or take) the propensity score of ``data``.
+
+    Parameters
+    ----------
+    data : EvaluationData
+        The evaluation sample; ``X``, ``treatment`` and ``weight`` are used.
+    propensity : PropensityModel, scikit-learn classifier or None
+        ``None`` fits an unpenalised logit of ``D`` on ``[1, X]`` with the sampling weights
+        (Newton-Raphson, exact MLE). A :class:`mentor_impact.propensity.PropensityModel` is
+        fitted on ``data``; when it is a logit (its ``estimator`` is ``None``) its design and
+        information enter the stacked sandwich. Any other classifier with
+        ``predict_proba`` is fitted with ``sample_weight`` and its scores treated as known.
+    ps : array-like of shape (n,), optional
+        Fixed propensity scores (treated as known); overrides ``propensity``.
+    owner : str
+        Name used in messages.
+
+    Returns
+    -------
+    PropensityFit
+        Scores and sandwich ingredients.
+    """
+    d = data.treatment.astype(np.float64)
+    w = np.asarray(data.weight, dtype=np.float64)
+    if ps is not None:
+        return PropensityFit(check_ps(ps, data.n), source="given")
+    if propensity is None:
+        Z = np.empty((data.n, data.X.shape[1] + 1))
+        Z[:, 0] = 1.0
+        Z[:, 1:] = data.X
+        fit = K.logit_fit(Z, d, w)
+        if fit.max_abs_eta > 30.0 or not fit.converged:
+            import warnings
+
+            extreme = (fit.ps < PS_EPS) | (fit.ps > 1.0 - PS_EPS)
+            warnings.warn(
+                f"{owner}: the propensity logit shows signs of (quasi-)separation: "
+                f"{int(extreme.sum())} fitted scores within 1e-12 of 0 or 1 "
+                f"({rows(extreme) if extreme.any() else 'none yet'}), converged="
+                f"{fit.converged}. Hint: drop or merge the covariates that predict treatment "
+                "perfectly, or trim.",
+                SeparationWarning,
+                stacklevel=3,
+            )
+        return PropensityFit(fit.ps, Z, fit.hessian, "logit", d, w)
+    if not (hasattr(propensity, "fit") and hasattr(propensity, "predict_proba")):
+        raise ConfigurationError(
+            f"propensity: expected None, a PropensityModel or a scikit-learn classifier with "
+            f"fit and predict_proba; got an object of type {type(propensity).__name__} "
+            "without them. Hint: wrap regressors in a classifier or pass ps=... directly."
+        )
+    from sklearn.base import clone
+
+    model = clone(propensity) if hasattr(propensity, "get_params") else propensity
+    if type(model).__name__ == "PropensityModel":
+        model.fit(data)
+        psv = np.asarray(model.ps_, dtype=np.float64)
+        if getattr(model, "estimator", None) is None and getattr(model, "information_", None) is not None:
+            Z = np.asarray(model.design_matrix(data), dtype=np.float64)
+            return PropensityFit(psv, Z, np.asarray(model.information_), "model", d, w)
+        return PropensityFit(psv, source="given")
+    model.fit(data.X, data.treatment, sample_weight=w)
+    proba = np.asarray(model.predict_proba(data.X))
+    classes = list(getattr(model, "classes_", [0, 1]))
+    psv = np.asarray(proba[:, classes.index(1)], dtype=np.float64)
+    return PropensityFit(psv, source="given")
+
+
+class IPW:
+    """Inverse probability weighting (Hajek or Horvitz-Thompson) for scalars and curves.
+
+    Parameters
+    ----------
+    estimand : {"ATT", "ATE", "ATC", "ATO"}, default="ATT"
+        Target population: treated (controls weighted by ``e/(1-e)``), everyone (``1/e``,
+        ``1/(1-e)``), controls (treated weighted by ``(1-e)/e``) or the overlap population
+        (Li, Morgan & Zaslavsky 2018: treated ``1-e``, controls ``e``).
+    normalized : bool, default=True
+        Hajek (weights normalised to sum to one within each arm and risk set) if True,
+        Horvitz-Thompson (divided by the target count) if False.
+    trim : None, float, (float, float), "crump" or "common_support", default=None
+        Trimming on the propensity score before weighting: ``alpha`` keeps
+        ``alpha <= e <= 1 - alpha`` (rule of thumb 0.1); a pair keeps ``lower <= e <= upper``;
+        ``"crump"`` the Crump, Hotz, Imbens & Mitnik (2009) optimal alpha; ``"common_support"``
+        min-max common support within exact cells (ATT: treated outside the control range
+        of their cell are dropped). Trimming changes the estimand; counts are in
+        ``results.dropped``.
+    truncate : None, float or (float, float), default=None
+        Cap the weights of the weighted arm(s) at percentiles of their distribution
+        (Cole & Hernan 2008): ``0.99`` caps at the 99th percentile, ``(0.01, 0.99)`` at both
+        ends. For the ATT only control weights are truncated.
+    propensity : PropensityModel, classifier or None, default=None
+        Propensity model (see :func:`fit_propensity`); ``None`` fits a logit of the treatment
+        on ``[1, X]`` with the sampling weights.
+    by_risk_set : bool, default=True
+        For risk-set data (``data.start_week`` present), normalise within each risk set and
+        aggregate over start weeks with the target-population shares (METHODS §5.3).
+
+    Notes
+    -----
+    * Hajek estimator within risk set ``s``:
+      ``m_as = sum_{i in s, arm a} w_i omega_i Y_i / sum w_i omega_i`` and
+      ``theta = sum_s pi_s (m_1s - m_0s)`` with ``pi_s`` the share of the target population
+      (ATT: weighted treated count ``N_1(s)/N_1``). Without risk sets (or with
+      ``by_risk_set=False``) there is one group, and the ATT is R's coefficient of ``treat``
+      in ``lm(y ~ treat, weights = w_att)``.
+    * Horvitz-Thompson: ``sum w (D omega_1 - (1-D) omega_0) Y / sum w t`` with ``t`` the
+      target density (ATT: ``D``); normalising within risk sets by ``N_1(s)`` and
+      aggregating with ``N_1(s)/N_1`` gives the same number.
+    * ``w`` are sampling / frequency weights (``data.weight``, ``1/pi`` for subsampled
+      controls); they multiply the balancing weights and enter the logit likelihood, so
+      integer weights equal duplicated rows.
+    * Inference: stacked M-estimation (Lunceford & Davidian 2004) of the logit score
+      ``w z (D - e)``, the arm means and the target shares. The influence function includes
+      the propensity estimation term ``(d theta / d gamma) H^{-1} w z (D - e)``; the
+      default covariance is ``Clustered("person")`` for risk-set data (meat summed within
+      person, ``G/(G-1)`` factor) and ``IID()`` (``A^-1 B A^-T / n``, no small-sample
+      factor; equal to statsmodels' / Stata's ``teffects ipw``) otherwise. With fixed scores
+      (``ps=``) or a non-logit classifier the scores are treated as known; then IID equals
+      R's ``sandwich::vcovHC(lm(y ~ treat, weights), type = "HC0")``.
+    * Truncated weights are held fixed in the derivative (their rows get no PS term);
+      trimming thresholds are held fixed, and the logit is fitted on all rows.
+    * Results expose ``weights``: the final per-row weights (normalised so that each arm's
+      weights sum to the arm's target size, zero for trimmed rows) for reuse by duration
+      estimators; ``extra["ess"]`` holds the effective sample size by target.
+    """
+
+    def __init__(
+        self,
+        *,
+        estimand: str = "ATT",
+        normalized: bool = True,
+        trim: Any = None,
+        truncate: Any = None,
+        propensity: Any = None,
+        by_risk_set: bool = True,
+    ) -> None:
+        self.estimand = estimand
+        self.normalized = normalized
+        self.trim = trim
+        self.truncate = truncate
+        self.propensity = propensity
+        self.by_risk_set = by_risk_set
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Return the constructor parameters (scikit-learn convention)."""
+        return {
+            "estimand": self.estimand,
+            "normalized": self.normalized,
+            "trim": self.trim,
+            "truncate": self.truncate,
+            "propensity": self.propensity,
+            "by_risk_set": self.by_risk_set,
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"IPW({args})"
+
+    # ------------------------------------------------------------------ public
+    def fit(
+        self,
+        data: Any,
+        *,
+        outcome: str,
+        cov: CovarianceEstimator | str | None = None,
+        ps: npt.ArrayLike | None = None,
+        dynamic: str = "A",
+        hazard: npt.ArrayLike | None = None,
+        eligible_weeks: str | npt.ArrayLike | None = None,
+        horizon: int | None = None,
+    ) -> EffectResults:
+        """Estimate the weighted contrast for one outcome.
+
+        Parameters
+        ----------
+        data : EvaluationData
+            The evaluation sample.
+        outcome : str
+            Name of a scalar outcome or a curve over ``data.tau``.
+        cov : IID, Clustered or str, optional
+            Covariance; default ``Clustered("person")`` for risk-set data, else ``IID()``.
+        ps : array-like of shape (n,), optional
+            Fixed propensity scores (treated as known).
+        dynamic : {"A", "B"}, default="A"
+            Estimand A ("start now vs not now") or B ("start now vs no start during the
+            follow-up"): controls are censored at their own later start and reweighted by
+            the inverse probability of remaining untreated (METHODS §5.4).
+        hazard : array-like of shape (n,) or (n, K), optional
+            Estimand B: weekly start hazard of each control after ``s``; default the
+            propensity score itself (the pooled weekly start hazard of METHODS §5.1). A
+            (n, K) array is taken as the probability of remaining untreated through
+            ``tau`` directly.
+        eligible_weeks : str or array-like of shape (n,), optional
+            Estimand B: number of weeks after ``s`` that the control stays eligible (weeks
+            after leaving eligibility contribute a factor 1); a frame column name or an
+            array, negative = through the whole horizon. Default: the frame column
+            ``eligible_until`` if present, else eligible throughout.
+        horizon : int, optional
+            Estimand B with a scalar outcome: the horizon week ``tau`` at which the outcome
+            is measured (controls starting at or before it are censored). Required then.
+
+        Returns
+        -------
+        EffectResults
+            Estimates over the targets with influence functions, per-row ``weights`` and
+            ``extra`` (``ess``, ``ps``, ``n_trimmed``, ``n_truncated``, for B
+            ``share_later_treated`` and ``n_censored``).
+
+        Raises
+        ------
+        ConfigurationError
+            Invalid options.
+        DataValidationError
+            Propensity scores at 0 or 1, missing outcomes, an empty arm after trimming.
+        """
+        self._check_params()
+        choice("IPW.fit", "dynamic", dynamic, ("A", "B"))
+        if dynamic == "B" and self.estimand != "ATT":
+            raise ConfigurationError(
+                f"dynamic: estimand B is defined for the ATT only; got estimand="
+                f"{self.estimand!r}. Hint: use IPW(estimand='ATT')."
+            )
+        if dynamic == "B" and data.later_start is None and "later_start" not in data.frame:
+            raise DataValidationError(
+                "later_start: estimand B needs each control's weeks to its own later start; "
+                "found no later_start in the data. Hint: build the data with RiskSetDesign."
+            )
+        Y, curve = outcome_matrix(data, outcome)
+        n, Kt = Y.shape
+        d = data.treatment.astype(np.float64)
+        w = np.asarray(data.weight, dtype=np.float64)
+        pf = fit_propensity(data, self.propensity, ps)
+        e = pf.ps
+        keep = trim_mask(e, d, self.trim, data.cell, self.estimand)
+        n_trim = int((~keep).sum())
+        wk = np.where(keep, w, 0.0)
+        t_arm = d > 0.5
+        for arm_name, arm in (("treated", t_arm), ("control", ~t_arm)):
+            if not (keep & arm & (wk > 0)).any():
+                raise DataValidationError(
+                    f"data: expected treated and control rows with positive weight after "
+                    f"trimming; found no {arm_name} rows ({n_trim} of {n} rows trimmed). Hint: "
+                    "relax trim or check the treatment coding."
+                )
+        # PS at 0 / 1 in rows that need 1/e or 1/(1-e)
+        need = self._needs_inverse(d, keep)
+        bad = need & ((e < PS_EPS) | (e > 1.0 - PS_EPS))
+        if bad.any():
+            raise EstimationError(
+                f"ps: expected propensity scores strictly inside (0, 1) where weights divide by "
+                f"them; found {int(bad.sum())} rows at 0 or 1 ({rows(bad)}). Hint: trim "
+                "(trim=0.01 or 'common_support') or use overlap weights (estimand='ATO')."
+            )
+        eu = np.clip(e, PS_EPS, 1.0 - PS_EPS)
+        omega, g, t, tp = K.arm_weights(eu, d, self.estimand)
+        # truncation of the weighted arm(s)
+        n_trunc = 0
+        arms = [~t_arm] if self.estimand == "ATT" else [t_arm] if self.estimand == "ATC" else [
+            t_arm, ~t_arm]
+        for arm in arms:
+            omega, capped = truncate_weights(omega, arm & keep, self.truncate)
+            g = np.where(capped, 0.0, g)
+            n_trunc += int(capped.sum())
+        if not np.all(np.isfinite(omega[keep])):
+            raise EstimationError(
+                "weights: expected finite balancing weights; found infinite ones. Hint: trim."
+            )
+        groups, n_groups = self._groups(data)
+        omega0: FloatArray = omega
+        g0: FloatArray = g
+        extra: dict[str, Any] = {}
+        if dynamic == "B":
+            omega0, g0, keep_b, info = _estimand_b_weights(
+                data, eu, omega, g, Kt, curve, hazard, eligible_weeks, horizon
+            )
+            extra.update(info)
+            uses = (wk[:, None] > 0) & np.where(t_arm[:, None], True, keep_b)
+            Y = np.where(uses, Y, 0.0) if not np.isfinite(Y).all() else Y
+            check_outcome_finite(Y, uses, outcome)
+        else:
+            check_outcome_finite(Y, (wk > 0)[:, None] & np.ones((1, Kt), bool), outcome)
+        Zd = pf.design
+        psif = pf.ps_if
+        if self.normalized:
+            theta, m1, m0, phi = K.hajek_if(
+                Y, d, wk, omega, omega0, g, g0, t, tp, Zd, psif, groups, n_groups
+            )
+        else:
+            theta, m1, m0, phi = K.horvitz_thompson_if(
+                Y, d, wk, omega, omega0, g, g0, t, tp, Zd, psif
+            )
+        # normalised weights for reuse / ESS
+        nu1 = np.where(t_arm, wk * omega, 0.0)
+        nu0 = np.where(~t_arm[:, None], (wk[:, None] * (omega0 if omega0.ndim == 2 else
+                                                          omega0[:, None])), 0.0)
+        ess1 = ess(nu1[t_arm][:, None])
+        ess0 = ess(nu0[~t_arm])
+        positivity_check("IPW", nu1[:, None], t_arm & keep, "treated")
+        positivity_check("IPW", nu0, ~t_arm & keep, "control")
+        tw = wk * t
+        target_n = float(tw.sum())
+        s1, s0 = nu1.sum(), nu0[:, 0].sum()
+        weights = np.where(
+            t_arm, nu1 * (target_n / s1 if s1 > 0 else 0.0), nu0[:, 0] * (target_n / s0 if s0 > 0
+                                                                          else 0.0)
+        )
+        tau = data.tau if curve else None
+        ess_frame = pd.DataFrame(
+            {
+                "target": list(_targets(outcome, tau, Kt)),
+                "ess_treated": np.broadcast_to(ess1, (Kt,)),
+                "ess_control": np.broadcast_to(ess0, (Kt,)),
+            }
+        )
+        extra.update(
+            {
+                "ess": ess_frame,
+                "ps": e,
+                "ps_source": pf.source,
+                "n_trimmed": n_trim,
+                "n_truncated": n_trunc,
+                "dynamic_estimand": dynamic,
+                "normalized": self.normalized,
+                "n_risk_sets": n_groups if groups is not None else 1,
+            }
+        )
+        cov_use = cov
+        if cov_use is None:
+            cov_use = Clustered("person") if data.start_week is not None else "iid"
+        dropped = {"trimmed": n_trim} if n_trim else {}
+        estimand_label = self.estimand if dynamic == "A" else f"{self.estimand}-B"
+        return make_effect_results(
+            estimator="IPW" if self.normalized else "IPW-HT",
+            estimand=estimand_label,
+            outcome=outcome,
+            estimate=theta,
+            influence=phi,
+            cov=cov_use,
+            cluster=data.cluster,
+            tau=tau,
+            treated_mean=m1,
+            counterfactual_mean=m0,
+            n=int(keep.sum()),
+            n_treated=int((keep & t_arm).sum()),
+            n_control=int((keep & ~t_arm).sum()),
+            dropped=dropped,
+            weights=weights,
+            extra=extra,
+            config={**self.get_params(), "propensity": repr(self.propensity), "dynamic": dynamic},
+            frame=data.frame,
+        )
+
+    def fit_ab(
+        self, data: Any, *, outcome: str, cov: CovarianceEstimator | str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, EffectResults]:
+        """Fit estimands A and B on the same data; see :meth:`fit` and :func:`compare_estimands`.
+
+        Parameters
+        ----------
+        data : EvaluationData
+            Risk-set data with ``later_start``.
+        outcome : str
+            Outcome name.
+        cov : IID, Clustered or str, optional
+            Covariance (default clustered by person for risk-set data).
+        **kwargs
+            Passed to :meth:`fit` (``ps``, ``hazard``, ``eligible_weeks``).
+
+        Returns
+        -------
+        dict
+            ``{"A": results_A, "B": results_B}``.
+        """
+        ps = kwargs.pop("ps", None)
+        horizon = kwargs.get("horizon")
+        a = self.fit(data, outcome=outcome, cov=cov, ps=ps, horizon=horizon)
+        b = self.fit(data, outcome=outcome, cov=cov, ps=ps, dynamic="B", **kwargs)
+        return {"A": a, "B": b}
+
+    # ------------------------------------------------------------------ helpers
+    def _check_params(self) -> None:
+        choice("IPW", "estimand", self.estimand, _ESTIMANDS)
+        if not isinstance(self.normalized, (bool, np.bool_)):
+            raise ConfigurationError(
+                f"The 'normalized' parameter of IPW must be a bool. Got {self.normalized!r} "
+                "instead."
+            )
+
+    def _needs_inverse(self, d: FloatArray, keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        t = d > 0.5
+        if self.estimand == "ATT":
+            return keep & ~t
+        if self.estimand == "ATC":
+            return keep & t
+        if self.estimand == "ATE":
+            return keep
+        return np.zeros_like(keep)
+
+    def _groups(self, data: Any) -> tuple[npt.NDArray[np.int64] | None, int]:
+        if not self.by_risk_set or data.start_week is None or not self.normalized:
+            return None, 1
+        _, codes = np.unique(data.start_week, return_inverse=True)
+        return codes.astype(np.int64), int(codes.max()) + 1 if codes.size else 0
+
+
+def _targets(outcome: str, tau: npt.NDArray[np.int64] | None, k: int) -> tuple[str, ...]:
+    if tau is None:
+        return (outcome,)
+    return tuple(f"tau={int(x)}" for x in tau)
+
+
+def _estimand_b_weights(
+    data: Any,
+    e: FloatArray,
+    omega: FloatArray,
+    g: FloatArray,
+    Kt: int,
+    curve: bool,
+    hazard: npt.ArrayLike | None,
+    eligible_weeks: str | npt.ArrayLike | None,
+    horizon: int | None,
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], dict[str, Any]]:
+    """Control weights of estimand B, (n, K): censoring at the later start, IPCW."""
+    n = data.n
+    ls = data.later_start if data.later_start is not None else np.asarray(
+        data.frame["later_start"], dtype=np.int64)
+    ls = np.asarray(ls, dtype=np.int64)
+    if curve:
+        tau = np.asarray(data.tau, dtype=np.int64)
+    else:
+        if horizon is None:
+            raise ConfigurationError(
+                "horizon: estimand B with a scalar outcome needs the horizon week at which the "
+                "outcome is measured; got None. Hint: pass horizon=52 (say) or use a curve."
+            )
+        tau = np.asarray([int(horizon)], dtype=np.int64)
+    treated = data.treatment > 0
+    # censored at own later start S_j = s + later_start: kept at tau iff later_start > tau
+    keep_b = (ls[:, None] < 0) | (ls[:, None] > tau[None, :])
+    keep_b[treated] = True
+    # eligible weeks after s
+    if eligible_weeks is None and "eligible_until" in data.frame.columns:
+        eligible_weeks = "eligible_until"
+    if eligible_weeks is None:
+        elig = np.full(n, np.iinfo(np.int64).max // 4, dtype=np.int64)
+    else:
+        ev = (np.asarray(data.frame[eligible_weeks]) if isinstance(eligible_weeks, str)
+              else np.asarray(eligible_weeks))
+        ev = np.asarray(pd.to_numeric(pd.Series(ev), errors="coerce").to_numpy(float))
+        if ev.shape != (n,):
+            raise DataValidationError(
+                f"eligible_weeks: expected {n} values; found shape {ev.shape}."
+            )
+        elig = np.where(~np.isfinite(ev) | (ev < 0), np.iinfo(np.int64).max // 4,
+                        np.nan_to_num(ev)).astype(np.int64)
+    m = np.minimum(tau[None, :], elig[:, None]).astype(np.float64)  # (n, K) weeks at risk
+    if hazard is None:
+        h = e
+        log_surv = m * np.log1p(-h)[:, None]
+        dlog = m * h[:, None]  # d(-log S)/d gamma = m e z
+    else:
+        hz = np.asarray(hazard, dtype=np.float64)
+        if hz.shape == (n,):
+            if np.any(~np.isfinite(hz) | (hz < 0) | (hz >= 1)):
+                bad = ~np.isfinite(hz) | (hz < 0) | (hz >= 1)
+                raise DataValidationError(
+                    f"hazard: expected weekly hazards in [0, 1); found {int(bad.sum())} others "
+                    f"({rows(bad)})."
+                )
+            log_surv = m * np.log1p(-hz)[:, None]
+        elif hz.shape == (n, Kt):
+            bad = ~np.isfinite(hz) | (hz <= 0) | (hz > 1)
+            if (bad & ~treated[:, None]).any():
+                bad_rows = (bad & ~treated[:, None]).any(axis=1)
+                raise DataValidationError(
+                    "hazard: a (n, K) array is the probability of remaining untreated and must "
+                    f"lie in (0, 1]; found {int(bad.sum())} others in {int(bad_rows.sum())} "
+                    f"rows ({rows(bad_rows)})."
+                )
+            log_surv = np.log(np.where(bad, 1.0, hz))
+        else:
+            raise DataValidationError(
+                f"hazard: expected shape ({n},) or ({n}, {Kt}); found {hz.shape}."
+            )
+        dlog = np.zeros((n, Kt))
+    inv_s = np.exp(-log_surv)
+    om0 = np.where(keep_b, omega[:, None] * inv_s, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(omega > 0, g / omega, 0.0)
+    g0 = om0 * (ratio[:, None] + dlog)
+    ctrl = ~treated
+    later = ctrl & (ls >= 0)
+    info = {
+        "share_later_treated": float(later.sum() / max(ctrl.sum(), 1)),
+        "n_censored": np.asarray((~keep_b[ctrl]).sum(axis=0), dtype=np.int64),
+        "hazard_source": "ps" if hazard is None else "given",
+    }
+    return om0, g0, keep_b, info
+
+
+def compare_estimands(results: dict[str, EffectResults], level: float = 0.95) -> pd.DataFrame:
+    """Put estimands A and B side by side.
+
+    Parameters
+    ----------
+    results : dict
+        ``{"A": results_A, "B": results_B}`` as returned by :meth:`IPW.fit_ab` (any
+        labels work).
+    level : float, default=0.95
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per target; columns ``estimate_<label>``, ``std_error_<label>``,
+        ``ci_lower_<label>``, ``ci_upper_<label>`` per estimand.
+    """
+    frames = []
+    for label, res in results.items():
+        ci = res.conf_int(level)
+        frames.append(
+            pd.DataFrame(
+                {
+                    f"estimate_{label}": res.estimate,
+                    f"std_error_{label}": res.std_errors.to_numpy(),
+                    f"ci_lower_{label}": ci["lower"].to_numpy(),
+                    f"ci_upper_{label}": ci["upper"].to_numpy(),
+                },
+                index=res.index,
+            )
+        )
+    return pd.concat(frames, axis=1)
