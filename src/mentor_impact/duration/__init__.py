@@ -2,11 +2,17 @@
 
 from mentor_impact.duration._survival_results import ArmCurve, SurvivalResults
 from mentor_impact.duration.nonparametric import AalenJohansen, KaplanMeier, logrank_test
+from mentor_impact.duration._regression_results import RegressionResults
+from mentor_impact.duration.cox import CoxPH, CoxPHResults, marginal_hazard_ratio
 
 __all__ = [
     "AalenJohansen",
     "ArmCurve",
+    "CoxPH",
+    "CoxPHResults",
     "KaplanMeier",
+    "RegressionResults",
     "SurvivalResults",
     "logrank_test",
+    "marginal_hazard_ratio",
 ]
