@@ -1,0 +1,171 @@
+"""Event-time outcomes: vectorised kernels against plain-loop twins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mentor_impact._kernels import design as K
+from mentor_impact.design.outcomes import EXIT_CAUSES, event_time_outcomes, outcome_luts
+from mentor_impact.exceptions import DataValidationError
+from mentor_impact.registers.catalog import StateCatalog
+
+CAT = StateCatalog.default()
+STATES = CAT.STATES
+NS = len(STATES)
+DEAD = STATES.index("dead_emigrated")
+
+
+def random_states(n: int, w: int, seed: int, stay: float = 0.9) -> np.ndarray:
+    """Markov-like state paths (sticky), with rare deaths that are absorbing."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((n, w), dtype=np.int8)
+    x[:, 0] = rng.integers(0, 8, n)
+    for t in range(1, w):
+        move = rng.random(n) > stay
+        new = rng.integers(0, 8, n)
+        x[:, t] = np.where(move, new, x[:, t - 1])
+        die = rng.random(n) < 0.0015
+        x[:, t] = np.where(die | (x[:, t - 1] == DEAD), DEAD, x[:, t])
+    return x
+
+
+# ---------------------------------------------------------------- plain-loop twins
+def ref_curve(states, r, s, h, members):
+    w = states.shape[1]
+    out = []
+    for tau in range(h + 1):
+        c = s + tau
+        out.append(-1 if c >= w else int(states[r, c] in members))
+    return out
+
+
+def ref_first_sustained(states, r, s, h, members, length):
+    w = states.shape[1]
+    tau_max = min(h, w - 1 - s)
+    death = None
+    for tau in range(0, tau_max + 1):
+        if states[r, s + tau] == DEAD:
+            death = tau
+            break
+    for k in range(1, tau_max - length + 2):
+        if death is not None and death <= k:
+            break
+        if all(states[r, s + k + j] in members for j in range(length)):
+            return k, 1
+    admin = max(tau_max - length + 1, 0)
+    if death is not None and death < admin:
+        return death, 0
+    return admin, 0
+
+
+def ref_first_exit(states, r, s, h, origin):
+    w = states.shape[1]
+    tau_max = min(h, w - 1 - s)
+    cause_of = {"employed": 1, "education": 2, "health_benefit": 3, "retired_disabled": 3,
+                "dead_emigrated": 0}
+    for k in range(1, tau_max + 1):
+        st = STATES[states[r, s + k]]
+        if st not in origin:
+            return k, cause_of.get(st, 4)
+    return tau_max, 0
+
+
+@pytest.fixture(scope="module")
+def world():
+    states = random_states(60, 130, seed=3)
+    rng = np.random.default_rng(4)
+    m = 80
+    rows = rng.integers(0, 60, m).astype(np.int64)
+    s = rng.integers(1, 129, m).astype(np.int64)
+    return states, rows, s
+
+
+@pytest.mark.parametrize("censor", [False, True])
+def test_curves_and_scalars_match_loop(world, censor):
+    states, rows, s = world
+    h = 40
+    if not censor:
+        keep = s + h <= states.shape[1] - 1
+        rows, s = rows[keep], s[keep]
+    outs, _, _ = event_time_outcomes(
+        states, rows, s, catalog=CAT, horizon=h, windows=((1, 20), (5, 40)),
+        status_weeks=(10, 40), censor_missing=censor, chunk=7,
+    )
+    for name in ("employed", "self_support", "on_benefit", "employment_or_education"):
+        members = CAT.members(name)
+        ref = np.array([ref_curve(states, r, t, h, members) for r, t in zip(rows, s)], float)
+        got = outs[name].astype(float)
+        if censor:
+            assert outs[name].dtype == np.float32
+            np.testing.assert_array_equal(np.isnan(got), ref < 0)
+            got = np.where(np.isnan(got), -1, got)
+        else:
+            assert outs[name].dtype == np.int8
+        np.testing.assert_array_equal(got, ref)
+        acc = np.where(ref[:, 1:21] < 0, np.nan, ref[:, 1:21]).sum(axis=1)
+        np.testing.assert_array_equal(outs[f"{name}_acc_1_20"].astype(float), acc)
+        st = np.where(ref[:, 40] < 0, np.nan, ref[:, 40])
+        np.testing.assert_array_equal(outs[f"{name}_w40"].astype(float), st)
+    assert "employed_acc_1_52" not in outs  # windows beyond H are skipped
+
+
+def test_durations_match_loop(world):
+    states, rows, s = world
+    h = 40
+    _, durs, elig = event_time_outcomes(
+        states, rows, s, catalog=CAT, horizon=h, sustain=3, censor_missing=True, chunk=11,
+    )
+    ss_members = CAT.members("self_support")
+    origin = ("passive_benefit", "activation", "subsidised_job")
+    target = (STATES.index("passive_benefit"), STATES.index("activation"))
+    for i, (r, t) in enumerate(zip(rows, s)):
+        assert (durs["first_self_support"].time[i], durs["first_self_support"].event[i]) == \
+            ref_first_sustained(states, r, t, h, ss_members, 3), i
+        assert (durs["first_exit"].time[i], durs["first_exit"].event[i]) == \
+            ref_first_exit(states, r, t, h, origin), i
+        # eligible_until: first tau with state not in target (or past the end), + 1
+        eu = h + 1
+        for tau in range(h + 1):
+            c = t + tau
+            if c >= states.shape[1] or states[r, c] not in target:
+                eu = tau + 1
+                break
+        assert elig[i] == eu
+    assert durs["first_exit"].causes == EXIT_CAUSES
+
+
+def test_gather_windows_matches_loop(world):
+    states, rows, s = world
+    got = K.gather_windows(states, rows, s - 20, 35, chunk=9)
+    for i, (r, t) in enumerate(zip(rows, s)):
+        for j in range(35):
+            c = t - 20 + j
+            exp = states[r, c] if 0 <= c < states.shape[1] else -1
+            assert got[i, j] == exp
+
+
+def test_first_sustained_edge_cases():
+    ind = np.array([[0, 1, 1, 1, 0], [1, 1, 1, 1, 1], [0, 1, 1, -1, 1], [0, 0, 0, 1, 1]],
+                   dtype=np.int8)
+    assert K.first_sustained(ind, 3).tolist() == [1, 1, -1, -1]
+    assert K.first_sustained(ind, 2).tolist() == [1, 1, 1, 3]
+    assert K.first_sustained(ind, 6).tolist() == [-1, -1, -1, -1]
+
+
+def test_unknown_outcome_name_is_rejected():
+    with pytest.raises(DataValidationError, match=r"outcomes: expected state or union names.*1 unknown"):
+        outcome_luts(CAT, ["employed", "jobs"])
+
+
+def test_row_order_does_not_change_outcomes(world):
+    states, rows, s = world
+    keep = s + 30 <= states.shape[1] - 1
+    rows, s = rows[keep], s[keep]
+    perm = np.random.default_rng(0).permutation(rows.size)
+    a, da, ea = event_time_outcomes(states, rows, s, catalog=CAT, horizon=30)
+    b, db, eb = event_time_outcomes(states, rows[perm], s[perm], catalog=CAT, horizon=30)
+    for k in a:
+        np.testing.assert_array_equal(a[k][perm], b[k])
+    np.testing.assert_array_equal(ea[perm], eb)
+    np.testing.assert_array_equal(da["first_exit"].time[perm], db["first_exit"].time)
