@@ -1,0 +1,44 @@
+"""Minimal progress reporting for long pipeline steps (stderr; silent with ``quiet``)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """Report the steps of a pipeline with their durations.
+
+    Parameters
+    ----------
+    quiet : bool, default=False
+        Print nothing (for CI logs).
+    total : int, optional
+        Number of steps, shown as ``[i/total]``.
+    """
+
+    def __init__(self, *, quiet: bool = False, total: int | None = None) -> None:
+        self.quiet = quiet
+        self.total = total
+        self.count = 0
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time a step, printing its name when it starts and its duration when it ends."""
+        self.count += 1
+        prefix = f"[{self.count}/{self.total}] " if self.total else f"[{self.count}] "
+        if not self.quiet:
+            print(f"{prefix}{name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            self.timings[name] = self.timings.get(name, 0.0) + dt
+            if not self.quiet:
+                print(f"{prefix}{name}: done in {dt:.1f} s", file=sys.stderr, flush=True)
