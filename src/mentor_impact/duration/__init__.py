@@ -1,9 +1,14 @@
 """Duration outcomes: nonparametric curves, hazard regression and treatment effects on durations."""
 
-from mentor_impact.duration._survival_results import ArmCurve, SurvivalResults
-from mentor_impact.duration.nonparametric import AalenJohansen, KaplanMeier, logrank_test
 from mentor_impact.duration._regression_results import RegressionResults
+from mentor_impact.duration._survival_results import ArmCurve, SurvivalResults
 from mentor_impact.duration.cox import CoxPH, CoxPHResults, marginal_hazard_ratio
+from mentor_impact.duration.nonparametric import AalenJohansen, KaplanMeier, logrank_test
+from mentor_impact.duration.toe import (
+    TimingOfEvents,
+    TimingOfEventsResults,
+    spells_from_register,
+)
 
 __all__ = [
     "AalenJohansen",
@@ -13,6 +18,9 @@ __all__ = [
     "KaplanMeier",
     "RegressionResults",
     "SurvivalResults",
+    "TimingOfEvents",
+    "TimingOfEventsResults",
     "logrank_test",
     "marginal_hazard_ratio",
+    "spells_from_register",
 ]

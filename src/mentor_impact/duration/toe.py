@@ -1,0 +1,1468 @@
+"""Timing-of-events (ToE) mixed proportional hazard model (Abbring & van den Berg 2003).
+
+Grouped (weekly) competing-risks exit hazards and a mentor-start hazard, each with a
+piecewise-constant baseline and time-constant covariates, treatment effects on the exit
+hazards by time-since-start bin (lock-in and post-programme effects), and a discrete joint
+distribution of the unobserved heterogeneity with K support points chosen by AIC. See
+``METHODS.md`` section 5.7 and ``docs/timing_of_events.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import optimize, stats
+from scipy.special import logsumexp
+
+from mentor_impact._kernels import toe as K_
+from mentor_impact._rng import SeedLike, as_generator
+from mentor_impact.exceptions import (
+    ConfigurationError,
+    ConvergenceError,
+    ConvergenceWarning,
+    DataValidationError,
+    EstimationError,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from mentor_impact.results import EffectResults
+
+__all__ = ["TimingOfEvents", "TimingOfEventsResults", "spells_from_register"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_LV_BOUND = 20.0
+
+
+def _rows_text(mask: npt.NDArray[np.bool_], limit: int = 5) -> str:
+    pos = np.flatnonzero(mask)
+    shown = ", ".join(str(int(p)) for p in pos[:limit])
+    more = ", ..." if pos.size > limit else ""
+    return f"{pos.size} (rows {shown}{more})"
+
+
+def _check_cuts(name: str, cuts: Sequence[int]) -> IntArray:
+    arr = np.asarray(cuts)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ConfigurationError(
+            f"{name}: expected a non-empty sequence of integer week cut points starting at 0; "
+            f"found {arr.size} values. Hint: e.g. (0, 13, 26, 52)."
+        )
+    if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+        raise ConfigurationError(
+            f"{name}: expected integer weeks; found non-integer values. Hint: round the cuts."
+        )
+    arr = arr.astype(np.int64)
+    if arr[0] != 0:
+        raise ConfigurationError(
+            f"{name}: expected the first cut to be 0; found a first cut of another value. "
+            "Hint: prepend 0."
+        )
+    if np.any(np.diff(arr) <= 0):
+        bad = int(np.sum(np.diff(arr) <= 0))
+        raise ConfigurationError(
+            f"{name}: expected strictly increasing cuts; found {bad} non-increasing steps. "
+            "Hint: sort and de-duplicate the cuts."
+        )
+    return arr
+
+
+def _interval_labels(cuts: IntArray, prefix: str = "") -> tuple[str, ...]:
+    out = []
+    for q in range(cuts.size):
+        hi = str(int(cuts[q + 1])) if q + 1 < cuts.size else "inf"
+        out.append(f"{prefix}({int(cuts[q])},{hi}" + ("]" if hi != "inf" else ")"))
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------------------
+# results
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimingOfEventsResults:
+    """Fitted timing-of-events model.
+
+    Attributes
+    ----------
+    params : pandas.DataFrame
+        One row per parameter: ``equation`` (``exit:<cause>``, ``start``,
+        ``heterogeneity``), ``block`` (``baseline``, ``covariate``, ``effect``,
+        ``effect_x``, ``log_v``, ``logit_pi``), ``term``, ``estimate``, ``std_error``,
+        ``statistic``, ``p_value``, ``ci_lower``, ``ci_upper`` (95 %), and
+        ``std_error_hessian`` / ``std_error_sandwich``.
+    k_search : pandas.DataFrame
+        One row per number of support points tried: ``K``, ``loglik``, ``n_params``,
+        ``aic``, ``bic``, ``improvement``, ``selected``.
+    mass_points : pandas.DataFrame
+        The selected support points: ``pi``, ``v_<hazard>`` and ``log_v_<hazard>``.
+    loglik, aic, bic : float
+        At the selected K.
+    n_support_points : int
+        The selected K.
+    cov : ndarray
+        Covariance of the flat parameter vector in use (``cov_type``).
+    cov_type : str
+        ``"hessian"`` (inverse of minus the Hessian) or ``"clustered(person)"`` /
+        ``"sandwich"``.
+    truncation : str
+        ``"condition"`` (likelihood conditional on survival to sample entry),
+        ``"inflow"`` (only spells observed from their first week) or ``"none"``.
+    """
+
+    params: pd.DataFrame
+    k_search: pd.DataFrame
+    mass_points: pd.DataFrame
+    theta: FloatArray
+    cov: FloatArray
+    cov_hessian: FloatArray
+    cov_sandwich: FloatArray
+    cov_type: str
+    loglik: float
+    aic: float
+    bic: float
+    n_support_points: int
+    n_spells: int
+    n_treated: int
+    n_events: dict[str, int]
+    causes: tuple[str, ...]
+    covariates: tuple[str, ...]
+    truncation: str
+    dropped: dict[str, int]
+    converged: bool
+    config: dict[str, Any]
+    seed: int | None
+    timings: dict[str, float]
+    _layout: K_.Layout = field(repr=False)
+    _data: K_.ToeData = field(repr=False)
+    _start: IntArray = field(repr=False)
+    _cluster: npt.NDArray[Any] = field(repr=False)
+    _scores: FloatArray = field(repr=False)
+    _hess_inv: FloatArray = field(repr=False)
+
+    # -- tables -------------------------------------------------------------------------
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return the parameter table (a copy of :attr:`params`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The parameter table.
+        """
+        return self.params.copy()
+
+    def hazard_ratios(self, level: float = 0.95) -> pd.DataFrame:
+        """Hazard ratios of the treatment-effect (and interaction) parameters.
+
+        Parameters
+        ----------
+        level : float
+            Confidence level of the intervals.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``equation, term, hazard_ratio, ci_lower, ci_upper`` for the effect rows.
+        """
+        z = stats.norm.ppf(0.5 + level / 2)
+        sel = self.params[self.params["block"].isin(["effect", "effect_x"])]
+        return pd.DataFrame(
+            {
+                "equation": sel["equation"].to_numpy(),
+                "term": sel["term"].to_numpy(),
+                "hazard_ratio": np.exp(sel["estimate"].to_numpy()),
+                "ci_lower": np.exp(sel["estimate"].to_numpy() - z * sel["std_error"].to_numpy()),
+                "ci_upper": np.exp(sel["estimate"].to_numpy() + z * sel["std_error"].to_numpy()),
+            }
+        )
+
+    def summary(self) -> str:
+        """Text summary: sample, K search, mass points, effect hazard ratios.
+
+        Returns
+        -------
+        str
+            A plain-text report.
+        """
+        lines = [
+            "Timing-of-events MPH model (grouped weekly cloglog hazards)",
+            f"spells: {self.n_spells}   treated spells: {self.n_treated}   "
+            f"events: {self.n_events}",
+            f"left truncation: {self.truncation}   dropped: {self.dropped}",
+            f"selected K = {self.n_support_points} (AIC)   loglik = {self.loglik:.3f}   "
+            f"AIC = {self.aic:.3f}   cov: {self.cov_type}",
+            "",
+            "K search:",
+            self.k_search.to_string(index=False),
+            "",
+            "Mass points:",
+            self.mass_points.to_string(index=False),
+            "",
+            "Effects on the exit hazards (hazard ratios):",
+            self.hazard_ratios().to_string(index=False),
+        ]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dictionary of the results.
+
+        Returns
+        -------
+        dict
+            Parameters, K search, mass points, sample counts, configuration and seed.
+        """
+        return {
+            "estimator": "TimingOfEvents",
+            "params": self.params.to_dict(orient="records"),
+            "k_search": self.k_search.to_dict(orient="records"),
+            "mass_points": self.mass_points.to_dict(orient="records"),
+            "loglik": self.loglik,
+            "aic": self.aic,
+            "bic": self.bic,
+            "n_support_points": self.n_support_points,
+            "n_spells": self.n_spells,
+            "n_treated": self.n_treated,
+            "n_events": dict(self.n_events),
+            "truncation": self.truncation,
+            "cov_type": self.cov_type,
+            "dropped": dict(self.dropped),
+            "converged": self.converged,
+            "config": self.config,
+            "seed": self.seed,
+        }
+
+    def to_json(self, path: str | None = None) -> str:
+        """Serialise :meth:`to_dict` to JSON.
+
+        Parameters
+        ----------
+        path : str, optional
+            File to write as well.
+
+        Returns
+        -------
+        str
+            The JSON text.
+        """
+        text = json.dumps(self.to_dict(), indent=2, default=float)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        return text
+
+    def plot(self, ax: Axes | None = None) -> Axes:
+        """Plot the effect hazard ratios by time-since-start bin with 95 % intervals.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw on.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The axes (``plt.show()`` is never called).
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots()
+        hr = self.hazard_ratios()
+        hr = hr[~hr["term"].str.contains(":")]
+        for i, (eq, g) in enumerate(hr.groupby("equation", sort=False)):
+            x = np.arange(len(g)) + 0.1 * i
+            y = g["hazard_ratio"].to_numpy()
+            ax.errorbar(
+                x,
+                y,
+                yerr=[y - g["ci_lower"].to_numpy(), g["ci_upper"].to_numpy() - y],
+                fmt="o",
+                label=eq,
+            )
+            ax.set_xticks(np.arange(len(g)), list(g["term"]), rotation=30)
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_ylabel("hazard ratio")
+        ax.legend()
+        return ax
+
+    # -- effects on probabilities -------------------------------------------------------
+
+    @property
+    def treated_rows(self) -> IntArray:
+        """Row positions (in the fitted data) of spells with an observed mentor start."""
+        return self._data.s_row
+
+    def _curves(self, theta: FloatArray, horizon: int, with_effect: bool,
+                ) -> tuple[FloatArray, FloatArray]:
+        return K_.treated_curves(
+            theta, self._layout, self._data, self._start, self._data.s_row, horizon,
+            with_effect=with_effect,
+        )
+
+    def _effect_rows(self, theta: FloatArray, taus: IntArray, outcome_idx: int
+                     ) -> tuple[FloatArray, FloatArray]:
+        H = int(taus.max())
+        out = []
+        for eff in (True, False):
+            S, C = self._curves(theta, H, eff)
+            cur = S if outcome_idx < 0 else C[:, outcome_idx, :]
+            out.append(cur[:, taus])
+        return out[0], out[1]
+
+    def probability_curves(self, horizon: int = 156) -> pd.DataFrame:
+        """Average model-implied curves for the treated, with and without the effects.
+
+        Parameters
+        ----------
+        horizon : int
+            Last week after the start (``tau = 0..horizon``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``tau``, ``survival_treated``, ``survival_counterfactual`` and, per cause,
+            ``cif_<cause>_treated`` / ``cif_<cause>_counterfactual`` (weighted means over
+            the treated spells).
+        """
+        wt = self._data.w[self._data.s_row]
+        wt = wt / wt.sum()
+        res: dict[str, Any] = {"tau": np.arange(horizon + 1)}
+        for eff, tag in ((True, "treated"), (False, "counterfactual")):
+            S, C = self._curves(self.theta, horizon, eff)
+            res[f"survival_{tag}"] = wt @ S
+            for r, c in enumerate(self.causes):
+                res[f"cif_{c}_{tag}"] = wt @ C[:, r, :]
+        return pd.DataFrame(res)
+
+    def effects_on_probabilities(
+        self,
+        taus: Sequence[int] = (26, 52, 104, 156),
+        *,
+        outcome: str | None = None,
+        method: Literal["delta", "bootstrap"] = "delta",
+        n_boot: int = 200,
+        seed: SeedLike = 0,
+    ) -> EffectResults:
+        """Effects of the mentor start on exit probabilities for the treated.
+
+        For every treated spell (observed start in week ``tm``), the model-implied
+        probability of having left benefit by cause ``outcome`` (cumulative incidence) or
+        of still being in the spell (``outcome="survival"``) at week ``tm + tau`` is
+        computed with the estimated effects and with all effects set to zero, integrated
+        over the posterior of the mass point given the history up to the start; the
+        weighted average difference over the treated is reported at ``taus``.
+
+        Parameters
+        ----------
+        taus : sequence of int
+            Weeks after the start (default 26, 52, 104, 156).
+        outcome : str, optional
+            ``"survival"`` or a cause label (default: the first cause).
+        method : {"delta", "bootstrap"}
+            ``"delta"``: influence function = numerical Jacobian times the parameter
+            influence ``(-H)^{-1} s_i`` plus the treated-average term; covariance from it
+            (clustered by person when ``cluster`` was given at fit, else per spell).
+            ``"bootstrap"``: parametric bootstrap, ``n_boot`` draws of the parameters from
+            ``N(theta_hat, cov)``, plus the treated-average variance.
+        n_boot : int
+            Number of parametric-bootstrap draws.
+        seed : int, Generator or None
+            Seed of the parametric bootstrap.
+
+        Returns
+        -------
+        EffectResults
+            Estimator ``"TimingOfEvents"``, estimand ``"ATT"``, targets ``tau=<k>``, with
+            ``treated_mean`` / ``counterfactual_mean`` levels.
+
+        Notes
+        -----
+        "Simulated" curves are computed exactly (forward recursion over weeks with the
+        grouped hazards), so they carry no Monte Carlo noise. The counterfactual sets every
+        effect parameter (bins and interactions) to zero and keeps the posterior weights,
+        which use only pre-start information (no anticipation).
+        """
+        from mentor_impact.results import make_effect_results
+
+        taus_arr = np.asarray(taus, dtype=np.int64).ravel()
+        if taus_arr.size == 0 or np.any(taus_arr < 0):
+            raise ConfigurationError(
+                f"taus: expected non-negative weeks after the start; found {taus_arr.size} "
+                "values with negatives or none. Hint: e.g. (26, 52, 104, 156)."
+            )
+        out_name = self.causes[0] if outcome is None else outcome
+        if out_name == "survival":
+            oi = -1
+        elif out_name in self.causes:
+            oi = self.causes.index(out_name)
+        else:
+            raise ConfigurationError(
+                f"outcome: expected 'survival' or one of the {len(self.causes)} cause labels "
+                f"{list(self.causes)}; found another value. Hint: check the spelling."
+            )
+        D = self._data
+        rows = D.s_row
+        wt = D.w[rows]
+        W = wt.sum()
+        A, B = self._effect_rows(self.theta, taus_arr, oi)
+        e_i = A - B
+        est = wt @ e_i / W
+        tmean = wt @ A / W
+        cmean = wt @ B / W
+        # treated-average part of the influence function
+        psi = np.zeros((D.n, taus_arr.size))
+        psi[rows] = wt[:, None] * (e_i - est[None, :]) / W
+        extra: dict[str, Any] = {
+            "truncation": self.truncation,
+            "n_support_points": self.n_support_points,
+            "outcome_kind": "survival" if oi < 0 else "cumulative_incidence",
+            "method": method,
+        }
+        theta = self.theta
+        if method == "delta":
+            Jm = np.empty((taus_arr.size, theta.size))
+            for p in range(theta.size):
+                h = 1e-6 * max(1.0, abs(theta[p]))
+                tp = theta.copy()
+                tp[p] += h
+                a2, b2 = self._effect_rows(tp, taus_arr, oi)
+                Jm[:, p] = (wt @ (a2 - b2) / W - est) / h
+            phi_theta = (self._scores * D.w[:, None]) @ self._hess_inv  # (n, P)
+            psi = psi + phi_theta @ Jm.T
+            res = make_effect_results(
+                estimator="TimingOfEvents",
+                estimand="ATT",
+                outcome=out_name,
+                estimate=est,
+                influence=psi,
+                cluster=self._cluster,
+                tau=taus_arr,
+                treated_mean=tmean,
+                counterfactual_mean=cmean,
+                n=D.n,
+                n_treated=rows.size,
+                n_control=D.n - rows.size,
+                dropped=self.dropped,
+                extra=extra,
+                config=self.config,
+                seed=self.seed,
+            )
+            return res
+        if method != "bootstrap":
+            raise ConfigurationError(
+                f"method: expected 'delta' or 'bootstrap'; found {method!r}. Hint: use 'delta'."
+            )
+        rng = as_generator(seed)
+        draws = rng.multivariate_normal(theta, self.cov, size=int(n_boot), method="eigh")
+        ests = np.empty((int(n_boot), taus_arr.size))
+        for b in range(int(n_boot)):
+            a2, b2 = self._effect_rows(draws[b], taus_arr, oi)
+            ests[b] = wt @ (a2 - b2) / W
+        from mentor_impact.inference.covariance import Clustered
+
+        sums_cov = Clustered("person").cov(psi, cluster=self._cluster)
+        cov = np.cov(ests, rowvar=False).reshape(taus_arr.size, taus_arr.size) + sums_cov
+        extra["bootstrap_quantiles"] = {
+            "q025": np.quantile(ests, 0.025, axis=0).tolist(),
+            "q975": np.quantile(ests, 0.975, axis=0).tolist(),
+        }
+        return make_effect_results(
+            estimator="TimingOfEvents",
+            estimand="ATT",
+            outcome=out_name,
+            estimate=est,
+            cov=cov,
+            cov_type="parametric-bootstrap",
+            tau=taus_arr,
+            treated_mean=tmean,
+            counterfactual_mean=cmean,
+            n=D.n,
+            n_treated=rows.size,
+            n_control=D.n - rows.size,
+            dropped=self.dropped,
+            extra=extra,
+            config=self.config,
+            seed=int(seed) if isinstance(seed, (int, np.integer)) else None,
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# estimator
+# ----------------------------------------------------------------------------------------
+
+
+class TimingOfEvents:
+    """Timing-of-events mixed proportional hazard model on weekly spell data.
+
+    Parameters
+    ----------
+    exit_cuts : sequence of int
+        Cut points (weeks since spell entry, first 0) of the piecewise-constant exit
+        baselines: interval q holds weeks ``cuts[q] < t <= cuts[q+1]``, the last is open.
+    start_cuts : sequence of int
+        Cut points of the mentor-start baseline, same convention.
+    effect_bins : sequence of int
+        Time-since-start bins (first 0): bin j holds ``bins[j] < t - tm <= bins[j+1]``,
+        the last is open; the default gives 1-13, 14-26, 27-52 and 53+ weeks.
+    max_support_points : int
+        Largest K tried in the search over the number of mass points.
+    support_points : int, optional
+        Fit exactly this K (no search). An EstimationError is raised if a mass point is
+        not identified (probability ~ 0 or two points coincide).
+    effect_interactions : sequence of str
+        Covariates interacted with every effect bin (``effect_x`` rows).
+    cause_labels : sequence of str, optional
+        Labels of exit causes 1..R (default ``cause1..causeR``).
+    truncation : {"condition", "inflow", "none"}
+        Left truncation of stock samples (``entry > 0``): ``"condition"`` divides each
+        spell's likelihood by its model probability of surviving (no exit, no start) to
+        entry, mixed over the mass points; ``"inflow"`` keeps only spells with
+        ``entry == 0`` (others counted in ``dropped``); ``"none"`` ignores the truncation
+        (biased for stock samples; for comparison only).
+    min_improvement : float
+        The search stops when adding a mass point raises the log-likelihood by less.
+    n_random_starts : int
+        Random candidate locations (drawn with the fit seed) added to the grid when a
+        mass point is added.
+    max_iter : int
+        Iteration limit of the quasi-Newton optimiser per K.
+    cov : {"auto", "hessian", "sandwich"}
+        Covariance reported in ``params``: ``"auto"`` = person-clustered sandwich when
+        ``cluster`` is given, else inverse Hessian.
+
+    Notes
+    -----
+    Model (weeks t since spell entry, mass point k, cause r)::
+
+        theta_r(t | k) = exp(alpha_r[q(t)] + x'beta_r + delta_r[j(t - tm)] 1{t > tm}
+                             + log v_r^k)
+        theta_m(t | k) = exp(alpha_m[q_m(t)] + x'beta_m + log v_m^k)
+
+    Grouped likelihood (complementary log-log): no exit in week t has probability
+    ``exp(-sum_r theta_r)``, exit by cause r ``theta_r / sum(theta) * (1 - exp(-sum
+    theta))``; the start hazard contributes weeks ``t0 + 1 .. min(T, tm)`` with a start in
+    week ``tm``. Exit and start in the same week are allowed; the effect applies from
+    week ``tm + 1``. Mass point 1 is normalised (``log v^1 = 0`` for every hazard; the
+    baselines carry the level) and ``pi_k = exp(a_k) / sum exp(a_l)`` with ``a_1 = 0``.
+    Per person ``log L_i = logsumexp_k(log pi_k + l_ik)`` and, with left truncation,
+    minus ``logsumexp_k(log pi_k + log S_k(t0))``. Frequency weights multiply the
+    per-spell log-likelihood. Covariates are constant within a spell (measured at entry),
+    which lets the likelihood run on constant-hazard episodes instead of person-weeks.
+
+    Estimation: K = 1 from crude interval rates; each additional mass point starts from a
+    grid (plus random candidates) over its location with probability 0.1, refined by EM on
+    the heterogeneity distribution with the structural parameters fixed, then all
+    parameters jointly by L-BFGS-B with analytic gradients; at the selected K (minimum
+    AIC = -2 loglik + 2 n_params) a Newton polish with a finite-difference Hessian of the
+    analytic gradient. Standard errors: inverse of minus the Hessian, or the sandwich
+    ``H^-1 B H^-1`` with ``B = G/(G-1) sum_g s_g s_g'`` over person clusters (the
+    convention of ``mentor_impact.inference.Clustered``).
+    """
+
+    def __init__(
+        self,
+        *,
+        exit_cuts: Sequence[int] = (0, 4, 13, 26, 52, 104),
+        start_cuts: Sequence[int] = (0, 13, 26, 52, 104),
+        effect_bins: Sequence[int] = (0, 13, 26, 52),
+        max_support_points: int = 4,
+        support_points: int | None = None,
+        effect_interactions: Sequence[str] = (),
+        cause_labels: Sequence[str] | None = None,
+        truncation: Literal["condition", "inflow", "none"] = "condition",
+        min_improvement: float = 0.01,
+        n_random_starts: int = 8,
+        max_iter: int = 2000,
+        cov: Literal["auto", "hessian", "sandwich"] = "auto",
+    ) -> None:
+        self.exit_cuts = exit_cuts
+        self.start_cuts = start_cuts
+        self.effect_bins = effect_bins
+        self.max_support_points = max_support_points
+        self.support_points = support_points
+        self.effect_interactions = effect_interactions
+        self.cause_labels = cause_labels
+        self.truncation = truncation
+        self.min_improvement = min_improvement
+        self.n_random_starts = n_random_starts
+        self.max_iter = max_iter
+        self.cov = cov
+
+    def get_params(self) -> dict[str, Any]:
+        """Return the hyper-parameters as given.
+
+        Returns
+        -------
+        dict
+            Constructor arguments.
+        """
+        keys = (
+            "exit_cuts", "start_cuts", "effect_bins", "max_support_points", "support_points",
+            "effect_interactions", "cause_labels", "truncation", "min_improvement",
+            "n_random_starts", "max_iter", "cov",
+        )
+        out = {}
+        for k in keys:
+            v = getattr(self, k)
+            out[k] = list(v) if isinstance(v, (tuple, list, np.ndarray)) else v
+        return out
+
+    # -- validation ---------------------------------------------------------------------
+
+    def _validate_config(self) -> tuple[IntArray, IntArray, IntArray]:
+        ec = _check_cuts("exit_cuts", self.exit_cuts)
+        sc = _check_cuts("start_cuts", self.start_cuts)
+        bins = _check_cuts("effect_bins", self.effect_bins)
+        if int(self.max_support_points) < 1:
+            raise ConfigurationError(
+                f"max_support_points: expected an integer >= 1; found {self.max_support_points}."
+                " Hint: use 1 for no unobserved heterogeneity."
+            )
+        if self.support_points is not None and int(self.support_points) < 1:
+            raise ConfigurationError(
+                f"support_points: expected None or an integer >= 1; found {self.support_points}."
+                " Hint: leave None to search over K."
+            )
+        if self.truncation not in ("condition", "inflow", "none"):
+            raise ConfigurationError(
+                f"truncation: expected 'condition', 'inflow' or 'none'; found "
+                f"{self.truncation!r}. Hint: 'condition' for stock samples."
+            )
+        if self.cov not in ("auto", "hessian", "sandwich"):
+            raise ConfigurationError(
+                f"cov: expected 'auto', 'hessian' or 'sandwich'; found {self.cov!r}."
+                " Hint: 'auto'."
+            )
+        return ec, sc, bins
+
+    @staticmethod
+    def _int_column(df: pd.DataFrame, col: str, arg: str, allow_missing: bool = False
+                    ) -> IntArray:
+        if col not in df.columns:
+            raise DataValidationError(
+                f"{arg}: expected a column named in spells_df; found no such column among "
+                f"{df.shape[1]} columns. Hint: check the column name."
+            )
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        miss = ~np.isfinite(v)
+        if allow_missing:
+            v = np.where(miss, -1.0, v)
+        elif miss.any():
+            raise DataValidationError(
+                f"{arg}: expected finite numbers; found {_rows_text(miss)} missing or "
+                "non-finite values. Hint: drop or impute those spells."
+            )
+        frac = v != np.round(v)
+        if frac.any():
+            raise DataValidationError(
+                f"{arg}: expected integer weeks; found {_rows_text(frac)} non-integer values. "
+                "Hint: measure durations in whole weeks."
+            )
+        return v.astype(np.int64)
+
+    # -- fit ----------------------------------------------------------------------------
+
+    def fit(
+        self,
+        spells_df: pd.DataFrame,
+        *,
+        duration: str,
+        exit: str,
+        start: str,
+        covariates: Sequence[str] = (),
+        entry: str | None = None,
+        cluster: str | None = None,
+        weights: str | None = None,
+        seed: SeedLike = 0,
+    ) -> TimingOfEventsResults:
+        """Fit the model to spell data.
+
+        Parameters
+        ----------
+        spells_df : pandas.DataFrame
+            One row per benefit spell.
+        duration : str
+            Column with the last week in the spell (exit or censoring week), >= 1, counted
+            from spell entry.
+        exit : str
+            Column with the exit cause: 0 = censored, 1..R = cause.
+        start : str
+            Column with the mentor start week (same clock), NaN or -1 for none.
+        covariates : sequence of str
+            Numeric, time-constant covariates (measured at entry; used in all hazards).
+        entry : str, optional
+            Column with the sample-entry week ``t0`` (weeks already elapsed; 0 = inflow).
+        cluster : str, optional
+            Person column for the clustered sandwich (several spells per person).
+        weights : str, optional
+            Frequency weights (a spell with weight 2 counts as two identical spells).
+        seed : int, Generator or None
+            Seed of the random candidate locations in the search over K.
+
+        Returns
+        -------
+        TimingOfEventsResults
+            The fitted model.
+        """
+        t_begin = time.perf_counter()
+        ec, sc, bins = self._validate_config()
+        if not isinstance(spells_df, pd.DataFrame):
+            raise DataValidationError(
+                f"spells_df: expected a pandas DataFrame; found {type(spells_df).__name__}. "
+                "Hint: build it with spells_from_register or pandas."
+            )
+        n_in = len(spells_df)
+        if n_in == 0:
+            raise DataValidationError(
+                "spells_df: expected at least one spell; found 0 rows. Hint: check filters."
+            )
+        T = self._int_column(spells_df, duration, "duration")
+        cause = self._int_column(spells_df, exit, "exit")
+        tm = self._int_column(spells_df, start, "start", allow_missing=True)
+        t0 = (
+            self._int_column(spells_df, entry, "entry")
+            if entry is not None
+            else np.zeros(n_in, dtype=np.int64)
+        )
+        bad = T <= 0
+        if bad.any():
+            raise DataValidationError(
+                f"duration: expected spells of at least one week (duration >= 1); found "
+                f"{_rows_text(bad)} spells of zero or negative length. Hint: drop them or "
+                "count the entry week as week 1."
+            )
+        bad = (t0 < 0) | (t0 >= T)
+        if bad.any():
+            raise DataValidationError(
+                f"entry: expected 0 <= entry < duration; found {_rows_text(bad)} spells "
+                "entering the sample at or after their last week. Hint: drop them."
+            )
+        bad = cause < 0
+        if bad.any():
+            raise DataValidationError(
+                f"exit: expected 0 (censored) or a cause code 1..R; found {_rows_text(bad)} "
+                "negative codes. Hint: recode censoring as 0."
+            )
+        tm = np.where(tm < 0, -1, tm)
+        bad = tm > T
+        if bad.any():
+            raise DataValidationError(
+                f"start: expected a mentor start no later than the last week of the spell "
+                f"(start <= duration); found {_rows_text(bad)} starts after exit. Hint: set "
+                "start to NaN for starts after the spell ended."
+            )
+        bad = (tm >= 0) & (tm <= t0)
+        if bad.any():
+            raise DataValidationError(
+                f"start: expected starts after sample entry (start > entry) and >= 1; found "
+                f"{_rows_text(bad)} starts before or at entry. Hint: drop spells treated "
+                "before entry (they are not at risk of a first start)."
+            )
+        dropped: dict[str, int] = {}
+        keep = np.ones(n_in, dtype=bool)
+        if self.truncation == "inflow":
+            keep = t0 == 0
+            dropped["not_inflow"] = int((~keep).sum())
+        w = (
+            pd.to_numeric(spells_df[weights], errors="coerce").to_numpy(dtype=np.float64)
+            if weights is not None
+            else np.ones(n_in)
+        )
+        if weights is not None:
+            bad = ~np.isfinite(w) | (w < 0)
+            if bad.any():
+                raise DataValidationError(
+                    f"weights: expected finite non-negative frequency weights; found "
+                    f"{_rows_text(bad)} invalid weights. Hint: drop or fix those spells."
+                )
+            zero = w == 0
+            dropped["zero_weight"] = int((zero & keep).sum())
+            keep &= ~zero
+        covs = tuple(covariates)
+        zcovs = tuple(self.effect_interactions)
+        for c in (*covs, *zcovs):
+            if c not in spells_df.columns:
+                raise DataValidationError(
+                    f"covariates: expected columns of spells_df; found no column for one of the "
+                    f"{len(covs) + len(zcovs)} names. Hint: check names and "
+                    "effect_interactions."
+                )
+        Xall = (
+            spells_df.loc[:, list(covs)].apply(pd.to_numeric, errors="coerce").to_numpy(
+                dtype=np.float64)
+            if covs
+            else np.zeros((n_in, 0))
+        )
+        Zall = (
+            spells_df.loc[:, list(zcovs)].apply(pd.to_numeric, errors="coerce").to_numpy(
+                dtype=np.float64)
+            if zcovs
+            else np.zeros((n_in, 0))
+        )
+        bad = ~np.isfinite(Xall).all(axis=1) | ~np.isfinite(Zall).all(axis=1)
+        if bad.any():
+            raise DataValidationError(
+                f"covariates: expected finite numeric values; found {_rows_text(bad)} spells "
+                "with missing or non-numeric covariates. Hint: impute, or encode categories "
+                "as dummies."
+            )
+        if cluster is not None:
+            if cluster not in spells_df.columns:
+                raise DataValidationError(
+                    "cluster: expected a column of spells_df; found none with that name. "
+                    "Hint: pass the person-id column."
+                )
+            cl_all = pd.factorize(spells_df[cluster])[0].astype(np.int64)
+        else:
+            cl_all = np.arange(n_in, dtype=np.int64)
+        idx = np.flatnonzero(keep)
+        T, cause, tm, t0 = T[idx], cause[idx], tm[idx], t0[idx]
+        X, Z, w, cl = Xall[idx], Zall[idx], w[idx], cl_all[idx]
+        n = idx.size
+        if n == 0:
+            raise DataValidationError(
+                f"spells_df: expected spells left after the sample rule; found 0 of {n_in}. "
+                "Hint: truncation='condition' keeps stock spells."
+            )
+        # causes
+        R = int(cause.max()) if self.cause_labels is None else len(self.cause_labels)
+        if R < 1:
+            raise DataValidationError(
+                f"exit: expected at least one observed exit (codes 1..R); found 0 exits in "
+                f"{n} spells. Hint: all spells are censored; nothing to estimate."
+            )
+        if (cause > R).any():
+            raise DataValidationError(
+                f"exit: expected codes 0..{R} (cause_labels has {R} labels); found "
+                f"{_rows_text(cause > R)} larger codes. Hint: add labels or recode."
+            )
+        causes = (
+            tuple(str(c) for c in self.cause_labels)
+            if self.cause_labels is not None
+            else tuple(f"cause{r + 1}" for r in range(R))
+        )
+        n_ev = np.bincount(cause, weights=None, minlength=R + 1)[1:]
+        if (n_ev == 0).any():
+            miss = [causes[r] for r in range(R) if n_ev[r] == 0]
+            raise DataValidationError(
+                f"exit: expected at least one exit of every cause 1..{R}; found {len(miss)} "
+                f"causes without exits ({miss}). Hint: merge causes or recode."
+            )
+        treated = tm >= 0
+        if not treated.any():
+            raise DataValidationError(
+                f"start: expected at least one spell with a mentor start; found 0 treated "
+                f"spells among {n}. Hint: the treatment effects are not identified without "
+                "starts; check the start column (NaN/-1 = none)."
+            )
+        # covariate checks: constant or collinear columns make the likelihood flat
+        if X.shape[1]:
+            sd = X.std(axis=0)
+            const = sd == 0
+            if const.any():
+                names = [covs[i] for i in np.flatnonzero(const)]
+                raise DataValidationError(
+                    f"covariates: expected varying columns; found {int(const.sum())} constant "
+                    f"columns {names} (collinear with the baseline). Hint: drop them."
+                )
+            Xc = np.column_stack([np.ones(n), (X - X.mean(0)) / sd])
+            rank = np.linalg.matrix_rank(Xc)
+            if rank < Xc.shape[1]:
+                raise DataValidationError(
+                    f"covariates: expected linearly independent columns; found rank {rank - 1} "
+                    f"for {X.shape[1]} columns (with the baseline). Hint: drop a dummy per "
+                    "categorical variable or remove duplicated columns."
+                )
+        if Z.shape[1] and (Z.std(axis=0) == 0).any():
+            raise DataValidationError(
+                "effect_interactions: expected varying columns; found constant ones. "
+                "Hint: drop them."
+            )
+        condition = self.truncation == "condition"
+        D = K_.build_toe_data(
+            T, cause, tm, t0, X, Z, w, ec, sc, bins, R, condition_on_entry=condition
+        )
+        self._check_identification(D, causes, ec, sc, bins)
+        L1 = K_.Layout(R=R, Qe=ec.size, Qm=sc.size, J=bins.size, p=X.shape[1],
+                       pz=Z.shape[1], K=1)
+        rng = as_generator(seed)
+        t_prep = time.perf_counter()
+        fits = self._search(D, L1, rng)
+        t_search = time.perf_counter()
+        # choose K by AIC among fitted
+        aics = np.array([f["aic"] for f in fits])
+        best = int(np.argmin(aics))
+        fb = fits[best]
+        L = fb["layout"]
+        theta, ll, conv = self._polish(_canonical(fb["theta"], L), L, D)
+        Hs = _num_hessian(theta, L, D)
+        negH = -0.5 * (Hs + Hs.T)
+        eig, vec = np.linalg.eigh(negH)
+        tried = ", ".join(
+            f"K={f['K']}: loglik {f['loglik']:.3f} ({f['message']})" for f in fits
+        )
+        if eig[0] <= 1e-9 * max(1.0, abs(eig[-1])):
+            names = L.names(covs, zcovs, causes, _interval_labels(ec), _interval_labels(sc),
+                            _interval_labels(bins, "since_start"))
+            worst = np.argsort(-np.abs(vec[:, 0]))[:3]
+            which = ", ".join("/".join(names[i]) for i in worst)
+            if self.support_points is not None and L.K > 1:
+                raise EstimationError(
+                    f"support_points: expected {L.K} identifiable mass points; found a flat "
+                    f"likelihood (smallest Hessian eigenvalue {eig[0]:.2e}) in the direction of "
+                    f"{which}. Tried: {tried}. Hint: K is larger than identifiable; use "
+                    "support_points=None to search over K."
+                )
+            raise ConvergenceError(
+                f"likelihood: expected a strictly concave maximum; found a flat likelihood "
+                f"(smallest Hessian eigenvalue {eig[0]:.2e}) in the direction of {which}. "
+                f"Tried: L-BFGS-B with analytic gradients from EM/grid start values, {tried}, "
+                "then Newton polishing. Hint: merge baseline intervals or effect bins with "
+                "few events, or drop near-constant covariates."
+            )
+        if self.support_points is not None and L.K > 1:
+            P_ = L.unpack(theta)
+            pi = np.exp(P_["a"] - logsumexp(P_["a"]))
+            lvk = P_["lv"]
+            close = [
+                (i, j)
+                for i in range(L.K)
+                for j in range(i + 1, L.K)
+                if np.max(np.abs(lvk[i] - lvk[j])) < 1e-3
+            ]
+            if pi.min() < 1e-6 or close:
+                raise EstimationError(
+                    f"support_points: expected {L.K} identifiable mass points; found "
+                    f"{int((pi < 1e-6).sum())} with probability ~0 and {len(close)} coinciding "
+                    f"pairs. Tried: {tried}. Hint: use fewer support points or support_points="
+                    "None to search over K."
+                )
+        H_inv = vec @ np.diag(1.0 / eig) @ vec.T
+        _, scores = K_.loglik_grad(theta, L, D, per_person=True)
+        S_w = scores * D.w[:, None]
+        G = int(np.unique(cl).size)
+        sums = np.zeros((G, S_w.shape[1]))
+        codes = np.unique(cl, return_inverse=True)[1]
+        for j in range(S_w.shape[1]):
+            sums[:, j] = np.bincount(codes, S_w[:, j], minlength=G)
+        Bm = sums.T @ sums * (G / (G - 1) if G > 1 else 1.0)
+        cov_h = H_inv
+        cov_s = H_inv @ Bm @ H_inv
+        if self.cov == "hessian" or (self.cov == "auto" and cluster is None):
+            cov, cov_type = cov_h, "hessian"
+        else:
+            cov, cov_type = cov_s, "clustered(person)" if cluster is not None else "sandwich"
+        t_end = time.perf_counter()
+        names = L.names(covs, zcovs, causes, _interval_labels(ec), _interval_labels(sc),
+                        _interval_labels(bins, "since_start"))
+        se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+        z = theta / np.where(se > 0, se, np.nan)
+        zc = stats.norm.ppf(0.975)
+        params = pd.DataFrame(names, columns=["equation", "block", "term"])
+        params["estimate"] = theta
+        params["std_error"] = se
+        params["statistic"] = z
+        params["p_value"] = 2 * stats.norm.sf(np.abs(z))
+        params["ci_lower"] = theta - zc * se
+        params["ci_upper"] = theta + zc * se
+        params["std_error_hessian"] = np.sqrt(np.maximum(np.diag(cov_h), 0.0))
+        params["std_error_sandwich"] = np.sqrt(np.maximum(np.diag(cov_s), 0.0))
+        ksearch = pd.DataFrame(
+            {
+                "K": [f["K"] for f in fits],
+                "loglik": [f["loglik"] for f in fits],
+                "n_params": [f["layout"].size for f in fits],
+                "aic": aics,
+                "bic": [f["bic"] for f in fits],
+                "improvement": [f["improvement"] for f in fits],
+                "selected": [i == best for i in range(len(fits))],
+            }
+        )
+        ksearch.loc[best, "loglik"] = ll
+        ksearch.loc[best, "aic"] = -2 * ll + 2 * L.size
+        ksearch.loc[best, "bic"] = -2 * ll + np.log(D.w.sum()) * L.size
+        P_ = L.unpack(theta)
+        pi = np.exp(P_["a"] - logsumexp(P_["a"]))
+        mp = pd.DataFrame({"point": np.arange(1, L.K + 1), "pi": pi})
+        hz = [*(f"exit:{c}" for c in causes), "start"]
+        for i, h in enumerate(hz):
+            mp[f"v_{h}"] = np.exp(P_["lv"][:, i])
+        for i, h in enumerate(hz):
+            mp[f"log_v_{h}"] = P_["lv"][:, i]
+        n_events = {c: int(n_ev[r]) for r, c in enumerate(causes)}
+        cfg = self.get_params()
+        cfg.update({"duration": duration, "exit": exit, "start": start,
+                    "covariates": list(covs), "entry": entry, "cluster": cluster,
+                    "weights": weights})
+        if not conv:
+            warnings.warn(
+                "TimingOfEvents: the Newton polish stopped before the gradient tolerance; "
+                "estimates are from the last iterate. Hint: check the K search table.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return TimingOfEventsResults(
+            params=params,
+            k_search=ksearch,
+            mass_points=mp,
+            theta=theta,
+            cov=cov,
+            cov_hessian=cov_h,
+            cov_sandwich=cov_s,
+            cov_type=cov_type,
+            loglik=ll,
+            aic=float(-2 * ll + 2 * L.size),
+            bic=float(-2 * ll + np.log(D.w.sum()) * L.size),
+            n_support_points=L.K,
+            n_spells=n,
+            n_treated=int(treated.sum()),
+            n_events=n_events,
+            causes=causes,
+            covariates=covs,
+            truncation=(
+                self.truncation if (t0 > 0).any() or self.truncation == "inflow" else "inflow"
+            ),
+            dropped=dropped,
+            converged=bool(conv),
+            config=cfg,
+            seed=int(seed) if isinstance(seed, (int, np.integer)) else None,
+            timings={
+                "prepare_s": t_prep - t_begin,
+                "search_s": t_search - t_prep,
+                "polish_and_se_s": t_end - t_search,
+            },
+            _layout=L,
+            _data=D,
+            _start=tm,
+            _cluster=cl,
+            _scores=scores,
+            _hess_inv=H_inv,
+        )
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _check_identification(self, D: K_.ToeData, causes: tuple[str, ...], ec: IntArray,
+                              sc: IntArray, bins: IntArray) -> None:
+        R = D.n_causes
+        ev = np.zeros((R, ec.size))
+        for r in range(R):
+            m = D.x_cause == r
+            ev[r] = np.bincount(D.x_q[m], minlength=ec.size)
+        labels = _interval_labels(ec)
+        for r in range(R):
+            zero = np.flatnonzero(ev[r] == 0)
+            if zero.size:
+                raise ConfigurationError(
+                    f"exit_cuts: expected at least one exit of every cause in every baseline "
+                    f"interval; found {zero.size} intervals without exits of cause "
+                    f"'{causes[r]}' ({[labels[i] for i in zero]}). Hint: merge those "
+                    "intervals (fewer cuts) or lower the last cut."
+                )
+        st = np.bincount(D.s_q, minlength=sc.size)
+        zero = np.flatnonzero(st == 0)
+        if zero.size:
+            sl = _interval_labels(sc)
+            raise ConfigurationError(
+                f"start_cuts: expected at least one mentor start in every baseline interval; "
+                f"found {zero.size} intervals without starts ({[sl[i] for i in zero]}). "
+                "Hint: merge those intervals."
+            )
+        bl = _interval_labels(bins, "since_start")
+        for r in range(R):
+            m = (D.x_cause == r) & (D.x_j >= 0)
+            cnt = np.bincount(D.x_j[m], minlength=bins.size)
+            zero = np.flatnonzero(cnt == 0)
+            if zero.size:
+                raise ConfigurationError(
+                    f"effect_bins: expected exits of every cause in every time-since-start "
+                    f"bin; found {zero.size} bins without exits of cause '{causes[r]}' "
+                    f"({[bl[i] for i in zero]}). Hint: merge bins (fewer edges)."
+                )
+
+    def _start_k1(self, D: K_.ToeData, L: K_.Layout) -> FloatArray:
+        R = L.R
+        expo_e = np.bincount(D.e_q[~D.e_pre], D.e_len[~D.e_pre] * D.w[D.e_row[~D.e_pre]],
+                             minlength=L.Qe)
+        expo_e = expo_e + np.bincount(D.x_q, D.w[D.x_row], minlength=L.Qe)
+        ae = np.zeros((R, L.Qe))
+        for r in range(R):
+            m = D.x_cause == r
+            ev = np.bincount(D.x_q[m], D.w[D.x_row[m]], minlength=L.Qe)
+            ae[r] = np.log(np.maximum(ev, 0.5) / np.maximum(expo_e, 1.0))
+        expo_m = np.bincount(D.m_q[~D.m_pre], D.m_len[~D.m_pre] * D.w[D.m_row[~D.m_pre]],
+                             minlength=L.Qm)
+        evm = np.bincount(D.s_q, D.w[D.s_row], minlength=L.Qm)
+        am = np.log(np.maximum(evm, 0.5) / np.maximum(expo_m + evm, 1.0))
+        d = {
+            "alpha_e": ae,
+            "beta_e": np.zeros((R, L.p)),
+            "delta": np.zeros((R, L.J)),
+            "gamma": np.zeros((R, L.J, L.pz)),
+            "alpha_m": am,
+            "beta_m": np.zeros(L.p),
+        }
+        return L.pack(d)
+
+    def _optimize(self, theta0: FloatArray, L: K_.Layout, D: K_.ToeData
+                  ) -> tuple[FloatArray, float, str]:
+        W = float(D.w.sum())
+
+        def f(th: FloatArray) -> tuple[float, FloatArray]:
+            ll, g = K_.loglik_grad(th, L, D)
+            if not np.isfinite(ll):
+                return 1e300, np.zeros_like(th)
+            return -ll / W, -g / W
+
+        bounds = [(None, None)] * L.n_structural + [(-_LV_BOUND, _LV_BOUND)] * (
+            L.size - L.n_structural
+        )
+        res = optimize.minimize(
+            f, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+            options={"maxiter": int(self.max_iter), "ftol": 1e-13, "gtol": 1e-7,
+                     "maxcor": 30},
+        )
+        return np.asarray(res.x), float(-res.fun * W), str(res.message)
+
+    def _polish(self, theta: FloatArray, L: K_.Layout, D: K_.ToeData
+                ) -> tuple[FloatArray, float, bool]:
+        ll, g = K_.loglik_grad(theta, L, D)
+        W = float(D.w.sum())
+        for _ in range(4):
+            if np.max(np.abs(g)) / W < 1e-9:
+                return theta, ll, True
+            H = _num_hessian(theta, L, D)
+            negH = -0.5 * (H + H.T)
+            try:
+                step = np.linalg.solve(negH, g)
+            except np.linalg.LinAlgError:
+                return theta, ll, False
+            s = 1.0
+            for _ls in range(20):
+                cand = theta + s * step
+                ll_c, g_c = K_.loglik_grad(cand, L, D)
+                if np.isfinite(ll_c) and ll_c >= ll - 1e-10 * abs(ll):
+                    theta, ll, g = cand, ll_c, g_c
+                    break
+                s *= 0.5
+            else:
+                return theta, ll, bool(np.max(np.abs(g)) / W < 1e-6)
+        return theta, ll, bool(np.max(np.abs(g)) / W < 1e-6)
+
+    def _add_point(self, theta: FloatArray, L: K_.Layout, D: K_.ToeData,
+                   rng: np.random.Generator) -> FloatArray:
+        R = L.R
+        P = L.unpack(theta)
+        pc = K_.pieces(theta, L, D)
+        lv, a = P["lv"], P["a"]
+        pi = np.exp(a - logsumexp(a))
+        center = pi @ lv
+        grid1 = np.array([-2.5, -1.0, 1.0, 2.5])
+        # grid over a common shift of all hazards plus shifts of exit vs start
+        cands = []
+        for s_e in grid1:
+            for s_m in (*grid1, 0.0):
+                c = center.copy()
+                c[:R] += s_e
+                c[R] += s_m
+                cands.append(c)
+        for c0 in grid1:
+            c = center.copy()
+            c[R] += c0
+            cands.append(c)
+        for _ in range(int(self.n_random_starts)):
+            cands.append(center + rng.normal(0.0, 1.5, size=R + 1))
+        new_pi = 0.1
+        a_new = np.log(np.concatenate([pi * (1 - new_pi), [new_pi]]))
+        a_new = a_new - a_new[0]
+        best_ll, best = -np.inf, None
+        for c in cands:
+            lv_c = np.vstack([lv, np.clip(c, -_LV_BOUND + 1, _LV_BOUND - 1)])
+            llc = K_.mixture_loglik(pc, lv_c, a_new, D)
+            if llc > best_ll:
+                best_ll, best = llc, lv_c
+        assert best is not None
+        lv2, a2, _ = K_.em_heterogeneity(pc, best, a_new, D, n_iter=30)
+        L2 = L.with_k(L.K + 1)
+        d = dict(P)
+        d["lv"] = lv2
+        d["a"] = a2
+        return L2.pack(d)
+
+    def _search(self, D: K_.ToeData, L1: K_.Layout, rng: np.random.Generator
+                ) -> list[dict[str, Any]]:
+        W = float(D.w.sum())
+        fixed = self.support_points
+        kmax = int(fixed) if fixed is not None else int(self.max_support_points)
+        theta = self._start_k1(D, L1)
+        theta, ll, msg = self._optimize(theta, L1, D)
+        fits = [self._record(theta, L1, ll, msg, W, np.nan)]
+        L = L1
+        while L.K < kmax:
+            th2 = self._add_point(theta, L, D, rng)
+            L2 = L.with_k(L.K + 1)
+            th2, ll2, msg2 = self._optimize(th2, L2, D)
+            imp = ll2 - ll
+            fits.append(self._record(th2, L2, ll2, msg2, W, imp))
+            if fixed is None and imp < float(self.min_improvement):
+                break
+            theta, ll, L = th2, ll2, L2
+        if fixed is not None:
+            fits[-1]["aic"] = -np.inf  # force the requested K
+        return fits
+
+    @staticmethod
+    def _record(theta: FloatArray, L: K_.Layout, ll: float, msg: str, W: float,
+                imp: float) -> dict[str, Any]:
+        return {
+            "K": L.K,
+            "theta": theta,
+            "layout": L,
+            "loglik": ll,
+            "aic": -2 * ll + 2 * L.size,
+            "bic": -2 * ll + np.log(W) * L.size,
+            "improvement": imp,
+            "message": msg,
+        }
+
+
+def _canonical(theta: FloatArray, L: K_.Layout) -> FloatArray:
+    """Reorder mass points by decreasing probability; the most probable is normalised to 0.
+
+    The likelihood is invariant: the baselines absorb the level of the new first point.
+    """
+    if L.K == 1:
+        return theta
+    P = L.unpack(theta)
+    lv, a = P["lv"].copy(), P["a"].copy()
+    order = np.argsort(-a, kind="stable")
+    ref = order[0]
+    d = dict(P)
+    d["alpha_e"] = P["alpha_e"] + lv[ref, : L.R][:, None]
+    d["alpha_m"] = P["alpha_m"] + lv[ref, L.R]
+    d["lv"] = (lv - lv[ref])[order]
+    d["a"] = (a - a[ref])[order]
+    return L.pack(d)
+
+
+def _num_hessian(theta: FloatArray, L: K_.Layout, D: K_.ToeData) -> FloatArray:
+    """Central finite differences of the analytic gradient (2 P gradient evaluations)."""
+    P = theta.size
+    H = np.empty((P, P))
+    for i in range(P):
+        h = 1e-5 * max(1.0, abs(theta[i]))
+        tp = theta.copy()
+        tp[i] += h
+        tm_ = theta.copy()
+        tm_[i] -= h
+        _, gp = K_.loglik_grad(tp, L, D)
+        _, gm = K_.loglik_grad(tm_, L, D)
+        H[:, i] = (gp - gm) / (2 * h)
+    return 0.5 * (H + H.T)
+
+
+# ----------------------------------------------------------------------------------------
+# spells from the register
+# ----------------------------------------------------------------------------------------
+
+
+def spells_from_register(
+    register: Any,
+    spells: Any,
+    baseline: pd.DataFrame,
+    *,
+    benefit: str = "on_benefit",
+    exits: Mapping[str, Sequence[str]] | None = None,
+    covariates: Sequence[str] | None = None,
+    sample: Literal["inflow", "stock"] = "inflow",
+    stock_week: int | None = None,
+    max_weeks: int | None = None,
+    history_weeks: int = 52,
+) -> pd.DataFrame:
+    """Build timing-of-events spell data from register objects.
+
+    One spell per person: the first benefit spell entered inside the register window
+    (``sample="inflow"``) or the spell in progress at ``stock_week`` (``sample="stock"``,
+    left-truncated: ``entry`` = weeks already elapsed at ``stock_week``).
+
+    Parameters
+    ----------
+    register : WeeklyRegister
+        The weekly register (``indicator``, ``catalog``, ``column``, ``weeks``).
+    spells : TreatmentSpells
+        Mentor spells; ``spells.locate(register)`` gives (row, start_col, end_col).
+    baseline : pandas.DataFrame
+        One row per register person in register row order, first column ``person``.
+    benefit : str
+        State or union name defining "on benefit" (default ``on_benefit``).
+    exits : mapping of str to sequence of str, optional
+        Exit causes in order (codes 1..R) as state/union names; default
+        ``{"employment": ("employed",), "education": ("education",),
+        "other": ("self_support_other",)}``. Leaving benefit to any other state
+        (e.g. ``dead_emigrated``, ``unknown``) is censoring.
+    covariates : sequence of str, optional
+        Numeric baseline columns to carry (default: all numeric columns but ``person``).
+    sample : {"inflow", "stock"}
+        Inflow (new spells, ``entry = 0``) or stock sample at ``stock_week``.
+    stock_week : int, optional
+        ISO week label ``YYYYWW`` of the stock sampling date (required for ``"stock"``).
+    max_weeks : int, optional
+        Administrative censoring after this many spell weeks.
+    history_weeks : int
+        Window for ``prior_benefit_share``: share of the weeks before spell entry on
+        benefit (window clipped at the register start).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``person, row, duration, exit, start, entry, entry_col, prior_benefit_share`` and
+        the covariates; ``df.attrs`` holds ``causes`` and ``dropped`` counts.
+
+    Notes
+    -----
+    Spell week ``t`` is register column ``b + t - 1`` where ``b`` is the first benefit
+    week; ``duration`` is the number of benefit weeks (the exit is observed in the first
+    week off benefit, recorded as happening in week ``duration``). The mentor start week
+    is ``start_col - b + 1``; starts outside ``[b + entry, exit)`` do not belong to the
+    spell (counted in ``dropped`` when before entry, since such spells are not at risk
+    of a first start and are removed). Covariates are time-constant, measured at entry.
+    """
+    if exits is None:
+        exits = {
+            "employment": ("employed",),
+            "education": ("education",),
+            "other": ("self_support_other",),
+        }
+    Bm = np.asarray(register.indicator(benefit), dtype=bool)
+    n, W = Bm.shape
+    rows_all = np.arange(n)
+    prev = np.zeros_like(Bm)
+    prev[:, 1:] = Bm[:, :-1]
+    inflow = Bm & ~prev
+    inflow[:, 0] = False  # spells already running at the first week: start unknown
+    dropped: dict[str, int] = {}
+    if sample == "inflow":
+        has = inflow.any(axis=1)
+        b = np.argmax(inflow, axis=1)
+        entry_w = np.zeros(n, dtype=np.int64)
+        dropped["no_inflow_spell"] = int((~has).sum())
+    elif sample == "stock":
+        if stock_week is None:
+            raise ConfigurationError(
+                "stock_week: expected an ISO week label YYYYWW for sample='stock'; found None. "
+                "Hint: pass stock_week or use sample='inflow'."
+            )
+        s0 = int(np.asarray(register.column(np.array([stock_week])))[0])
+        on = Bm[:, s0]
+        # last inflow at or before s0
+        cols = np.arange(W)
+        mask = inflow & (cols[None, :] <= s0)
+        has_in = mask.any(axis=1)
+        b = W - 1 - np.argmax(mask[:, ::-1], axis=1)
+        # continuous benefit from b to s0
+        Cs = np.concatenate([np.zeros((n, 1), np.int64), np.cumsum(Bm, axis=1)], axis=1)
+        cont = Cs[rows_all, s0 + 1] - Cs[rows_all, b] == (s0 - b + 1)
+        has = on & has_in & cont
+        dropped["not_on_benefit_at_stock_week"] = int((~on).sum())
+        dropped["spell_start_unobserved"] = int((on & ~(has_in & cont)).sum())
+        entry_w = np.where(has, s0 - b, 0).astype(np.int64)
+    else:
+        raise ConfigurationError(
+            f"sample: expected 'inflow' or 'stock'; found {sample!r}. Hint: 'inflow'."
+        )
+    rows = rows_all[has]
+    b = b[has].astype(np.int64)
+    entry_w = entry_w[has]
+    # first week off benefit at or after b (chunked over rows to bound memory)
+    e = np.full(rows.size, W, dtype=np.int64)
+    cols = np.arange(W)
+    chunk = max(1, 2_000_000 // max(W, 1))
+    for lo in range(0, rows.size, chunk):
+        r_ = rows[lo : lo + chunk]
+        off = ~Bm[r_] & (cols[None, :] >= b[lo : lo + chunk, None])
+        anyoff = off.any(axis=1)
+        e[lo : lo + chunk] = np.where(anyoff, np.argmax(off, axis=1), W)
+    T = e - b
+    states = register.states() if e.size else None
+    cause = np.zeros(rows.size, dtype=np.int64)
+    ended = e < W
+    if states is not None and ended.any():
+        st_exit = np.asarray(states)[rows[ended], e[ended]]
+        code = np.zeros(ended.sum(), dtype=np.int64)
+        for r, (_label, names) in enumerate(exits.items()):
+            ids: list[int] = []
+            for nm in names:
+                ids.extend(int(i) for i in register.catalog.members(nm))
+            code = np.where((code == 0) & np.isin(st_exit, ids), r + 1, code)
+        cause[ended] = code
+    if max_weeks is not None:
+        over = T > int(max_weeks)
+        T = np.where(over, int(max_weeks), T)
+        cause = np.where(over, 0, cause)
+    # mentor starts
+    s_row, s_col, _ = spells.locate(register)
+    s_row = np.asarray(s_row, dtype=np.int64)
+    s_col = np.asarray(s_col, dtype=np.int64)
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[rows] = np.arange(rows.size)
+    p_ = pos[s_row]
+    ok = p_ >= 0
+    s_row, s_col, p_ = s_row[ok], s_col[ok], p_[ok]
+    wk = s_col - b[p_] + 1
+    in_spell = (wk >= 1) & (wk <= T[p_])
+    before_entry = in_spell & (wk <= entry_w[p_])
+    bad_rows = np.zeros(rows.size, dtype=bool)
+    bad_rows[p_[before_entry]] = True
+    use = in_spell & ~before_entry
+    order = np.lexsort((wk[use], p_[use]))
+    pu, wu = p_[use][order], wk[use][order]
+    first = np.unique(pu, return_index=True)[1]
+    start = np.full(rows.size, -1, dtype=np.int64)
+    start[pu[first]] = wu[first]
+    # history covariate
+    Cb = np.concatenate([np.zeros((n, 1), np.int32), np.cumsum(Bm, axis=1, dtype=np.int32)], 1)
+    lo_h = np.maximum(b - int(history_weeks), 0)
+    span = np.maximum(b - lo_h, 1)
+    share = (Cb[rows, b] - Cb[rows, lo_h]) / span
+    share = np.where(b - lo_h > 0, share, 0.0)
+    out = pd.DataFrame(
+        {
+            "person": baseline.iloc[rows, 0].to_numpy(),
+            "row": rows,
+            "duration": T,
+            "exit": cause,
+            "start": start,
+            "entry": entry_w,
+            "entry_col": b + entry_w,
+            "prior_benefit_share": share,
+        }
+    )
+    if covariates is None:
+        covariates = [
+            c for c in baseline.columns[1:] if pd.api.types.is_numeric_dtype(baseline[c])
+        ]
+    for c in covariates:
+        out[c] = baseline[c].to_numpy()[rows]
+    keep = ~bad_rows & (T >= 1)
+    dropped["treated_before_entry"] = int(bad_rows.sum())
+    out = out.loc[keep].reset_index(drop=True)
+    out.attrs["causes"] = tuple(exits.keys())
+    out.attrs["dropped"] = dropped
+    out.attrs["sample"] = sample
+    return out
