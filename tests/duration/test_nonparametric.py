@@ -155,7 +155,9 @@ def test_cmprsk_variance_equals_fortran_loop(seed) -> None:
     res = AalenJohansen(variance="cmprsk").fit(df, duration="t", event="e")
     for cause in (1, 2):
         xs, fs, vs = loop_cinc(
-            df.t.to_numpy(), (df.e > 0).astype(int).to_numpy(), (df.e == cause).astype(int).to_numpy()
+            df.t.to_numpy(),
+            (df.e > 0).astype(int).to_numpy(),
+            (df.e == cause).astype(int).to_numpy(),
         )
         tp = np.unique(xs[1:])
         got = res.at(tp, arm="all")
@@ -172,7 +174,9 @@ def _weighted_km_at(df, k_time):
 
 
 def _weighted_cif_at(df, k_time, cause):
-    c = AalenJohansen(variance="cmprsk").fit(df, duration="t", event="e", weights="w", causes=["a", "b"])
+    c = AalenJohansen(variance="cmprsk").fit(
+        df, duration="t", event="e", weights="w", causes=["a", "b"]
+    )
     a = c.at([k_time])
     return float(a[a.cause == cause]["cif"].iloc[0])
 
@@ -185,20 +189,24 @@ def test_influence_function_equals_numerical_derivative(target) -> None:
     res = (
         KaplanMeier(variance="ij").fit(df, duration="t", event="e", weights="w")
         if target == "km"
-        else AalenJohansen(variance="ij").fit(df, duration="t", event="e", weights="w",
-                                              causes=["a", "b"])
+        else AalenJohansen(variance="ij").fit(
+            df, duration="t", event="e", weights="w", causes=["a", "b"]
+        )
     )
     c = res.curves["all"]
     r = res._rows["all"]
     k = int(np.searchsorted(c.time, t_eval, side="right") - 1)
     if target == "km":
-        infl = K.aj_influence(k, r.stop, r.start, r.event, r.weight, c.n_risk, c.n_event,
-                              c.surv, None, None, 0)
+        infl = K.aj_influence(
+            k, r.stop, r.start, r.event, r.weight, c.n_risk, c.n_event, c.surv, None, None, 0
+        )
     else:
-        dc = np.bincount(r.stop[r.event == 1], weights=r.weight[r.event == 1],
-                         minlength=c.time.size)
-        infl = K.aj_influence(k, r.stop, r.start, r.event, r.weight, c.n_risk, c.n_event,
-                              c.surv, c.cif[:, 0], dc, 1)
+        dc = np.bincount(
+            r.stop[r.event == 1], weights=r.weight[r.event == 1], minlength=c.time.size
+        )
+        infl = K.aj_influence(
+            k, r.stop, r.start, r.event, r.weight, c.n_risk, c.n_event, c.surv, c.cif[:, 0], dc, 1
+        )
     h = 1e-6
     for i in range(len(df)):  # plain loop twin: numerical derivative per row
         up, dn = df.copy(), df.copy()
@@ -242,9 +250,15 @@ def _loop_crst(time, event, group, cause, rho=0.0):
     m = np.where(ev == 0, 0, np.where(ev == cause, 1, 2))
     ng = 2
     rs = np.array([np.sum(ig == j) for j in range(ng)], dtype=float)
-    f1m = np.zeros(ng); f1 = np.zeros(ng); skmm = np.ones(ng); skm = np.ones(ng)
-    v3 = np.zeros(ng); v2 = np.zeros((ng - 1, ng)); c = np.zeros((ng, ng))
-    s = np.zeros(ng - 1); v = np.zeros((ng - 1, ng - 1))
+    f1m = np.zeros(ng)
+    f1 = np.zeros(ng)
+    skmm = np.ones(ng)
+    skm = np.ones(ng)
+    v3 = np.zeros(ng)
+    v2 = np.zeros((ng - 1, ng))
+    c = np.zeros((ng, ng))
+    s = np.zeros(ng - 1)
+    v = np.zeros((ng - 1, ng - 1))
     fm = f = 0.0
     n = len(y)
     ll = 0
@@ -371,8 +385,9 @@ def test_row_order_changes_nothing() -> None:
 def test_ij_without_cluster_equals_rowwise_cluster() -> None:
     df = make_data(seed=15)
     a = KaplanMeier(variance="ij").fit(df, duration="t", event="e", weights="w")
-    b = KaplanMeier().fit(df.assign(r=np.arange(len(df))), duration="t", event="e",
-                          weights="w", cluster="r")
+    b = KaplanMeier().fit(
+        df.assign(r=np.arange(len(df))), duration="t", event="e", weights="w", cluster="r"
+    )
     np.testing.assert_allclose(a.curves["all"].std_err, b.curves["all"].std_err, rtol=1e-12)
 
 
@@ -404,8 +419,13 @@ def test_rmst_difference_and_outputs(tmp_path) -> None:
 
 def test_aj_cifs_plus_survival_sum_to_one() -> None:
     df = make_data(n=90, seed=18, n_causes=3)
-    res = AalenJohansen().fit(df, duration="t", event="e", weights="w",
-                              causes={1: "employment", 2: "education", 3: "other"})
+    res = AalenJohansen().fit(
+        df,
+        duration="t",
+        event="e",
+        weights="w",
+        causes={1: "employment", 2: "education", 3: "other"},
+    )
     c = res.curves["all"]
     np.testing.assert_allclose(c.cif.sum(axis=1) + c.surv, 1.0, atol=1e-12)
     assert res.causes == ("employment", "education", "other")
@@ -415,7 +435,9 @@ def test_aj_cifs_plus_survival_sum_to_one() -> None:
 # --------------------------------------------------------------------------- bad input
 def test_negative_duration_raises() -> None:
     df = pd.DataFrame({"t": [1.0, -2.0, 3.0, -1.0], "e": [1, 0, 1, 1]})
-    with pytest.raises(DataValidationError, match=r"duration: .*2 negative durations \(rows 1, 3\)"):
+    with pytest.raises(
+        DataValidationError, match=r"duration: .*2 negative durations \(rows 1, 3\)"
+    ):
         KaplanMeier().fit(df, duration="t", event="e")
 
 
@@ -427,7 +449,9 @@ def test_zero_duration_warns() -> None:
 
 def test_nan_raises_with_rows() -> None:
     df = pd.DataFrame({"t": [1.0, np.nan, 3.0], "e": [1, 0, 1]})
-    with pytest.raises(DataValidationError, match=r"duration: .*1 missing or infinite values \(row 1\)"):
+    with pytest.raises(
+        DataValidationError, match=r"duration: .*1 missing or infinite values \(row 1\)"
+    ):
         KaplanMeier().fit(df, duration="t", event="e")
     df = pd.DataFrame({"t": [1.0, 2.0, 3.0], "e": [1, 0, 1], "w": [1.0, np.nan, 2]})
     with pytest.raises(DataValidationError, match=r"weights: .*row 1"):
@@ -436,9 +460,13 @@ def test_nan_raises_with_rows() -> None:
 
 def test_event_codes_outside_declared_set() -> None:
     df = pd.DataFrame({"t": [1.0, 2.0, 3.0, 4.0], "e": [1, 2, 0, 3]})
-    with pytest.raises(DataValidationError, match=r"event: expected 0 \(censored\) or 1.*2 rows.*rows 1, 3"):
+    with pytest.raises(
+        DataValidationError, match=r"event: expected 0 \(censored\) or 1.*2 rows.*rows 1, 3"
+    ):
         KaplanMeier().fit(df, duration="t", event="e")
-    with pytest.raises(DataValidationError, match=r"event: expected codes in \{0, \.\.\., 2\}.*1 rows.*row 3"):
+    with pytest.raises(
+        DataValidationError, match=r"event: expected codes in \{0, \.\.\., 2\}.*1 rows.*row 3"
+    ):
         AalenJohansen().fit(df, duration="t", event="e", causes=["employment", "education"])
 
 
@@ -450,8 +478,9 @@ def test_all_censored_warns() -> None:
 
 
 def test_negative_weights_and_entry_after_exit() -> None:
-    df = pd.DataFrame({"t": [1.0, 2.0, 3.0], "e": [1, 0, 1], "w": [1.0, -1.0, 1.0],
-                       "en": [0.0, 2.0, 0.0]})
+    df = pd.DataFrame(
+        {"t": [1.0, 2.0, 3.0], "e": [1, 0, 1], "w": [1.0, -1.0, 1.0], "en": [0.0, 2.0, 0.0]}
+    )
     with pytest.raises(DataValidationError, match=r"weights: .*1 negative weights \(row 1\)"):
         KaplanMeier().fit(df, duration="t", event="e", weights="w")
     with pytest.raises(DataValidationError, match=r"entry: .*1 rows with entry >= exit \(row 1\)"):

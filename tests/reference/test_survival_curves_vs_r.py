@@ -91,8 +91,9 @@ def test_km_at_times(km, km_ref, arm, ours, theirs, rtol) -> None:
 
 
 @pytest.mark.parametrize("arm", ARMS)
-@pytest.mark.parametrize(("ours", "theirs"), [("median", "median"), ("lower", "0.95LCL"),
-                                              ("upper", "0.95UCL")])
+@pytest.mark.parametrize(
+    ("ours", "theirs"), [("median", "median"), ("lower", "0.95LCL"), ("upper", "0.95UCL")]
+)
 def test_km_median_and_ci(km, km_ref, arm, ours, theirs) -> None:
     # trt=2 has S == 0.5 on a flat: survfit's midpoint rule gives 52.5
     assert km.median().loc[arm, ours] == pytest.approx(km_ref["table"][arm][theirs], rel=1e-12)

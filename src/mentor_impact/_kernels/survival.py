@@ -26,8 +26,8 @@ IntArray = NDArray[np.int64]
 
 __all__ = [
     "RiskTable",
-    "aj_influence",
     "aj_curves",
+    "aj_influence",
     "cmprsk_variance",
     "gray_test",
     "km_curve",
@@ -90,7 +90,12 @@ def risk_table(
             yn = yn - (np.cumsum(in_n[::-1])[::-1][1:])
     # guard tiny negative round-off
     y = np.where(np.abs(y) < 1e-12 * max(1.0, float(weight.sum())), 0.0, y)
-    return RiskTable(n_risk=y, n_risk_w2=y2, n_event=n_event, n_risk_rows=yn.astype(np.int64))
+    return RiskTable(
+        n_risk=np.asarray(y, dtype=np.float64),
+        n_risk_w2=np.asarray(y2, dtype=np.float64),
+        n_event=n_event,
+        n_risk_rows=yn.astype(np.int64),
+    )
 
 
 def _safe_div(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -279,8 +284,11 @@ def gray_test(
     """
     T, G = n_times, n_groups
     m = np.where(event == 0, 0, np.where(event == cause, 1, 2))
-    cnt = np.bincount((stop * G + group) * 3 + m, minlength=T * G * 3).reshape(T, G, 3)
-    cnt = cnt.astype(np.float64)
+    cnt: FloatArray = (
+        np.bincount((stop * G + group) * 3 + m, minlength=T * G * 3)
+        .reshape(T, G, 3)
+        .astype(np.float64)
+    )
     tot = cnt.sum(axis=2)
     rs = np.cumsum(tot[::-1], axis=0)[::-1]  # (T, G) at risk
     d1 = cnt[:, :, 1]
@@ -305,7 +313,12 @@ def gray_test(
     fb = (1.0 - fm) ** rho
     fb = np.where(has, fb, 0.0)
     # a(i, j) per time
-    a = -fb[:, None, None] * t1[:, :, None] * t1[:, None, :] / np.where(tr > 0, tr, 1.0)[:, None, None]
+    a = (
+        -fb[:, None, None]
+        * t1[:, :, None]
+        * t1[:, None, :]
+        / np.where(tr > 0, tr, 1.0)[:, None, None]
+    )
     diag = fb[:, None] * t1 * (1.0 - _safe_div(t1, tr[:, None]))
     idx = np.arange(G)
     a[:, idx, idx] = diag
@@ -313,13 +326,17 @@ def gray_test(
         cw = np.where(has & (tr > 0), nd1 / (tr * (1.0 - fm)), 0.0)
     c = np.cumsum(a * cw[:, None, None], axis=0)
     # scores
-    sc = np.where(pos, fb[:, None] * (d1 - nd1[:, None] * _safe_div(t1 * (1.0 - f1m), tq[:, None])), 0.0)
+    sc = np.where(
+        pos, fb[:, None] * (d1 - nd1[:, None] * _safe_div(t1 * (1.0 - f1m), tq[:, None])), 0.0
+    )
     s = sc.sum(axis=0)[: G - 1]
     # variance pieces from cause-1 failures
     ok1 = (nd1 > 0)[:, None] & pos
     with np.errstate(divide="ignore", invalid="ignore"):
         t4 = np.where(skm > 0, 1.0 - (1.0 - f)[:, None] / skm, 1.0)
-        t5 = np.where((nd1 > 1)[:, None], 1.0 - (nd1 - 1.0)[:, None] / (tr[:, None] * skmm - 1.0), 1.0)
+        t5 = np.where(
+            (nd1 > 1)[:, None], 1.0 - (nd1 - 1.0)[:, None] / (tr[:, None] * skmm - 1.0), 1.0
+        )
         t3 = np.where(ok1, t5 * skmm * nd1[:, None] / (tr[:, None] * rs), 0.0)
     # B(i,k) = a(i,k) - t4_k c(i,k)
     b1 = a - t4[:, None, :] * c

@@ -92,7 +92,7 @@ def _log_ci(est: FloatArray, se: FloatArray, z: float) -> tuple[FloatArray, Floa
 
 
 def _minmin(y: FloatArray, x: FloatArray) -> float:
-    """survival's median rule (``survmean``'s ``minmin``).
+    """Survival's median rule (``survmean``'s ``minmin``).
 
     First ``x`` with ``y < 0.5 + tol``; when that ``y`` equals 0.5 (within ``tol``) and the
     curve drops further later, the midpoint of that time and the next time of a drop.
@@ -434,7 +434,9 @@ class SurvivalResults:
         a1, a0 = arms if arms is not None else (self.arms[-1], self.arms[0])
         self._arm_list([a1, a0])
         tab = self.rmst(tau)
-        est = float(tab.loc[a1, "rmst"] - tab.loc[a0, "rmst"])
+        rm = tab["rmst"].to_dict()
+        sd = tab["std_err"].to_dict()
+        est = float(rm[a1]) - float(rm[a0])
         if self.variance == "ij" and a1 in self._rows and a0 in self._rows:
             r1, r0 = self._rows[a1], self._rows[a0]
             i1 = self._rmst_influence(a1, float(tau))
@@ -443,7 +445,7 @@ class SurvivalResults:
             cl = np.concatenate((r1.cluster, r0.cluster))
             var = K.cluster_sum_squares(infl, cl, r1.n_clusters)
         else:
-            var = float(tab.loc[a1, "std_err"] ** 2 + tab.loc[a0, "std_err"] ** 2)
+            var = float(sd[a1]) ** 2 + float(sd[a0]) ** 2
         se = float(np.sqrt(var))
         z = self._z
         stat = est / se if se > 0 else float("nan")
@@ -543,9 +545,7 @@ class SurvivalResults:
             Path(path).write_text(text)
         return text
 
-    def plot(
-        self, ax: Axes | None = None, *, cause: str | None = None, ci: bool = True
-    ) -> Axes:
+    def plot(self, ax: Axes | None = None, *, cause: str | None = None, ci: bool = True) -> Axes:
         """Plot the step curves by arm (matplotlib imported lazily; never shows).
 
         Parameters

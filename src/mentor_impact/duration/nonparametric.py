@@ -132,7 +132,9 @@ def _prepare(
         if group is None or isinstance(group, str):
             gname = group if isinstance(group, str) else "treatment"
             g_raw: npt.NDArray[Any] | None = (
-                np.asarray(data.treatment) if gname == "treatment" else np.asarray(data.column(gname))
+                np.asarray(data.treatment)
+                if gname == "treatment"
+                else np.asarray(data.column(gname))
             )
             group_name = gname
         else:
@@ -338,9 +340,7 @@ def _fit_curves(
         if variance in ("greenwood", "cmprsk"):
             with np.errstate(divide="ignore", invalid="ignore"):
                 se = surv * np.sqrt(km["gw"])
-                rmst_inc = np.where(
-                    (y - d) > 0, np.where(d > 0, d / (y * (y - d)), 0.0), 0.0
-                )
+                rmst_inc = np.where((y - d) > 0, np.where(d > 0, d / (y * (y - d)), 0.0), 0.0)
         elif variance == "xie-liu":
             xl = K.xie_liu_sum(y, tab.n_risk_w2, d)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -398,14 +398,16 @@ def _ij_se(
     cl = r.cluster
     vals = np.zeros(ev_idx.size)
     for m, k in enumerate(ev_idx):
-        infl = K.aj_influence(int(k), r.stop, r.start, r.event, r.weight, y, d, surv, cif_c, d_c,
-                              cause)
+        infl = K.aj_influence(
+            int(k), r.stop, r.start, r.event, r.weight, y, d, surv, cif_c, d_c, cause
+        )
         vals[m] = K.cluster_sum_squares(infl, cl, r.n_clusters)
     # carry forward (the influence only changes at event times)
     idx = np.maximum.accumulate(np.where(d > 0, np.arange(T), -1))
     pos = np.searchsorted(ev_idx, idx)
-    out = np.where(idx >= 0, vals[np.minimum(pos, max(ev_idx.size - 1, 0))] if ev_idx.size else 0.0,
-                   0.0)
+    out = np.where(
+        idx >= 0, vals[np.minimum(pos, max(ev_idx.size - 1, 0))] if ev_idx.size else 0.0, 0.0
+    )
     return np.sqrt(out)
 
 
@@ -541,9 +543,14 @@ class KaplanMeier:
             n=int(p.time.size),
             tests=tests,
             dropped={},
-            config={"conf_level": self.conf_level, "conf_type": self.conf_type,
-                    "variance": self.variance, "weighted": p.weighted,
-                    "clustered": p.cluster is not None, "delayed_entry": p.entry is not None},
+            config={
+                "conf_level": self.conf_level,
+                "conf_type": self.conf_type,
+                "variance": self.variance,
+                "weighted": p.weighted,
+                "clustered": p.cluster is not None,
+                "delayed_entry": p.entry is not None,
+            },
             _rows=rows,
         )
 
@@ -651,7 +658,9 @@ class AalenJohansen:
                     DataWarning,
                     stacklevel=2,
                 )
-        variance = "ij" if (_is_evaluation_data(data) and self.variance == "auto") else self.variance
+        variance = (
+            "ij" if (_is_evaluation_data(data) and self.variance == "auto") else self.variance
+        )
         curves, rows, used = _fit_curves(p, competing=True, variance=variance, owner=owner)
         tests: dict[str, Any] = {}
         if len(p.arm_labels) > 1:
@@ -671,9 +680,14 @@ class AalenJohansen:
             n=int(p.time.size),
             tests=tests,
             dropped={},
-            config={"conf_level": self.conf_level, "conf_type": self.conf_type,
-                    "variance": self.variance, "weighted": p.weighted,
-                    "clustered": p.cluster is not None, "delayed_entry": p.entry is not None},
+            config={
+                "conf_level": self.conf_level,
+                "conf_type": self.conf_type,
+                "variance": self.variance,
+                "weighted": p.weighted,
+                "clustered": p.cluster is not None,
+                "delayed_entry": p.entry is not None,
+            },
             _rows=rows,
         )
 
@@ -695,7 +709,11 @@ def _logrank(p: _Prepared) -> dict[str, Any]:
     for a in range(G):
         m = p.group == a
         tab = K.risk_table(
-            stop[m], (p.event[m] > 0).astype(np.int64), p.weight[m], T, 1,
+            stop[m],
+            (p.event[m] > 0).astype(np.int64),
+            p.weight[m],
+            T,
+            1,
             None if start is None else start[m],
         )
         yg[:, a] = tab.n_risk
