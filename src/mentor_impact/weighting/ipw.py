@@ -206,9 +206,13 @@ class IPW:
       R's ``sandwich::vcovHC(lm(y ~ treat, weights), type = "HC0")``.
     * Truncated weights are held fixed in the derivative (their rows get no PS term);
       trimming thresholds are held fixed, and the logit is fitted on all rows.
-    * Results expose ``weights``: the final per-row weights (normalised so that each arm's
-      weights sum to the arm's target size, zero for trimmed rows) for reuse by duration
-      estimators; ``extra["ess"]`` holds the effective sample size by target.
+    * Results expose ``weights`` for reuse by duration estimators: without risk sets the raw
+      ``w * omega`` (R / WeightIt convention: ATT weights 1 for treated, ``e/(1-e)`` for
+      controls); with risk sets each arm's weights within risk set ``s`` are rescaled to sum
+      to the target count of ``s`` (ATT: ``N_1(s)``), so a pooled weighted contrast equals
+      the risk-set normalised one. Trimmed rows get weight 0; for estimand B the weights
+      are those at the first horizon (censoring varies by ``tau``). ``extra["ess"]`` holds
+      the effective sample size ``(sum w)^2 / sum w^2`` by target.
     """
 
     def __init__(
@@ -384,13 +388,7 @@ class IPW:
         ess0 = ess(nu0[~t_arm])
         positivity_check("IPW", nu1[:, None], t_arm & keep, "treated")
         positivity_check("IPW", nu0, ~t_arm & keep, "control")
-        tw = wk * t
-        target_n = float(tw.sum())
-        s1, s0 = nu1.sum(), nu0[:, 0].sum()
-        weights = np.where(
-            t_arm, nu1 * (target_n / s1 if s1 > 0 else 0.0), nu0[:, 0] * (target_n / s0 if s0 > 0
-                                                                          else 0.0)
-        )
+        weights = _reuse_weights(nu1, nu0[:, 0], t_arm, wk * t, groups, n_groups)
         tau = data.tau if curve else None
         ess_frame = pd.DataFrame(
             {
@@ -489,6 +487,27 @@ class IPW:
             return None, 1
         _, codes = np.unique(data.start_week, return_inverse=True)
         return codes.astype(np.int64), int(codes.max()) + 1 if codes.size else 0
+
+
+def _reuse_weights(
+    a1: FloatArray,
+    a0: FloatArray,
+    t_arm: npt.NDArray[np.bool_],
+    tw: FloatArray,
+    groups: npt.NDArray[np.int64] | None,
+    n_groups: int,
+) -> FloatArray:
+    """Per-row weights for reuse: raw ``w * omega`` without risk sets; with risk sets each
+    arm's weights in risk set ``s`` are rescaled to sum to the target count of ``s``."""
+    if groups is None:
+        return np.where(t_arm, a1, a0)
+    T_s = np.bincount(groups, weights=tw, minlength=n_groups)
+    S1 = np.bincount(groups, weights=np.where(t_arm, a1, 0.0), minlength=n_groups)
+    S0 = np.bincount(groups, weights=np.where(t_arm, 0.0, a0), minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(S1 > 0, T_s / S1, 0.0)
+        f0 = np.where(S0 > 0, T_s / S0, 0.0)
+    return np.where(t_arm, a1 * f1[groups], a0 * f0[groups])
 
 
 def _targets(outcome: str, tau: npt.NDArray[np.int64] | None, k: int) -> tuple[str, ...]:
