@@ -1,0 +1,585 @@
+"""Hazard regressions on aggregated data: piecewise-constant exponential and discrete time.
+
+Both models are GLMs on a person-period table.  Because the likelihood only depends on the
+sums of events and exposure (or at-risk counts) per (covariate pattern, baseline period), the
+table is built directly in that aggregated form from one row per subject (or interval):
+nothing larger than ``patterns x periods`` is materialised.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy.sparse as sp
+
+from mentor_impact._kernels.glm import glm_fit, glm_loglik
+from mentor_impact.duration._regression_results import (
+    RegressionResults,
+    _positions,
+    as_float_column,
+    build_model_frame,
+    check_rank,
+    group_codes,
+    weights_column,
+)
+from mentor_impact.duration.cox import _event_indicator
+from mentor_impact.exceptions import (
+    ConfigurationError,
+    ConvergenceWarning,
+    DataValidationError,
+    SeparationWarning,
+)
+
+__all__ = ["DiscreteTimeHazard", "PiecewiseExponential"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def covariate_patterns(x: FloatArray) -> tuple[IntArray, IntArray]:
+    """Distinct rows of ``x``: (first row of each pattern, pattern index of every row)."""
+    n, p = x.shape
+    if p == 0:
+        return np.zeros(1, np.int64), np.zeros(n, np.int64)
+    xc = np.ascontiguousarray(x + 0.0)  # -0.0 -> 0.0
+    view = xc.view(np.dtype((np.void, xc.dtype.itemsize * p))).ravel()
+    _, first, inv = np.unique(view, return_index=True, return_inverse=True)
+    return first.astype(np.int64), inv.astype(np.int64).ravel()
+
+
+def _sandwich(
+    scores: FloatArray, bread: FloatArray, cluster: IntArray | None
+) -> tuple[FloatArray, int | None]:
+    """``bread (S'S) bread`` with scores summed within clusters (no small-sample factor)."""
+    n = scores.shape[0]
+    n_cl = None
+    if cluster is not None:
+        uniq, inv = np.unique(cluster, return_inverse=True)
+        agg = sp.csr_matrix((np.ones(n), (inv.ravel(), np.arange(n))), shape=(uniq.size, n))
+        scores = agg @ scores
+        n_cl = int(uniq.size)
+    meat = scores.T @ scores
+    return bread @ meat @ bread, n_cl
+
+
+def _common_inputs(
+    df: pd.DataFrame,
+    duration: str,
+    event: str,
+    covariates: Sequence[str],
+    weights: str | None,
+    entry: str | None,
+    cluster: str | None,
+    reference_levels: Mapping[str, Any] | None,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, Any, IntArray | None]:
+    if not isinstance(df, pd.DataFrame):
+        raise DataValidationError(f"df: expected a pandas DataFrame; found {type(df).__name__}.")
+    stop = as_float_column(df, duration, "duration")
+    ev = _event_indicator(df, event)
+    start = np.zeros(len(df)) if entry is None else as_float_column(df, entry, "entry")
+    if entry is None:
+        bad = stop <= 0
+        if bad.any():
+            raise DataValidationError(
+                f"duration: expected positive durations; found {int(bad.sum())} zero or negative "
+                f"({_positions(bad)}). Hint: drop them or add a small positive time."
+            )
+    else:
+        bad = stop <= start
+        if bad.any():
+            raise DataValidationError(
+                f"duration: expected duration > entry; found {int(bad.sum())} rows with "
+                f"duration <= entry ({_positions(bad)}). Hint: drop empty intervals."
+            )
+        neg = start < 0
+        if neg.any():
+            raise DataValidationError(
+                f"entry: expected entry >= 0; found {int(neg.sum())} negative ({_positions(neg)})."
+            )
+    w = weights_column(df, weights)
+    if not (ev == 1).any():
+        raise DataValidationError(
+            f"event: expected at least one event; found 0 events among {len(df)} rows (all "
+            "censored). Hint: check the event coding (1 = event)."
+        )
+    x, frame = build_model_frame(df, covariates, reference_levels)
+    check_rank(x, frame.names, w, "covariates")
+    clus = None if cluster is None else group_codes(df, cluster, "cluster")
+    return stop, ev, start, w, x, frame, clus
+
+
+class PiecewiseExponential:
+    """Piecewise-constant exponential (proportional hazards) model.
+
+    Equivalent to R's ``survSplit(..., cut = cuts)`` followed by
+    ``glm(status ~ factor(interval) + x + offset(log(exposure)), family = poisson)``, fitted
+    on exposure aggregated by (covariate pattern, interval).
+
+    Parameters
+    ----------
+    cuts : sequence of float
+        Interior cut points ``c_1 < ... < c_K`` (> 0).  Intervals ``(0, c_1], (c_1, c_2], ...,
+        (c_K, inf)`` are numbered ``1..K+1`` as ``survSplit``'s ``episode``.
+    max_iter : int, default 50
+        IRLS iterations.
+    tol : float, default 1e-10
+        Relative deviance change for convergence.
+
+    Notes
+    -----
+    - Coefficients are named like R: ``"(Intercept)"``, ``"factor(interval)2"``, ...,
+      then the covariates (``"celltypesmallcell"``).  ``exp(coef)`` of covariates are hazard
+      (rate) ratios; the intercept is the log hazard of interval 1 at ``x = 0``.
+    - A subject's event at a time equal to a cut point falls in the interval that ends there.
+    - Log-likelihood and deviance are those of R's split (person-interval, 0/1) data, so they
+      match ``logLik(fit)`` and ``deviance(fit)``: ``deviance = -2 loglik - 2 sum(w y)``.
+    - Weights are case weights (frequency weights: duplicating rows gives the same fit).
+      ``robust=True`` / ``cluster`` give the sandwich ``A^-1 (S'S) A^-1`` with per-subject
+      scores summed within clusters, no small-sample factor.
+    - ``entry`` gives delayed entry (exposure counted from ``entry``).
+    """
+
+    def __init__(self, *, cuts: Sequence[float], max_iter: int = 50, tol: float = 1e-10) -> None:
+        self.cuts = cuts
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def __repr__(self) -> str:
+        return f"PiecewiseExponential(cuts={list(np.asarray(self.cuts, dtype=float))})"
+
+    def _check_cuts(self) -> FloatArray:
+        c = np.asarray(self.cuts, dtype=float).ravel()
+        if c.size and (
+            not np.all(np.isfinite(c)) or np.any(c <= 0) or np.any(np.diff(c) <= 0)
+        ):
+            raise ConfigurationError(
+                f"cuts: expected strictly increasing finite positive cut points; found {c.size} "
+                "values that are not. Hint: e.g. cuts=[13, 26, 52]."
+            )
+        return c
+
+    def fit(
+        self,
+        df: pd.DataFrame,
+        *,
+        duration: str,
+        event: str,
+        covariates: Sequence[str],
+        weights: str | None = None,
+        strata: str | None = None,
+        cluster: str | None = None,
+        entry: str | None = None,
+        robust: bool = False,
+        reference_levels: Mapping[str, Any] | None = None,
+    ) -> RegressionResults:
+        """Fit the model.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            One row per subject (or counting-process interval with ``entry``).
+        duration, event : str
+            Follow-up time (> 0) and event indicator (0/1).
+        covariates : sequence of str
+            Covariates (categoricals get treatment contrasts named like R).
+        weights : str, optional
+            Case weights (> 0).
+        strata : None
+            Not supported (use a categorical covariate); must be None.
+        cluster : str, optional
+            Cluster ids for the cluster-robust variance.
+        entry : str, optional
+            Delayed entry time.
+        robust : bool, default False
+            Robust (sandwich) variance.
+        reference_levels : mapping, optional
+            Reference levels of categorical covariates.
+
+        Returns
+        -------
+        RegressionResults
+            Coefficients with ``exp_label = "rate_ratio"``; ``extra`` holds ``deviance``,
+            ``events_by_interval`` and ``exposure_by_interval``.
+
+        Raises
+        ------
+        DataValidationError
+            Bad durations, event codes, missing values, collinear covariates, or an interval
+            with no exposure.
+        """
+        cuts = self._check_cuts()
+        if strata is not None:
+            raise ConfigurationError(
+                "strata: not supported by PiecewiseExponential; add the column as a categorical "
+                "covariate (or interact it with the intervals)."
+            )
+        stop, ev, start, w, x, frame, clus = _common_inputs(
+            df, duration, event, covariates, weights, entry, cluster, reference_levels
+        )
+        n = stop.size
+        bounds = np.concatenate(([0.0], cuts, [np.inf]))
+        n_int = bounds.size - 1
+        first, pat = covariate_patterns(x)
+        n_pat = first.size
+        # exposure per (row, interval) is computed interval by interval, aggregated at once
+        event_int = np.searchsorted(bounds, stop, side="left") - 1  # c_{k-1} < t <= c_k
+        expo = np.zeros(n_pat * n_int)
+        events = np.zeros(n_pat * n_int)
+        evw = (ev == 1).astype(float) * w
+        for k in range(n_int):
+            e_k = np.clip(np.minimum(stop, bounds[k + 1]) - np.maximum(start, bounds[k]), 0, None)
+            key = pat * n_int + k
+            expo += np.bincount(key, weights=w * e_k, minlength=n_pat * n_int)
+            events += np.bincount(key, weights=evw * (event_int == k), minlength=n_pat * n_int)
+        expo_int = expo.reshape(n_pat, n_int).sum(axis=0)
+        ev_int = events.reshape(n_pat, n_int).sum(axis=0)
+        empty = expo_int <= 0
+        if empty.any():
+            raise DataValidationError(
+                f"cuts: expected exposure in every interval; {int(empty.sum())} interval(s) "
+                f"(numbers {[int(i) + 1 for i in np.flatnonzero(empty)]}) have none. Hint: "
+                "remove cut points beyond the follow-up."
+            )
+        keep = expo > 0
+        cell_pat = np.repeat(np.arange(n_pat), n_int)[keep]
+        cell_int = np.tile(np.arange(n_int), n_pat)[keep]
+        design = self._design(x[first][cell_pat], cell_int, n_int)
+        names = ("(Intercept)",) + tuple(f"factor(interval){k}" for k in range(2, n_int + 1))
+        names += frame.names
+        y, off = events[keep], np.log(expo[keep])
+        fit = glm_fit(
+            design, y, np.ones(y.size), family="poisson", offset=off,
+            max_iter=self.max_iter, tol=self.tol,
+        )
+        _warn_glm(fit.converged, fit.iterations, ev_int, "interval")
+        # R's split-data log-likelihood: events contribute log(mu) with their own exposure
+        lin = x @ fit.beta[n_int:] + fit.beta[0]
+        alpha = np.concatenate(([0.0], fit.beta[1:n_int]))
+        is_ev = ev == 1
+        e_own = stop[is_ev] - np.maximum(start[is_ev], bounds[event_int[is_ev]])
+        log_mu_ev = lin[is_ev] + alpha[event_int[is_ev]] + np.log(e_own)
+        mu_total = float(np.sum(fit.mu))
+        loglik = float(np.sum(w[is_ev] * log_mu_ev)) - mu_total
+        deviance = -2.0 * loglik - 2.0 * float(np.sum(w[is_ev]))
+        cov_robust, n_cl, cov_type = None, None, "model"
+        if robust or clus is not None:
+            scores = np.zeros((n, design.shape[1]))
+            resid_total = np.zeros(n)
+            for k in range(n_int):
+                e_k = np.clip(np.minimum(stop, bounds[k + 1]) - np.maximum(start, bounds[k]), 0, None)
+                r_k = (is_ev & (event_int == k)).astype(float) - np.exp(lin + alpha[k]) * e_k
+                resid_total += r_k
+                if k > 0:
+                    scores[:, k] = r_k
+            scores[:, 0] = resid_total
+            scores[:, n_int:] = x * resid_total[:, None]
+            scores *= w[:, None]
+            cov_robust, n_cl = _sandwich(scores, fit.cov, clus)
+            cov_type = "clustered" if clus is not None else "robust"
+        return RegressionResults(
+            model=repr(self),
+            names=names,
+            coef=fit.beta,
+            cov=cov_robust if cov_robust is not None else fit.cov,
+            cov_model=fit.cov,
+            cov_robust=cov_robust,
+            cov_type=cov_type,
+            loglik=loglik,
+            loglik_null=None,
+            n=int(n),
+            n_events=float(np.sum(w[is_ev])),
+            iterations=fit.iterations,
+            converged=fit.converged,
+            exp_label="rate_ratio",
+            n_clusters=n_cl,
+            config={
+                "cuts": cuts.tolist(), "duration": duration, "event": event,
+                "covariates": list(covariates), "weights": weights, "cluster": cluster,
+                "entry": entry, "robust": robust,
+            },
+            extra={
+                "deviance": deviance,
+                "events_by_interval": ev_int,
+                "exposure_by_interval": expo_int,
+                "n_cells": int(y.size),
+            },
+        )
+
+    @staticmethod
+    def _design(xp: FloatArray, cell_int: IntArray, n_int: int) -> FloatArray:
+        dummies = (cell_int[:, None] == np.arange(1, n_int)[None, :]).astype(float)
+        return np.hstack([np.ones((xp.shape[0], 1)), dummies, xp])
+
+
+def _warn_glm(converged: bool, iterations: int, ev_level: FloatArray, what: str) -> None:
+    if not converged:
+        warnings.warn(
+            f"IRLS did not converge in {iterations} iterations; results may be unreliable. "
+            "Hint: raise max_iter.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    zero = ev_level <= 0
+    if zero.any():
+        warnings.warn(
+            f"{int(zero.sum())} baseline {what}(s) have no events; their coefficients diverge "
+            "to -inf (separation). Hint: merge them with neighbouring periods via cuts.",
+            SeparationWarning,
+            stacklevel=3,
+        )
+
+
+class DiscreteTimeHazard:
+    """Discrete-time hazard model (grouped-time proportional hazards or logistic hazard).
+
+    Durations are integer periods (e.g. weeks) ``1, 2, ...``; a subject with entry ``e``
+    (default 0) and duration ``d`` is at risk in periods ``e+1..d`` and has the event in
+    period ``d`` when ``event == 1``.  The hazard in period ``t`` is
+    ``h(t | x) = F(alpha_t + x' beta)`` with ``F`` the inverse cloglog (the grouped-time
+    version of the Cox model: ``exp(beta)`` are hazard ratios; METHODS §5.7) or logit link
+    (``exp(beta)`` are odds ratios of the discrete hazard).
+
+    Parameters
+    ----------
+    link : {"cloglog", "logit"}, default "cloglog"
+        Link function.
+    cuts : sequence of int, optional
+        Group periods into baseline intervals ``(0, c_1], (c_1, c_2], ...`` with one
+        baseline parameter each; default one parameter per observed period.
+    max_iter : int, default 50
+        IRLS iterations.
+    tol : float, default 1e-10
+        Relative deviance change for convergence.
+
+    Notes
+    -----
+    - Equals ``glm(y ~ factor(period) + x, family = binomial(link))`` on the person-period
+      table (R), computed from counts aggregated by (covariate pattern, baseline level);
+      coefficient names ``"(Intercept)"``, ``"factor(period)t"`` (or
+      ``"factor(interval)k"`` with ``cuts``), then the covariates.
+    - Standard errors from the expected information (Fisher scoring, as R's ``glm``); the
+      log-likelihood is that of the binary person-period data.
+    - Non-integer durations are an error (round to periods first).
+    """
+
+    def __init__(
+        self,
+        *,
+        link: str = "cloglog",
+        cuts: Sequence[int] | None = None,
+        max_iter: int = 50,
+        tol: float = 1e-10,
+    ) -> None:
+        self.link = link
+        self.cuts = cuts
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def __repr__(self) -> str:
+        return f"DiscreteTimeHazard(link={self.link!r})"
+
+    def fit(
+        self,
+        df: pd.DataFrame,
+        *,
+        duration: str,
+        event: str,
+        covariates: Sequence[str],
+        weights: str | None = None,
+        strata: str | None = None,
+        cluster: str | None = None,
+        entry: str | None = None,
+        robust: bool = False,
+        reference_levels: Mapping[str, Any] | None = None,
+    ) -> RegressionResults:
+        """Fit the model.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            One row per subject (or spell with ``entry``).
+        duration : str
+            Last period observed (integer >= 1).
+        event : str
+            1 = event in the last period, 0 = censored after it.
+        covariates : sequence of str
+            Covariates.
+        weights : str, optional
+            Case weights (> 0).
+        strata : None
+            Not supported; must be None.
+        cluster : str, optional
+            Cluster ids for the cluster-robust variance.
+        entry : str, optional
+            Periods already survived before observation (integer >= 0).
+        robust : bool, default False
+            Robust (sandwich) variance.
+        reference_levels : mapping, optional
+            Reference levels of categorical covariates.
+
+        Returns
+        -------
+        RegressionResults
+            ``extra`` holds the aggregated table size and events / at-risk by level.
+
+        Raises
+        ------
+        DataValidationError
+            Non-integer or non-positive durations, bad event codes, missing values, collinear
+            covariates.
+        """
+        if self.link not in ("cloglog", "logit"):
+            raise ConfigurationError(
+                f"link: expected 'cloglog' or 'logit'; found {self.link!r}."
+            )
+        if strata is not None:
+            raise ConfigurationError(
+                "strata: not supported by DiscreteTimeHazard; add it as a categorical covariate."
+            )
+        stop, ev, start, w, x, frame, clus = _common_inputs(
+            df, duration, event, covariates, weights, entry, cluster, reference_levels
+        )
+        for arr, nm in ((stop, "duration"), (start, "entry")):
+            frac = arr != np.round(arr)
+            if frac.any():
+                raise DataValidationError(
+                    f"{nm}: expected integer periods; found {int(frac.sum())} non-integer values "
+                    f"({_positions(frac)}). Hint: round up to the period of the event."
+                )
+        d = stop.astype(np.int64)
+        e = start.astype(np.int64)
+        n = d.size
+        t_max = int(d.max())
+        if self.cuts is None:
+            periods = np.unique(np.concatenate([np.arange(int(e.min()) + 1, t_max + 1)]))
+            level_of_period = np.full(t_max + 2, -1, dtype=np.int64)
+            level_of_period[periods] = np.arange(periods.size)
+            labels = [f"factor(period){int(t)}" for t in periods]
+        else:
+            c = np.asarray(self.cuts, dtype=float)
+            if c.size and (np.any(np.diff(c) <= 0) or np.any(c <= 0)):
+                raise ConfigurationError(
+                    f"cuts: expected strictly increasing positive cut points; found {c.size} "
+                    "values that are not."
+                )
+            bounds = np.concatenate(([0.0], c, [np.inf]))
+            level_of_period = np.searchsorted(bounds, np.arange(t_max + 2), side="left") - 1
+            level_of_period[0] = -1
+            used = np.unique(level_of_period[int(e.min()) + 1 : t_max + 1])
+            remap = np.full(bounds.size, -1, np.int64)
+            remap[used] = np.arange(used.size)
+            level_of_period = np.where(level_of_period >= 0, remap[level_of_period], -1)
+            labels = [f"factor(interval){int(k) + 1}" for k in used]
+        n_lev = len(labels)
+        first, pat = covariate_patterns(x)
+        n_pat = first.size
+        # at-risk and event counts per (pattern, level) without a person-period table:
+        # cumulative counts over periods per level: risk(t) = #{e < t <= d}
+        atrisk = np.zeros(n_pat * n_lev)
+        events = np.zeros(n_pat * n_lev)
+        # periods t in (e, d] -> levels; count the periods of each level with prefix sums
+        onehot = np.zeros((t_max + 1, n_lev))
+        valid = level_of_period[: t_max + 1] >= 0
+        onehot[np.flatnonzero(valid), level_of_period[: t_max + 1][valid]] = 1.0
+        lev_cum = np.cumsum(onehot, axis=0)  # lev_cum[t, j] = #periods <= t in level j
+        for j in range(n_lev):
+            cnt = lev_cum[d, j] - lev_cum[e, j]
+            atrisk += np.bincount(pat * n_lev + j, weights=w * cnt, minlength=n_pat * n_lev)
+        is_ev = ev == 1
+        ev_lev = level_of_period[d]
+        np.add.at(events, pat[is_ev] * n_lev + ev_lev[is_ev], w[is_ev])
+        keep = atrisk > 0
+        cell_pat = np.repeat(np.arange(n_pat), n_lev)[keep]
+        cell_lev = np.tile(np.arange(n_lev), n_pat)[keep]
+        dummies = (cell_lev[:, None] == np.arange(1, n_lev)[None, :]).astype(float)
+        design = np.hstack([np.ones((cell_pat.size, 1)), dummies, x[first][cell_pat]])
+        names = ("(Intercept)",) + tuple(labels[1:]) + frame.names
+        n_trials = atrisk[keep]
+        y = events[keep] / n_trials
+        fit = glm_fit(
+            design, y, n_trials, family="binomial", link=self.link,
+            max_iter=self.max_iter, tol=self.tol,
+        )
+        ev_by_level = np.bincount(cell_lev, weights=events[keep], minlength=n_lev)
+        _warn_glm(fit.converged, fit.iterations, ev_by_level, "period")
+        loglik = glm_loglik("binomial", y, fit.mu, n_trials)
+        cov_robust, n_cl, cov_type = None, None, "model"
+        if robust or clus is not None:
+            scores = self._row_scores(fit.beta, x, d, e, is_ev, level_of_period, n_lev)
+            scores *= w[:, None]
+            cov_robust, n_cl = _sandwich(scores, fit.cov, clus)
+            cov_type = "clustered" if clus is not None else "robust"
+        return RegressionResults(
+            model=repr(self),
+            names=names,
+            coef=fit.beta,
+            cov=cov_robust if cov_robust is not None else fit.cov,
+            cov_model=fit.cov,
+            cov_robust=cov_robust,
+            cov_type=cov_type,
+            loglik=loglik,
+            loglik_null=None,
+            n=int(n),
+            n_events=float(np.sum(w[is_ev])),
+            iterations=fit.iterations,
+            converged=fit.converged,
+            exp_label="hazard_ratio" if self.link == "cloglog" else "odds_ratio",
+            n_clusters=n_cl,
+            config={
+                "link": self.link, "cuts": None if self.cuts is None else list(self.cuts),
+                "duration": duration, "event": event, "covariates": list(covariates),
+                "weights": weights, "cluster": cluster, "entry": entry, "robust": robust,
+            },
+            extra={
+                "n_cells": int(y.size),
+                "deviance": -2.0 * loglik,
+                "events_by_level": dict(zip(labels, ev_by_level.tolist(), strict=True)),
+            },
+        )
+
+    def _row_scores(
+        self,
+        beta: FloatArray,
+        x: FloatArray,
+        d: IntArray,
+        e: IntArray,
+        is_ev: npt.NDArray[np.bool_],
+        level_of_period: IntArray,
+        n_lev: int,
+    ) -> FloatArray:
+        """Per-subject scores summed over its periods (loop over baseline levels)."""
+        n = d.size
+        k = beta.size
+        alpha = np.concatenate(([0.0], beta[1:n_lev])) + beta[0]
+        lin = x @ beta[n_lev:]
+        scores = np.zeros((n, k))
+        t_max = int(d.max())
+        lop = level_of_period[: t_max + 1]
+        total = np.zeros(n)
+        ev_lev = level_of_period[d]
+        for j in range(n_lev):
+            cnt_before = np.cumsum(lop == j)  # periods <= t in level j
+            cnt = (cnt_before[d] - cnt_before[e]).astype(float)
+            eta = lin + alpha[j]
+            if self.link == "logit":
+                mu = 1.0 / (1.0 + np.exp(-eta))
+                c_y = np.ones(n)  # d loglik / d eta = y - mu
+                c_0 = -mu
+            else:
+                mu = -np.expm1(-np.exp(eta))
+                g = np.exp(eta - np.exp(eta)) / np.maximum(mu * (1 - mu), 1e-300)
+                c_y = g
+                c_0 = -g * mu
+            y_j = (is_ev & (ev_lev == j)).astype(float)
+            s_j = cnt * c_0 + y_j * c_y
+            total += s_j
+            if j > 0:
+                scores[:, j] = s_j
+        scores[:, 0] = total
+        scores[:, n_lev:] = x * total[:, None]
+        return scores
