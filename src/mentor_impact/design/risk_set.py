@@ -285,6 +285,10 @@ class RiskSetDesign:
                 "period before building the design."
             )
         eps = spells.episodes(gap=gap) if gap > 0 else spells
+        last = int(np.asarray(register.weeks)[-1])
+        if np.any(np.asarray(eps.end) > last):
+            # ongoing at the register end: the end is administratively censored there
+            eps = type(eps)(eps.person, eps.start, np.minimum(np.asarray(eps.end), last))
         row, s0, s1 = eps.locate(register)
         row = np.asarray(row, dtype=np.int64)
         s0 = np.asarray(s0, dtype=np.int64)
