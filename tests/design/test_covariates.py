@@ -80,7 +80,7 @@ def world():
     weeks = np.array([(2005 + c // 52) * 100 + c % 52 + 1 for c in range(w)])
     cal = calendar_of_weeks(weeks)
     eps: dict[int, list[int]] = {}
-    for r_, a in zip(ep_row.tolist(), ep_start.tolist()):
+    for r_, a in zip(ep_row.tolist(), ep_start.tolist(), strict=False):
         eps.setdefault(r_, []).append(a)
     return states, rows, s, key, cal, eps
 
@@ -96,7 +96,7 @@ def test_matches_plain_loop(world):
     states, rows, s, key, cal, eps = world
     x, names, elapsed = compute(states, rows, s, key, cal)
     assert x.shape == (rows.size, len(names))
-    for i, (r, t) in enumerate(zip(rows.tolist(), s.tolist())):
+    for i, (r, t) in enumerate(zip(rows.tolist(), s.tolist(), strict=False)):
         np.testing.assert_allclose(x[i], ref_row(states, r, t, eps, cal["quarter"], cal["year"]),
                                    err_msg=f"row {i}")
     np.testing.assert_array_equal(elapsed, x[:, names.index("elapsed_benefit_weeks")])

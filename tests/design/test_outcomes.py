@@ -94,7 +94,9 @@ def test_curves_and_scalars_match_loop(world, censor):
     )
     for name in ("employed", "self_support", "on_benefit", "employment_or_education"):
         members = CAT.members(name)
-        ref = np.array([ref_curve(states, r, t, h, members) for r, t in zip(rows, s)], float)
+        ref = np.array(
+            [ref_curve(states, r, t, h, members) for r, t in zip(rows, s, strict=True)], float
+        )
         got = outs[name].astype(float)
         if censor:
             assert outs[name].dtype == np.float32
@@ -119,7 +121,7 @@ def test_durations_match_loop(world):
     ss_members = CAT.members("self_support")
     origin = ("passive_benefit", "activation", "subsidised_job")
     target = (STATES.index("passive_benefit"), STATES.index("activation"))
-    for i, (r, t) in enumerate(zip(rows, s)):
+    for i, (r, t) in enumerate(zip(rows, s, strict=False)):
         assert (durs["first_self_support"].time[i], durs["first_self_support"].event[i]) == \
             ref_first_sustained(states, r, t, h, ss_members, 3), i
         assert (durs["first_exit"].time[i], durs["first_exit"].event[i]) == \
@@ -138,7 +140,7 @@ def test_durations_match_loop(world):
 def test_gather_windows_matches_loop(world):
     states, rows, s = world
     got = K.gather_windows(states, rows, s - 20, 35, chunk=9)
-    for i, (r, t) in enumerate(zip(rows, s)):
+    for i, (r, t) in enumerate(zip(rows, s, strict=False)):
         for j in range(35):
             c = t - 20 + j
             exp = states[r, c] if 0 <= c < states.shape[1] else -1
@@ -154,7 +156,8 @@ def test_first_sustained_edge_cases():
 
 
 def test_unknown_outcome_name_is_rejected():
-    with pytest.raises(DataValidationError, match=r"outcomes: expected state or union names.*1 unknown"):
+    with pytest.raises(DataValidationError,
+                       match=r"outcomes: expected state or union names.*1 unknown"):
         outcome_luts(CAT, ["employed", "jobs"])
 
 

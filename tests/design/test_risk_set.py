@@ -73,7 +73,7 @@ def episodes_cols(reg, sp, gap=4):
     rows = {p: i for i, p in enumerate(reg.persons.tolist())}
     by = {}
     for p, a, b in zip(sp.person.tolist(), iso_to_ordinal(sp.start).tolist(),
-                       iso_to_ordinal(sp.end).tolist()):
+                       iso_to_ordinal(sp.end).tolist(), strict=False):
         by.setdefault(rows[p], []).append([a - ord0, min(b - ord0, reg.n_weeks - 1)])
     out = {}
     for r, lst in by.items():
@@ -144,7 +144,7 @@ def test_risk_sets_match_plain_loop(world, starts):
     data = RiskSetDesign(controls_per_treated=None, starts=starts, year_bins=((1, 1),),
                          **kw).build(reg, sp, baseline, seed=1)
     got = sorted(zip(data.cluster.tolist(), data.start_week.tolist(),
-                     data.treatment.tolist()))
+                     data.treatment.tolist(), strict=False))
     exp = sorted(ref_design(reg, sp, baseline, starts=starts, **kw))
     assert len(exp) > 500 and sum(d for *_, d in exp) > 10
     assert got == exp
@@ -177,8 +177,10 @@ def test_control_sampling_weights(world, sampling):
     full = RiskSetDesign(controls_per_treated=None, **kw).build(reg, sp, baseline, seed=1)
     sub = RiskSetDesign(controls_per_treated=3, sampling=sampling, **kw).build(
         reg, sp, baseline, seed=2)
-    fk = set(zip(full.cluster.tolist(), full.start_week.tolist(), full.treatment.tolist()))
-    sk = list(zip(sub.cluster.tolist(), sub.start_week.tolist(), sub.treatment.tolist()))
+    fk = set(zip(full.cluster.tolist(), full.start_week.tolist(), full.treatment.tolist(),
+                 strict=True))
+    sk = list(zip(sub.cluster.tolist(), sub.start_week.tolist(), sub.treatment.tolist(),
+                  strict=True))
     assert set(sk) <= fk
     # all treated kept, weight 1
     assert sub.n_treated == full.n_treated

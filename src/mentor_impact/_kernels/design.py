@@ -22,17 +22,17 @@ from numpy.typing import NDArray
 
 __all__ = [
     "RiskSetSweep",
-    "episode_eligibility",
-    "gather_windows",
-    "first_sustained",
-    "first_exit",
-    "history_counts",
-    "trailing_run",
     "count_runs",
-    "next_start_after",
     "count_starts_before",
+    "episode_eligibility",
+    "first_exit",
+    "first_sustained",
+    "gather_windows",
+    "history_counts",
     "make_lut",
+    "next_start_after",
     "risk_set_sweep",
+    "trailing_run",
 ]
 
 FILL = -1

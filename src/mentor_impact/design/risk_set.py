@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,7 +42,7 @@ def _positions(mask: npt.NDArray[np.bool_], limit: int = 5) -> str:
 
 
 def _band_labels(edges: Sequence[int]) -> list[str]:
-    out = [f"{a}-{b - 1}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    out = [f"{a}-{b - 1}" for a, b in itertools.pairwise(edges)]
     return [*out, f"{edges[-1]}+"]
 
 
@@ -210,7 +211,10 @@ class RiskSetDesign:
         return {k: getattr(self, k) for k in names}
 
     def __repr__(self) -> str:
-        return f"RiskSetDesign(horizon={self.horizon}, controls_per_treated={self.controls_per_treated})"
+        return (
+            f"RiskSetDesign(horizon={self.horizon}, "
+            f"controls_per_treated={self.controls_per_treated})"
+        )
 
     # ------------------------------------------------------------------ validation
     def _check_config(self, state_names: Sequence[str]) -> None:
@@ -252,7 +256,7 @@ class RiskSetDesign:
         ):
             raise bad("age_band", "(lo, hi) with lo < hi, or None", self.age_band)
         edges = list(self.duration_bands)
-        if not edges or edges[0] != 0 or any(b <= a for a, b in zip(edges[:-1], edges[1:], strict=True)):
+        if not edges or edges[0] != 0 or any(b <= a for a, b in itertools.pairwise(edges)):
             raise bad("duration_bands", "increasing lower edges starting at 0", self.duration_bands)
 
     # ------------------------------------------------------------------ inputs
@@ -525,8 +529,8 @@ class RiskSetDesign:
         btype = states[rows, s - 1]
         period = (cal["year"][s] * 100 + (cal["quarter"][s] if self.cell_period == "quarter"
                                           else cal["month"][s]))
-        edges = np.asarray(list(self.duration_bands), dtype=np.int64)
-        band = np.searchsorted(edges, elapsed, side="right") - 1
+        dur_edges = np.asarray(list(self.duration_bands), dtype=np.int64)
+        band = np.searchsorted(dur_edges, elapsed, side="right") - 1
         key = (period.astype(np.int64) * 64 + btype.astype(np.int64)) * 64 + band
         _, cell = np.unique(key, return_inverse=True)
         sn = np.array(state_names)
@@ -582,7 +586,7 @@ class RiskSetDesign:
 def true_effects(
     study: Any, data: EvaluationData, outcome: str, estimand: str = "A"
 ) -> pd.DataFrame:
-    """The simulator's true effect curve averaged over exactly the design's treated rows.
+    """Return the simulator's true effect curve averaged over the design's treated rows.
 
     Parameters
     ----------
