@@ -3,6 +3,7 @@
 from mentor_impact.duration._regression_results import RegressionResults
 from mentor_impact.duration._survival_results import ArmCurve, SurvivalResults
 from mentor_impact.duration.cox import CoxPH, CoxPHResults, marginal_hazard_ratio
+from mentor_impact.duration.effects import survival_effect
 from mentor_impact.duration.nonparametric import AalenJohansen, KaplanMeier, logrank_test
 from mentor_impact.duration.toe import (
     TimingOfEvents,
@@ -23,4 +24,5 @@ __all__ = [
     "logrank_test",
     "marginal_hazard_ratio",
     "spells_from_register",
+    "survival_effect",
 ]
