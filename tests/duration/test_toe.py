@@ -1,0 +1,328 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mentor_impact._kernels import toe as K_
+from mentor_impact.datasets.toe_sim import simulate_toe
+from mentor_impact.duration import TimingOfEvents
+from mentor_impact.exceptions import (
+    ConfigurationError,
+    DataValidationError,
+    EstimationError,
+)
+
+from _toe_reference import curves_loop, loglik_loop
+
+EC = np.array([0, 5, 12])
+SC = np.array([0, 8])
+BINS = np.array([0, 4, 10])
+
+
+def _small(n=40, K=2, max_entry=0, seed=3):
+    sim = simulate_toe(
+        n, n_support_points=K, exit_cuts=EC, start_cuts=SC, effect_bins=BINS, max_weeks=30,
+        min_followup=10, max_entry=max_entry, seed=seed,
+        alpha_exit=[[-2.0, -2.3, -2.6], [-2.4, -2.6, -2.8]], alpha_start=[-2.0, -2.4],
+    )
+    return sim.data
+
+
+def _arrays(df, K, truncated, pz=0, seed=0):
+    rng = np.random.default_rng(seed)
+    n = len(df)
+    X = df[["x1", "x2"]].to_numpy()
+    Z = X[:, :pz]
+    w = rng.integers(1, 4, n).astype(float)
+    D = K_.build_toe_data(
+        df.duration.to_numpy(), df.exit.to_numpy(), df.start.to_numpy(), df.entry.to_numpy(),
+        X, Z, w, EC, SC, BINS, 2, condition_on_entry=truncated,
+    )
+    L = K_.Layout(R=2, Qe=EC.size, Qm=SC.size, J=BINS.size, p=2, pz=pz, K=K)
+    theta = rng.normal(0, 0.3, L.size)
+    P = L.unpack(theta)
+    theta = L.pack({**P, "alpha_e": P["alpha_e"] - 2.5, "alpha_m": P["alpha_m"] - 2.5})
+    return D, L, theta, w, X, Z
+
+
+@pytest.mark.parametrize("truncated,K,pz", [(False, 1, 0), (False, 2, 1), (True, 3, 1)])
+def test_loglik_matches_loop_twin(truncated, K, pz):
+    df = _small(30, max_entry=6 if truncated else 0)
+    D, L, theta, w, X, Z = _arrays(df, K, truncated, pz)
+    ll = K_.loglik(theta, L, D)
+    ref = loglik_loop(
+        L.unpack(theta), df.duration.to_numpy(), df.exit.to_numpy(), df.start.to_numpy(),
+        df.entry.to_numpy(), X, Z, w, EC, SC, BINS, truncated,
+    )
+    assert ll == pytest.approx(ref, rel=1e-10)
+
+
+@pytest.mark.parametrize("truncated,K,pz", [(False, 1, 0), (True, 3, 1)])
+def test_gradient_matches_finite_differences(truncated, K, pz):
+    df = _small(40, max_entry=6 if truncated else 0)
+    D, L, theta, *_ = _arrays(df, K, truncated, pz)
+    _, g = K_.loglik_grad(theta, L, D)
+    num = np.empty_like(theta)
+    for i in range(theta.size):
+        h = 1e-6
+        tp, tm = theta.copy(), theta.copy()
+        tp[i] += h
+        tm[i] -= h
+        num[i] = (K_.loglik(tp, L, D) - K_.loglik(tm, L, D)) / (2 * h)
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-5)
+    # per-person scores sum (weighted) to the gradient
+    _, S = K_.loglik_grad(theta, L, D, per_person=True)
+    np.testing.assert_allclose(D.w @ S, g, rtol=1e-10, atol=1e-10)
+
+
+def test_curves_match_loop_twin():
+    df = _small(40, max_entry=5)
+    D, L, theta, w, X, Z = _arrays(df, 2, True, 1)
+    rows = D.s_row
+    assert rows.size > 3
+    for eff in (True, False):
+        S, C = K_.treated_curves(theta, L, D, df.start.to_numpy(), rows, 15, with_effect=eff)
+        Sr, Cr = curves_loop(
+            L.unpack(theta), df.duration.to_numpy(), df.exit.to_numpy(), df.start.to_numpy(),
+            df.entry.to_numpy(), X, Z, EC, SC, BINS, True, rows, 15, eff,
+        )
+        np.testing.assert_allclose(S, Sr, rtol=1e-10)
+        np.testing.assert_allclose(C, Cr, rtol=1e-10, atol=1e-14)
+
+
+def test_episodes_cover_every_person_week():
+    df = _small(60)
+    D, *_ = _arrays(df, 1, False)
+    T, c, tm = df.duration.to_numpy(), df.exit.to_numpy(), df.start.to_numpy()
+    expo = np.bincount(D.e_row, D.e_len, minlength=len(df))
+    np.testing.assert_array_equal(expo, T - (c > 0))
+    mexpo = np.bincount(D.m_row, D.m_len, minlength=len(df))
+    np.testing.assert_array_equal(mexpo, np.where(tm >= 0, np.minimum(T, tm - 1), T))
+    # far fewer episodes than person-weeks
+    assert D.e_row.size < 0.5 * (T - (c > 0)).sum()
+
+
+# ---------------------------------------------------------------------------------------
+# K = 1 equals a plain cloglog discrete-time hazard (statsmodels GLM)
+# ---------------------------------------------------------------------------------------
+
+
+def _person_period(df, ec, bins):
+    rows = []
+    for i, r in df.iterrows():
+        for t in range(1, int(r.duration) + 1):
+            q = int(np.searchsorted(ec, t, side="left") - 1)
+            u = t - r.start
+            j = int(np.searchsorted(bins, u, side="left") - 1) if r.start >= 0 and u >= 1 else -1
+            rows.append((i, t, q, j, int(t == r.duration and r.exit == 1), r.x1, r.x2))
+    return pd.DataFrame(rows, columns=["i", "t", "q", "j", "y", "x1", "x2"])
+
+
+def test_k1_equals_statsmodels_cloglog_glm():
+    sm = pytest.importorskip("statsmodels.api")
+    ec = np.array([0, 13, 52])
+    bins = np.array([0, 13, 26])
+    sim = simulate_toe(1500, n_causes=1, n_support_points=1, exit_cuts=ec, start_cuts=(0, 26),
+                       effect_bins=bins, max_weeks=104, seed=11)
+    df = sim.data
+    res = TimingOfEvents(exit_cuts=ec, start_cuts=(0, 26), effect_bins=bins,
+                         support_points=1).fit(
+        df, duration="duration", exit="exit", start="start", covariates=["x1", "x2"])
+    pp = _person_period(df, ec, bins)
+    Xd = np.column_stack(
+        [(pp.q.to_numpy() == q) for q in range(ec.size)]
+        + [pp.x1, pp.x2]
+        + [(pp.j.to_numpy() == j) for j in range(bins.size)]
+    ).astype(float)
+    model = sm.GLM(pp.y.to_numpy(), Xd,
+                   family=sm.families.Binomial(link=sm.families.links.CLogLog()))
+    glm = model.fit(tol=1e-12)
+    ours = res.params[res.params.equation == "exit:cause1"]
+    np.testing.assert_allclose(ours.estimate.to_numpy(), glm.params, rtol=1e-6)
+    # our standard errors use the observed information (as a Newton fit does); R / IRLS
+    # report the expected information for the non-canonical cloglog link
+    newton = model.fit(method="newton", start_params=glm.params, tol=1e-12, maxiter=5)
+    obs_se = np.sqrt(np.diag(np.linalg.inv(-model.hessian(glm.params, observed=True))))
+    np.testing.assert_allclose(ours.std_error_hessian.to_numpy(), obs_se, rtol=1e-4)
+    np.testing.assert_allclose(ours.std_error_hessian.to_numpy(), glm.bse, rtol=5e-3)
+    assert newton.params == pytest.approx(glm.params, rel=1e-6)
+    assert res.k_search.K.tolist() == [1]
+
+
+# ---------------------------------------------------------------------------------------
+# equivalences
+# ---------------------------------------------------------------------------------------
+
+
+def _fit(df, **kw):
+    est = TimingOfEvents(exit_cuts=(0, 13, 52), start_cuts=(0, 26), **kw)
+    return est.fit(df, duration="duration", exit="exit", start="start",
+                   covariates=["x1", "x2"], weights=kw.pop("weights", None) or None)
+
+
+@pytest.fixture(scope="module")
+def sim2():
+    return simulate_toe(1500, n_support_points=2, seed=5)
+
+
+def test_frequency_weights_equal_duplicated_rows(sim2):
+    df = sim2.data.iloc[:600].copy()
+    rng = np.random.default_rng(0)
+    df["w"] = rng.integers(1, 3, len(df))
+    dup = df.loc[df.index.repeat(df["w"])].reset_index(drop=True)
+    est = TimingOfEvents(exit_cuts=(0, 13, 52), start_cuts=(0, 26), support_points=1)
+    a = est.fit(df, duration="duration", exit="exit", start="start", covariates=["x1", "x2"],
+                weights="w")
+    b = est.fit(dup, duration="duration", exit="exit", start="start", covariates=["x1", "x2"])
+    np.testing.assert_allclose(a.params.estimate, b.params.estimate, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(a.params.std_error, b.params.std_error, rtol=1e-5)
+    assert a.loglik == pytest.approx(b.loglik, rel=1e-10)
+
+
+def test_row_order_changes_nothing(sim2):
+    df = sim2.data
+    est = TimingOfEvents(exit_cuts=(0, 13, 52), start_cuts=(0, 26), max_support_points=2)
+    a = est.fit(df, duration="duration", exit="exit", start="start", covariates=["x1", "x2"])
+    perm = df.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    b = est.fit(perm, duration="duration", exit="exit", start="start", covariates=["x1", "x2"])
+    np.testing.assert_allclose(a.params.estimate, b.params.estimate, rtol=1e-5, atol=1e-6)
+    assert a.loglik == pytest.approx(b.loglik, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------
+# recovery on data simulated from the model
+# ---------------------------------------------------------------------------------------
+
+
+def test_recovers_parameters_k2(sim2):
+    sim = simulate_toe(4000, n_support_points=2, seed=21)
+    res = TimingOfEvents(exit_cuts=(0, 13, 52), start_cuts=(0, 26), max_support_points=3).fit(
+        sim.data, duration="duration", exit="exit", start="start", covariates=["x1", "x2"],
+        seed=1)
+    assert res.n_support_points == 2
+    assert res.k_search.selected.sum() == 1
+    tab = res.params.merge(sim.truth, on=["equation", "block", "term"])
+    assert len(tab) == len(res.params)
+    z = (tab.estimate - tab.value) / tab.std_error
+    assert np.all(np.abs(z) < 3.5), tab.assign(z=z)
+    eff = res.effects_on_probabilities((26, 52), outcome="cause1")
+    assert eff.estimate.shape == (2,)
+    assert np.all(np.isfinite(eff.std_errors))
+
+
+def test_effects_zero_when_effects_are_zero():
+    sim = simulate_toe(1500, n_support_points=1, delta=np.zeros((2, 4)), seed=2)
+    res = TimingOfEvents(exit_cuts=(0, 13, 52), start_cuts=(0, 26), support_points=1).fit(
+        sim.data, duration="duration", exit="exit", start="start", covariates=["x1", "x2"])
+    # at theta with delta = 0 the effect is exactly zero
+    th = res.theta.copy()
+    sel = (res.params.block == "effect").to_numpy()
+    th[sel] = 0.0
+    A, B = res._effect_rows(th, np.array([26, 52]), 0)
+    np.testing.assert_allclose(A, B)
+    eff = res.effects_on_probabilities((26, 52, 104), outcome="survival")
+    assert eff.estimator == "TimingOfEvents"
+    assert eff.targets == ("tau=26", "tau=52", "tau=104")
+    ci = eff.conf_int()
+    assert np.all(ci.iloc[:, 0] < 0.05) and np.all(ci.iloc[:, 1] > -0.05)
+
+
+def test_left_truncation_condition_vs_ignore():
+    sim = simulate_toe(2500, n_support_points=2, max_entry=40, seed=8)
+    assert (sim.data.entry > 0).mean() > 0.5
+    kw = dict(exit_cuts=(0, 13, 52), start_cuts=(0, 26), support_points=2)
+    ok = TimingOfEvents(truncation="condition", **kw).fit(
+        sim.data, duration="duration", exit="exit", start="start", covariates=["x1", "x2"],
+        entry="entry")
+    assert ok.truncation == "condition"
+    tab = ok.params.merge(sim.truth, on=["equation", "block", "term"])
+    eff = tab[tab.block.isin(["effect", "covariate"])]
+    z = (eff.estimate - eff.value) / eff.std_error
+    assert np.all(np.abs(z) < 3.5)
+    inflow = TimingOfEvents(truncation="inflow", max_support_points=1,
+                            exit_cuts=(0, 13, 52), start_cuts=(0, 26))
+    with pytest.raises(DataValidationError, match="sample rule|without exits|treated"):
+        df = sim.data[sim.data.entry > 0]
+        inflow.fit(df, duration="duration", exit="exit", start="start", entry="entry")
+
+
+# ---------------------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def base_df():
+    return simulate_toe(600, n_support_points=1, seed=4).data
+
+
+def _fit_bad(df, **kw):
+    return TimingOfEvents(exit_cuts=(0, 13, 52), start_cuts=(0, 26), **kw).fit(
+        df, duration="duration", exit="exit", start="start", covariates=["x1", "x2"])
+
+
+def test_start_after_exit(base_df):
+    df = base_df.copy()
+    df.loc[[3, 7], "start"] = df.loc[[3, 7], "duration"] + 2
+    with pytest.raises(DataValidationError, match=r"start: .*2 \(rows 3, 7\) starts after exit"):
+        _fit_bad(df)
+
+
+def test_zero_length_spells(base_df):
+    df = base_df.copy()
+    df.loc[5, "duration"] = 0
+    df.loc[5, "start"] = -1
+    with pytest.raises(DataValidationError, match=r"duration: .*1 \(rows 5\).*zero"):
+        _fit_bad(df)
+
+
+def test_no_treated_spells(base_df):
+    df = base_df.copy()
+    df["start"] = np.nan
+    with pytest.raises(DataValidationError, match="start: .*0 treated spells"):
+        _fit_bad(df)
+
+
+def test_constant_covariate_is_flat(base_df):
+    df = base_df.copy()
+    df["x2"] = 1.0
+    with pytest.raises(DataValidationError, match="covariates: .*constant"):
+        _fit_bad(df)
+
+
+def test_collinear_covariates(base_df):
+    df = base_df.copy()
+    df["x2"] = 2 * df["x1"]
+    with pytest.raises(DataValidationError, match="covariates: .*linearly independent"):
+        _fit_bad(df)
+
+
+def test_interval_without_events(base_df):
+    with pytest.raises(ConfigurationError, match="exit_cuts: .*without exits"):
+        TimingOfEvents(exit_cuts=(0, 13, 52, 150), start_cuts=(0, 26)).fit(
+            base_df, duration="duration", exit="exit", start="start")
+
+
+def test_bad_cuts():
+    with pytest.raises(ConfigurationError, match="effect_bins: expected the first cut to be 0"):
+        TimingOfEvents(effect_bins=(1, 13))._validate_config()
+    with pytest.raises(ConfigurationError, match="exit_cuts: expected strictly increasing"):
+        TimingOfEvents(exit_cuts=(0, 13, 13))._validate_config()
+
+
+def test_k_larger_than_identifiable(base_df):
+    # data from a K = 1 model: a forced 3-point fit is not identified
+    with pytest.raises(EstimationError, match="support_points: expected 3 identifiable"):
+        _fit_bad(base_df, support_points=3)
+
+
+def test_missing_column_and_negative_weights(base_df):
+    with pytest.raises(DataValidationError, match="duration: expected a column"):
+        TimingOfEvents().fit(base_df, duration="nope", exit="exit", start="start")
+    df = base_df.copy()
+    df["w"] = 1.0
+    df.loc[2, "w"] = -1.0
+    with pytest.raises(DataValidationError, match=r"weights: .*1 \(rows 2\)"):
+        TimingOfEvents(exit_cuts=(0, 13, 52), start_cuts=(0, 26)).fit(
+            df, duration="duration", exit="exit", start="start", weights="w")
