@@ -178,7 +178,7 @@ def hajek_if(
     ps_if: FloatArray | None,
     groups: IntArray | None = None,
     n_groups: int = 1,
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, IntArray]:
     """Hajek contrast normalised within groups (risk sets) and aggregated over groups.
 
     ``theta = sum_s pi_s (m1_s - m0_s)``, ``m_as = sum_{i in s, arm a} w omega_a Y /
@@ -188,7 +188,11 @@ def hajek_if(
     ``omega0``/``g0`` of control rows; a (n, K) control weight gives a per-target weight
     (estimand B). The PS terms are added when ``ps_if`` is given.
 
-    Returns ``(theta, m1, m0, phi)`` with ``m1 = sum_s pi_s m1_s`` etc.
+    A risk set where one arm has no weight at target ``k`` (e.g. every control censored
+    under estimand B) is left out at that target and ``pi`` renormalised over the others.
+
+    Returns ``(theta, m1, m0, phi, n_dropped)`` with ``m1 = sum_s pi_s m1_s`` etc. and the
+    number of risk sets left out per target.
     """
     n, K = Y.shape
     M = None if groups is None else group_matrix(groups, n_groups)
@@ -208,25 +212,29 @@ def hajek_if(
         m1s = _gsum(M, a1 * Y) / S1
         m0s = _gsum(M, a0 * Y) / S0
     tw = w * t
-    T_s = _gsum(M, tw[:, None])[:, 0]  # (G,)
-    T = float(T_s.sum())
-    pi = T_s / T  # (G,)
-    # groups with no target mass contribute nothing (pi = 0); guard their NaN means
-    m1s = np.where(pi[:, None] > 0, m1s, 0.0)
-    m0s = np.where(pi[:, None] > 0, m0s, 0.0)
+    T_s = _gsum(M, tw[:, None])  # (G, 1)
+    # a risk set contributes at target k only when both arms have weight there
+    valid = (S1 > 0) & (S0 > 0) & (T_s > 0)  # (G, K)
+    Tv = np.where(valid, T_s, 0.0)
+    T = Tv.sum(axis=0)  # (K,)
+    pi = Tv / np.where(T > 0, T, 1.0)  # (G, K)
+    m1s = np.where(valid, m1s, 0.0)
+    m0s = np.where(valid, m0s, 0.0)
     delta_s = m1s - m0s
-    theta = pi @ delta_s
-    m1 = pi @ m1s
-    m0 = pi @ m0s
+    theta = (pi * delta_s).sum(axis=0)
+    m1 = (pi * m1s).sum(axis=0)
+    m0 = (pi * m0s).sum(axis=0)
+    n_dropped = (~valid & (T_s > 0)).sum(axis=0)
     # normalised per-row weights: nu = pi_s * a / S_as
     with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(S1 > 0, pi[:, None] / S1, 0.0)  # (G, K)
-        f0 = np.where(S0 > 0, pi[:, None] / S0, 0.0)
+        f1 = np.where(valid, pi / S1, 0.0)  # (G, K)
+        f0 = np.where(valid, pi / S0, 0.0)
     r1 = Y - m1s[gi]
     r0 = Y - m0s[gi]
     nu1r = a1 * f1[gi] * r1
     nu0r = a0 * f0[gi] * r0
-    phi = nu1r - nu0r + (tw[:, None] * (delta_s[gi] - theta)) / T
+    tv = tw[:, None] * valid[gi]  # target mass of rows in contributing risk sets
+    phi = nu1r - nu0r + (tv * (delta_s[gi] - theta)) / T
     if ps_if is not None and Z is not None:
         # derivative of sum_s pi_s (m1_s - m0_s) with respect to gamma, (K, q)
         wd1 = col(d * w) * col(g1)
@@ -236,10 +244,10 @@ def hajek_if(
         c0 = (wd0 * f0[gi] * r0) if wd0.shape[1] == K else (wd0 * (f0[gi] * r0))
         C = c1 - c0
         if np.any(tp != 0):
-            C = C + ((w * tp)[:, None] * (delta_s[gi] - theta)) / T
+            C = C + ((w * tp)[:, None] * valid[gi] * (delta_s[gi] - theta)) / T
         Dg = Z.T @ C  # (q, K)
         phi = phi + ps_if @ Dg
-    return theta, m1, m0, phi
+    return theta, m1, m0, phi, n_dropped
 
 
 def horvitz_thompson_if(

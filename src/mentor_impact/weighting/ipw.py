@@ -373,9 +373,10 @@ class IPW:
         Zd = pf.design
         psif = pf.ps_if
         if self.normalized:
-            theta, m1, m0, phi = K.hajek_if(
+            theta, m1, m0, phi, n_empty = K.hajek_if(
                 Y, d, wk, omega, omega0, g, g0, t, tp, Zd, psif, groups, n_groups
             )
+            extra["risk_sets_left_out"] = np.asarray(n_empty, dtype=np.int64)
         else:
             theta, m1, m0, phi = K.horvitz_thompson_if(
                 Y, d, wk, omega, omega0, g, g0, t, tp, Zd, psif

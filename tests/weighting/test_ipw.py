@@ -1,0 +1,281 @@
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mentor_impact._kernels import weighting as K
+from mentor_impact.design import EvaluationData
+from mentor_impact.exceptions import (
+    ConfigurationError,
+    DataValidationError,
+    EstimationError,
+    PositivityWarning,
+)
+from mentor_impact.inference import IID, Clustered
+from mentor_impact.weighting import IPW, compare_estimands
+
+from ._reference import ref_ipw
+from ._sim import simulate
+
+
+def flat_data(n=300, seed=0, k_curve=None, weights=None):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    e = 1 / (1 + np.exp(-(0.3 + x @ np.array([0.7, -0.5]))))
+    d = (rng.random(n) < e).astype(int)
+    y = x.sum(axis=1) + d + rng.normal(size=n)
+    df = pd.DataFrame(x, columns=["a", "b"]).assign(d=d, y=y)
+    if weights is not None:
+        df["w"] = weights
+    return EvaluationData.from_frame(
+        df, treatment="d", outcomes="y", covariates=["a", "b"],
+        weights="w" if weights is not None else None,
+    )
+
+
+@pytest.fixture(scope="module")
+def rs():
+    return simulate(n_persons=200, seed=3)
+
+
+# --------------------------------------------------------------- kernel vs plain loops
+@pytest.mark.parametrize("estimand", ["ATT", "ATE", "ATC", "ATO"])
+@pytest.mark.parametrize("normalized", [True, False])
+def test_ipw_matches_loop_reference_with_risk_sets(rs, estimand, normalized):
+    res = IPW(estimand=estimand, normalized=normalized).fit(rs, outcome="y")
+    ref = ref_ipw(rs.outcome("y"), rs.treatment, rs.weight, rs.X,
+                  groups=rs.start_week, estimand=estimand, normalized=normalized)
+    np.testing.assert_allclose(res.estimate, ref, rtol=1e-9)
+
+
+def test_estimand_b_matches_loop_reference(rs):
+    res = IPW().fit(rs, outcome="y", dynamic="B")
+    ref = ref_ipw(rs.outcome("y"), rs.treatment, rs.weight, rs.X, groups=rs.start_week,
+                  later_start=rs.later_start, tau=rs.tau, dynamic="B")
+    np.testing.assert_allclose(res.estimate, ref, rtol=1e-9)
+    assert res.estimand == "ATT-B"
+    assert 0 < res.extra["share_later_treated"] < 1
+
+
+@pytest.mark.parametrize(
+    ("estimand", "dynamic", "normalized"),
+    [("ATT", "A", True), ("ATE", "A", True), ("ATO", "A", True), ("ATC", "A", False),
+     ("ATT", "B", True)],
+)
+def test_influence_function_is_derivative_of_estimate(rs, estimand, dynamic, normalized):
+    """phi_i / w_i = d theta_hat / d w_i, with the logit refitted (finite differences)."""
+    est = IPW(estimand=estimand, normalized=normalized)
+    res = est.fit(rs, outcome="y", dynamic=dynamic)
+    rows_ = [0, 5, 17, rs.n - 1]
+    h = 1e-5
+    for i in rows_:
+        wp = rs.weight.copy()
+        wm = rs.weight.copy()
+        wp[i] *= 1 + h
+        wm[i] *= 1 - h
+        tp = est.fit(rs.with_weight(wp), outcome="y", dynamic=dynamic).estimate
+        tm = est.fit(rs.with_weight(wm), outcome="y", dynamic=dynamic).estimate
+        deriv = (tp - tm) / (2 * h * rs.weight[i])
+        np.testing.assert_allclose(res.influence[i] / rs.weight[i], deriv, rtol=1e-4,
+                                   atol=1e-8)
+
+
+def test_influence_sums_to_zero(rs):
+    res = IPW().fit(rs, outcome="y")
+    np.testing.assert_allclose(res.influence.sum(axis=0), 0.0, atol=1e-10)
+
+
+# --------------------------------------------------------------- equivalences
+def test_constant_ps_gives_difference_in_means():
+    data = flat_data()
+    res = IPW(estimand="ATE").fit(data, outcome="y", ps=np.full(data.n, 0.4))
+    y, d = data.outcome("y"), data.treatment
+    assert res.estimate[0] == pytest.approx(y[d == 1].mean() - y[d == 0].mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("estimand", ["ATT", "ATE", "ATO"])
+def test_rescaling_weights_leaves_hajek_unchanged(estimand):
+    base = flat_data(weights=np.linspace(0.5, 2.0, 300))
+    scaled = base.with_weight(base.weight * 7.3)
+    a = IPW(estimand=estimand).fit(base, outcome="y")
+    b = IPW(estimand=estimand).fit(scaled, outcome="y")
+    np.testing.assert_allclose(a.estimate, b.estimate, rtol=1e-10)
+    np.testing.assert_allclose(a.std_errors, b.std_errors, rtol=1e-8)
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+def test_frequency_weights_equal_duplicated_rows(normalized):
+    rng = np.random.default_rng(5)
+    fw = rng.integers(1, 4, size=300).astype(float)
+    weighted = flat_data(weights=fw)
+    idx = np.repeat(np.arange(300), fw.astype(int))
+    dup = dataclasses.replace(weighted.subset(idx), weight=np.ones(idx.size),
+                              cluster=idx)
+    a = IPW(normalized=normalized).fit(weighted, outcome="y", cov=IID())
+    b = IPW(normalized=normalized).fit(dup, outcome="y",
+                                       cov=Clustered("person", small_sample=False))
+    np.testing.assert_allclose(a.estimate, b.estimate, rtol=1e-9)
+    np.testing.assert_allclose(a.std_errors, b.std_errors, rtol=1e-7)
+
+
+def test_row_order_changes_nothing(rs):
+    perm = np.random.default_rng(0).permutation(rs.n)
+    a = IPW().fit(rs, outcome="y")
+    b = IPW().fit(rs.subset(perm), outcome="y")
+    np.testing.assert_allclose(a.estimate, b.estimate, rtol=1e-10)
+    np.testing.assert_allclose(a.std_errors, b.std_errors, rtol=1e-8)
+    np.testing.assert_allclose(a.weights[perm], b.weights, rtol=1e-10)
+
+
+def test_curve_equals_columnwise_scalars(rs):
+    curve = IPW().fit(rs, outcome="y")
+    last = IPW().fit(rs, outcome="y_last")
+    assert curve.estimate[-1] == pytest.approx(last.estimate[0], rel=1e-12)
+    assert curve.std_errors.iloc[-1] == pytest.approx(last.std_errors.iloc[0], rel=1e-10)
+    assert curve.targets == ("tau=0", "tau=3", "tau=8")
+    assert curve.cov_type == "clustered(person)"
+
+
+def test_risk_set_weights_reproduce_estimate(rs):
+    """Reusable weights: a pooled weighted contrast equals the risk-set normalised one."""
+    res = IPW().fit(rs, outcome="y")
+    y, d, w = rs.outcome("y"), rs.treatment == 1, res.weights
+    pooled = (w[d, None] * y[d]).sum(0) / w[d].sum() - (w[~d, None] * y[~d]).sum(0) / w[~d].sum()
+    np.testing.assert_allclose(res.estimate, pooled, rtol=1e-10)
+
+
+def test_fit_ab_side_by_side(rs):
+    both = IPW().fit_ab(rs, outcome="y")
+    table = compare_estimands(both)
+    assert list(table.columns[:2]) == ["estimate_A", "std_error_A"]
+    assert "estimate_B" in table.columns
+    assert len(table) == 3
+
+
+def test_with_cov_and_ess_by_tau(rs):
+    res = IPW().fit(rs, outcome="y", dynamic="B")
+    iid = res.with_cov(IID())
+    assert iid.cov_type == "iid"
+    ess = res.extra["ess"]
+    assert list(ess["target"]) == ["tau=0", "tau=3", "tau=8"]
+    assert ess["ess_control"].iloc[-1] < ess["ess_control"].iloc[0]
+
+
+def test_trimming_counts_and_crump():
+    data = flat_data(n=400, seed=2)
+    res = IPW(estimand="ATE", trim=0.2).fit(data, outcome="y")
+    ps = res.extra["ps"]
+    assert res.dropped["trimmed"] == int(((ps < 0.2) | (ps > 0.8)).sum())
+    assert res.n == data.n - res.dropped["trimmed"]
+    assert np.all(res.weights[(ps < 0.2) | (ps > 0.8)] == 0)
+    assert IPW(estimand="ATE", trim="crump").fit(data, outcome="y").n <= data.n
+
+
+def test_crump_alpha_known_value():
+    from mentor_impact.weighting._common import crump_alpha
+
+    assert crump_alpha(np.full(50, 0.5)) == 0.0
+    ps = np.concatenate([np.full(95, 0.5), np.full(5, 0.001)])
+    a = crump_alpha(ps)
+    assert 0.0 < a < 0.5
+    g = 1 / (ps * (1 - ps))
+    gam = 1 / (a * (1 - a))
+    assert gam == pytest.approx(2 * g[g <= gam].mean(), rel=1e-12)
+
+
+def test_truncation_caps_weights():
+    data = flat_data(n=400, seed=2)
+    raw = IPW().fit(data, outcome="y")
+    cut = IPW(truncate=0.9).fit(data, outcome="y")
+    c = data.treatment == 0
+    assert cut.weights[c].max() == pytest.approx(np.quantile(raw.weights[c], 0.9))
+    assert cut.extra["n_truncated"] > 0
+
+
+def test_overlap_weights_need_no_inverse():
+    data = flat_data()
+    res = IPW(estimand="ATO").fit(data, outcome="y")
+    assert np.isfinite(res.estimate).all()
+
+
+# --------------------------------------------------------------- bad input
+def test_ps_at_zero_or_one_is_rejected():
+    data = flat_data()
+    ps = np.full(data.n, 0.5)
+    ps[[3, 9]] = [0.0, 1.0]
+    with pytest.raises(DataValidationError, match=r"found 2 at 0, 1.*rows 3, 9"):
+        IPW().fit(data, outcome="y", ps=ps)
+
+
+def test_empty_arm_after_trimming():
+    data = flat_data()
+    with pytest.raises(DataValidationError, match="no (treated|control) rows"):
+        IPW(trim=(0.0, 0.01)).fit(data, outcome="y")
+
+
+def test_extreme_weights_warn_with_ess_and_share():
+    rng = np.random.default_rng(0)
+    n = 200
+    x = rng.normal(size=n)
+    x[0] = 6.0
+    d = (x > 0.5).astype(int)
+    d[1] = 1
+    d[0] = 0
+    df = pd.DataFrame({"x": x, "d": d, "y": rng.normal(size=n)})
+    data = EvaluationData.from_frame(df, treatment="d", outcomes="y", covariates=["x"])
+    ps = np.clip(1 / (1 + np.exp(-(x - 0.5) * 3)), 1e-6, 1 - 1e-6)
+    with pytest.warns(PositivityWarning, match=r"effective sample size .* largest single"):
+        IPW().fit(data, outcome="y", ps=ps)
+
+
+def test_nan_outcome_is_reported_with_rows():
+    data = flat_data()
+    y = data.outcome("y").copy()
+    y[[4, 8, 15]] = np.nan
+    bad = dataclasses.replace(data, outcomes={"y": y})
+    with pytest.raises(DataValidationError, match=r"3 missing .*\(rows 4, 8, 15\)"):
+        IPW().fit(bad, outcome="y")
+
+
+def test_bad_options():
+    data = flat_data()
+    with pytest.raises(ConfigurationError, match="'estimand' parameter of IPW"):
+        IPW(estimand="XYZ").fit(data, outcome="y")
+    with pytest.raises(ConfigurationError, match="trim"):
+        IPW(trim="nope").fit(data, outcome="y")
+    with pytest.raises(ConfigurationError, match="truncate"):
+        IPW(truncate=(0.9, 0.1)).fit(data, outcome="y")
+    with pytest.raises(DataValidationError, match="later_start"):
+        IPW().fit(data, outcome="y", dynamic="B")
+    with pytest.raises(ConfigurationError, match="ATT only"):
+        IPW(estimand="ATE").fit(data, outcome="y", dynamic="B")
+
+
+def test_propensity_learner_without_predict_proba():
+    from sklearn.linear_model import LinearRegression
+
+    with pytest.raises(ConfigurationError, match="predict_proba"):
+        IPW(propensity=LinearRegression()).fit(flat_data(), outcome="y")
+
+
+def test_separated_fit_raises_estimation_error():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=100)
+    d = (x > 0).astype(int)
+    df = pd.DataFrame({"x": x, "d": d, "y": rng.normal(size=100)})
+    data = EvaluationData.from_frame(df, treatment="d", outcomes="y", covariates=["x"])
+    with pytest.warns(Warning), pytest.raises(EstimationError, match="at 0 or 1"):
+        IPW().fit(data, outcome="y")
+
+
+def test_group_matrix_matches_loop():
+    g = np.array([2, 0, 1, 2, 2, 0])
+    a = np.arange(12.0).reshape(6, 2)
+    out = np.asarray(K.group_matrix(g, 3) @ a)
+    ref = np.zeros((3, 2))
+    for i in range(6):
+        ref[g[i]] += a[i]
+    np.testing.assert_array_equal(out, ref)
