@@ -152,3 +152,31 @@ def test_calendar_of_weeks_iso_rules():
     assert cal["year"].tolist() == [2009, 2009, 2010, 2015]  # Thursday of 2009-W01 is 1 Jan
     assert cal["month"].tolist() == [1, 12, 1, 4]
     assert cal["quarter"].tolist() == [1, 4, 1, 2]
+
+
+def test_design_covariates_ignore_register_from_s_on():
+    """Perturb one person's register from week s on: that row's X(s) is unchanged."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_risk_set import CODES, make_world
+
+    from mentor_impact.design.risk_set import RiskSetDesign
+    from mentor_impact.registers import WeeklyRegister
+
+    reg, sp, baseline = make_world()
+    design = RiskSetDesign(horizon=30, min_history=40, controls_per_treated=None,
+                           year_bins=((1, 1), (2, 3)))
+    data = design.build(reg, sp, baseline, seed=0)
+    rng = np.random.default_rng(4)
+    for j in rng.choice(data.n, 4, replace=False):
+        i, s = int(data.cluster[j]), int(data.start_week[j])
+        st = reg.states().copy()
+        st[i, s:] = rng.integers(0, 8, reg.n_weeks - s)
+        reg2 = WeeklyRegister(CODES[st], persons=reg.persons, weeks=reg.weeks,
+                              catalog=reg.catalog)
+        d2 = design.build(reg2, sp, baseline, seed=0)
+        k = np.flatnonzero((d2.cluster == i) & (d2.start_week == s))
+        assert k.size == 1
+        np.testing.assert_array_equal(d2.X[k[0]], data.X[j])

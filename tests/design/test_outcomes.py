@@ -172,3 +172,38 @@ def test_row_order_does_not_change_outcomes(world):
         np.testing.assert_array_equal(a[k][perm], b[k])
     np.testing.assert_array_equal(ea[perm], eb)
     np.testing.assert_array_equal(da["first_exit"].time[perm], db["first_exit"].time)
+
+
+def test_pre_start_curves_match_loop():
+    import pandas as pd
+
+    from mentor_impact.design.evaluation_data import EvaluationData
+    from mentor_impact.design.outcomes import pre_start_curves
+    from mentor_impact.registers import WeeklyRegister
+    from mentor_impact.registers.isoweek import iso_to_ordinal, ordinal_to_iso
+
+    codes = np.array([1001, 651, 0, 211, 231, 511, 711, 781, 998, 999], dtype=np.uint16)
+    states = random_states(30, 80, seed=8)
+    weeks = ordinal_to_iso(iso_to_ordinal(201001) + np.arange(80))
+    reg = WeeklyRegister(codes[states], persons=np.arange(30), weeks=weeks, catalog=CAT)
+    rng = np.random.default_rng(2)
+    rows = rng.integers(0, 30, 25)
+    s = rng.integers(0, 80, 25)
+    df = pd.DataFrame({"d": np.arange(25) % 2, "y": 0.0})
+    data = EvaluationData(X=np.zeros((25, 0)), covariate_names=(), treatment=df["d"].to_numpy(),
+                          cluster=rows, start_week=s)
+    tau, curves = pre_start_curves(reg, data, ["employed", "on_benefit"], weeks=20)
+    assert tau.tolist() == list(range(-20, 0))
+    for name in ("employed", "on_benefit"):
+        members = CAT.members(name)
+        for i in range(25):
+            for j, t in enumerate(tau):
+                c = s[i] + t
+                exp = np.nan if c < 0 else float(states[rows[i], c] in members)
+                np.testing.assert_equal(curves[name][i, j], exp)
+    sub = data.subset(np.arange(25) < 10)
+    _, c2 = pre_start_curves(reg, sub, ["employed"], weeks=20)
+    np.testing.assert_array_equal(c2["employed"], curves["employed"][:10])
+    with pytest.raises(DataValidationError, match="expected a risk-set design"):
+        pre_start_curves(reg, EvaluationData(X=np.zeros((2, 0)), covariate_names=(),
+                                             treatment=np.array([0, 1])))

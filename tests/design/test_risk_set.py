@@ -296,7 +296,7 @@ def test_horizon_beyond_data(world):
 def test_empty_risk_sets(world):
     reg, sp, baseline = world
     with pytest.raises(DataValidationError, match=r"expected at least one treated start.*"
-                       r"found 0 treated.*age outside \[90, 99\]: \d+"):
+                       r"found 0 treated.*age outside \[90, 99\): \d+"):
         RiskSetDesign(horizon=30, min_history=40, age_band=(90, 99)).build(
             reg, sp, baseline, seed=0)
 

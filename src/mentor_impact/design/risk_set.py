@@ -458,7 +458,8 @@ class RiskSetDesign:
                 (in_window & (reason == K.REASON_STATE)).sum()),
             f"washout: mentor episode active in the previous {self.washout} weeks": int(
                 (in_window & (reason == K.REASON_WASHOUT)).sum()),
-            f"age outside {list(self.age_band) if self.age_band else 'band'}": int(
+            (f"age outside [{self.age_band[0]}, {self.age_band[1]})" if self.age_band
+             else "age outside band (rule off)"): int(
                 (in_window & (reason == K.REASON_AGE)).sum()),
             "not the person's first eligible start": int(
                 (in_window & (reason == K.REASON_NOT_FIRST)).sum()),
@@ -551,7 +552,8 @@ class RiskSetDesign:
 
         ctrl = d == 0
         flow = sample_flow_table(
-            n_spells=n_spells, n_episodes=int(ep_row.shape[0]), exclusions=exclusions,
+            n_spells=n_spells, n_episodes=int(ep_row.shape[0]), gap=int(self.episode_gap),
+            exclusions=exclusions,
             n_kept=n_treated, episode_year=cal["iso_year"][ep_start],
             kept_year=cal["iso_year"][s[d == 1]], n1=sweep.n1, n0=sweep.n0, k0=sweep.k0,
             pi=sweep.pi, later_start=later[ctrl], control_weight=w[ctrl],

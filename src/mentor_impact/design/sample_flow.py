@@ -17,6 +17,7 @@ def sample_flow_table(
     *,
     n_spells: int,
     n_episodes: int,
+    gap: int,
     exclusions: Mapping[str, int],
     n_kept: int,
     episode_year: npt.NDArray[np.int64],
@@ -35,6 +36,8 @@ def sample_flow_table(
     ----------
     n_spells, n_episodes : int
         Spell records given and episodes after merging.
+    gap : int
+        Spells separated by fewer than ``gap`` weeks were merged into one episode.
     exclusions : mapping of str to int
         Excluded episode starts by rule, in the order the rules were applied.
     n_kept : int
@@ -66,7 +69,8 @@ def sample_flow_table(
     """
     recs: list[tuple[str, str, int, float]] = [
         ("starts", "spell records", int(n_spells), np.nan),
-        ("starts", "episodes (spells merged when the gap is < gap weeks)", int(n_episodes), np.nan),
+        ("starts", f"episodes (spells merged when the gap is < {gap} weeks)", int(n_episodes),
+         np.nan),
     ]
     for rule, c in exclusions.items():
         recs.append(("exclusions", rule, int(c), np.nan))
