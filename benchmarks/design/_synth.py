@@ -1,0 +1,45 @@
+"""Fast synthetic register + spells for the design benchmarks (not a known-truth simulator)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mentor_impact.registers import StateCatalog, TreatmentSpells, WeeklyRegister
+from mentor_impact.registers.isoweek import iso_to_ordinal, ordinal_to_iso
+
+CAT = StateCatalog.default()
+_CODE = {"employed": 1001, "education": 651, "self_support_other": 0, "passive_benefit": 211,
+         "activation": 231, "subsidised_job": 511, "health_benefit": 711,
+         "retired_disabled": 781, "dead_emigrated": 998, "unknown": 999}
+CODES = np.array([_CODE[s] for s in CAT.STATES], dtype=np.uint16)
+
+
+def synth(n: int, w: int = 520, starts_per_person: float = 0.07, seed: int = 0):
+    """Sticky weekly states (mostly benefit), one mentor spell for a share of persons."""
+    rng = np.random.default_rng(seed)
+    probs = np.array([0.12, 0.05, 0.05, 0.35, 0.25, 0.05, 0.08, 0.04, 0.0, 0.01])
+    probs = probs / probs.sum()
+    codes = np.empty((n, w), dtype=np.uint16)
+    cur = rng.choice(10, n, p=probs).astype(np.int8)
+    codes[:, 0] = CODES[cur]
+    for t in range(1, w):
+        move = rng.random(n) < 0.04
+        if move.any():
+            cur[move] = rng.choice(10, int(move.sum()), p=probs)
+        codes[:, t] = CODES[cur]
+    weeks = ordinal_to_iso(iso_to_ordinal(200601) + np.arange(w))
+    persons = np.arange(n, dtype=np.int64) + 1
+    reg = WeeklyRegister(codes, persons=persons, weeks=weeks, catalog=CAT)
+    k = int(round(starts_per_person * n * 1.6))  # ~60 % of random starts are eligible+in window
+    who = rng.choice(n, size=min(k, n), replace=False)
+    st = rng.integers(1, w, who.size)
+    ln = rng.integers(5, 30, who.size)
+    en = np.minimum(st + ln, w - 1)
+    sp = TreatmentSpells(persons[who], weeks[st], weeks[en])
+    baseline = pd.DataFrame({
+        "person": persons,
+        "birth_year": rng.integers(1950, 1992, n),
+        "sex": rng.choice(np.array(["female", "male"]), n),
+    })
+    return reg, sp, baseline
