@@ -31,7 +31,7 @@ def synth(n: int, w: int = 520, starts_per_person: float = 0.07, seed: int = 0):
     weeks = ordinal_to_iso(iso_to_ordinal(200601) + np.arange(w))
     persons = np.arange(n, dtype=np.int64) + 1
     reg = WeeklyRegister(codes, persons=persons, weeks=weeks, catalog=CAT)
-    k = int(round(starts_per_person * n * 1.6))  # ~60 % of random starts are eligible+in window
+    k = round(starts_per_person * n * 1.6)  # ~60 % of random starts are eligible+in window
     who = rng.choice(n, size=min(k, n), replace=False)
     st = rng.integers(1, w, who.size)
     ln = rng.integers(5, 30, who.size)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _synth import synth  # noqa: E402
+from _synth import synth
 
-from mentor_impact.design.risk_set import RiskSetDesign  # noqa: E402
+from mentor_impact.design.risk_set import RiskSetDesign
 
 N = int(os.environ.get("MI_BENCH_N", "100000"))
 
