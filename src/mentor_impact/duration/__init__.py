@@ -3,6 +3,8 @@
 from mentor_impact.duration._regression_results import RegressionResults
 from mentor_impact.duration._survival_results import ArmCurve, SurvivalResults
 from mentor_impact.duration.cox import CoxPH, CoxPHResults, marginal_hazard_ratio
+from mentor_impact.duration.finegray import FineGray, FineGrayResults
+from mentor_impact.duration.hazard import DiscreteTimeHazard, PiecewiseExponential
 from mentor_impact.duration.effects import survival_effect
 from mentor_impact.duration.nonparametric import AalenJohansen, KaplanMeier, logrank_test
 from mentor_impact.duration.toe import (
@@ -16,7 +18,11 @@ __all__ = [
     "ArmCurve",
     "CoxPH",
     "CoxPHResults",
+    "DiscreteTimeHazard",
+    "FineGray",
+    "FineGrayResults",
     "KaplanMeier",
+    "PiecewiseExponential",
     "RegressionResults",
     "SurvivalResults",
     "TimingOfEvents",
