@@ -126,13 +126,13 @@ def test_durations_match_loop(world):
             ref_first_sustained(states, r, t, h, ss_members, 3), i
         assert (durs["first_exit"].time[i], durs["first_exit"].event[i]) == \
             ref_first_exit(states, r, t, h, origin), i
-        # eligible_until: first tau with state not in target (or past the end), + 1
-        eu = h + 1
-        for tau in range(h + 1):
-            c = t + tau
+        # eligible_until: weeks s+1.. that stay eligible (state the week before in target)
+        eu = 0
+        while eu < h + 1:
+            c = t + eu  # week s + eu + 1 is eligible iff the state in week s + eu is a target
             if c >= states.shape[1] or states[r, c] not in target:
-                eu = tau + 1
                 break
+            eu += 1
         assert elig[i] == eu
     assert durs["first_exit"].causes == EXIT_CAUSES
 

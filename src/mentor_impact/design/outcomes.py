@@ -165,9 +165,11 @@ def event_time_outcomes(
         ``first_self_support`` (cause ``"self_support"``) and ``first_exit`` (causes
         :data:`EXIT_CAUSES`).
     eligible_until : ndarray of shape (n,), int64
-        Weeks ``r - s`` until the first week ``r > s`` in which the row is no longer eligible
-        by the state rule (state in week ``r - 1`` not a target state, or the register ends);
-        ``H + 1`` when it stays eligible through the whole horizon.
+        ``E``: the number of consecutive weeks ``s + 1, ..., s + E`` in which the row stays
+        eligible by the state rule (state in the week before is a target state); week
+        ``s + E + 1`` is the first one it is not (or the register has ended). Capped at
+        ``H + 1`` (eligible through the whole horizon). Its weeks at risk of a later start
+        in ``(s, s + tau]`` are ``min(tau, E)`` (METHODS §5.4).
 
     Notes
     -----
@@ -241,7 +243,7 @@ def event_time_outcomes(
         # eligibility by the state rule after s
         out = elig_lut[ids] != 1
         ohit = out.any(axis=1)
-        elig_until[a:b] = np.where(ohit, np.argmax(out, axis=1) + 1, h1)
+        elig_until[a:b] = np.where(ohit, np.argmax(out, axis=1), h1)
     outcomes: dict[str, npt.NDArray[Any]] = {}
     for nm, cur in curves.items():
         outcomes[nm] = cur

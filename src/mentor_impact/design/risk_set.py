@@ -136,9 +136,11 @@ class RiskSetDesign:
       sampled. The random draw is sequential over ``s`` from one generator (``seed``).
     * ``later_start`` (estimand B): weeks from ``s`` to the row's next episode start after
       ``s`` (any episode, eligible or not), ``-1`` if none in the register; 0 for treated.
-    * ``frame["eligible_until"]``: weeks from ``s`` until the row first fails the state rule
-      (``H + 1`` if it never does within the horizon); for the estimand B censoring weights
-      of van den Berg & Vikström, where weeks after leaving eligibility contribute factor 1.
+    * ``frame["eligible_until"]``: ``E``, the number of consecutive weeks ``s+1 .. s+E`` in
+      which the row stays eligible by the state rule (``H + 1`` if through the horizon);
+      weeks at risk of a later start in ``(s, s + tau]`` are ``min(tau, E)``, as used by the
+      estimand B censoring weights of van den Berg & Vikström (weeks after leaving
+      eligibility contribute a factor 1). Washout and age are not re-checked after ``s``.
     * Exact cell: benefit type in ``s - 1`` × calendar quarter (or month) of ``s`` ×
       elapsed-benefit-duration band; ``cell`` is the rank of the combination among those
       observed, labels in ``frame`` (``benefit_type``, ``calendar_period``,
