@@ -14,7 +14,7 @@ def expit(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def simulate(n_persons=600, *, taus=(0, 3, 8), theta=1.0, control_keep=0.5, seed=0):
+def simulate(n_persons=600, *, taus=(0, 3, 8), theta=1.0, control_keep=0.5, seed=0, coef=COEF):
     """Persons appear in 1-3 risk sets; D ~ Bernoulli(e(x)); a control's later start is
     geometric with the same weekly hazard e(x); Y(tau) = x1 + x2 + u + theta * started by
     s + tau + noise. Controls are subsampled with probability ``control_keep`` (weight 1/p).
@@ -29,7 +29,7 @@ def simulate(n_persons=600, *, taus=(0, 3, 8), theta=1.0, control_keep=0.5, seed
     u = rng.normal(scale=0.7, size=n_persons)[person]
     x2 = rng.normal(size=n)
     start = rng.integers(0, 5, size=n)
-    e = expit(COEF[0] + COEF[1] * x1 + COEF[2] * x2)
+    e = expit(coef[0] + coef[1] * x1 + coef[2] * x2)
     d = (rng.random(n) < e).astype(int)
     later = rng.geometric(e)  # >= 1 weeks after s
     taus = np.asarray(taus)
@@ -56,12 +56,12 @@ def simulate(n_persons=600, *, taus=(0, 3, 8), theta=1.0, control_keep=0.5, seed
     return data
 
 
-def truth(taus=(0, 3, 8), theta=1.0, n_mc=2_000_000, seed=123):
+def truth(taus=(0, 3, 8), theta=1.0, n_mc=2_000_000, seed=123, coef=COEF):
     """Population truths of estimands A and B by Monte Carlo over x."""
     rng = np.random.default_rng(seed)
     x1 = rng.normal(size=n_mc)
     x2 = rng.normal(size=n_mc)
-    e = expit(COEF[0] + COEF[1] * x1 + COEF[2] * x2)
+    e = expit(coef[0] + coef[1] * x1 + coef[2] * x2)
     taus = np.asarray(taus)
     later_by = 1.0 - (1.0 - e[:, None]) ** taus[None, :]
     a = theta * (1.0 - (e[:, None] * later_by).sum(axis=0) / e.sum())
