@@ -1,0 +1,17 @@
+"""Datasets: the known-truth mentor-study simulator and small generators for tests."""
+
+from mentor_impact.datasets.simulate import (
+    OUTCOMES,
+    MentorStudy,
+    PotentialOutcomes,
+    simulate_mentor_study,
+)
+
+__all__ = ["OUTCOMES", "MentorStudy", "PotentialOutcomes", "simulate_mentor_study"]
+
+try:  # the timing-of-events generator is owned by the duration module's author
+    from mentor_impact.datasets.toe_sim import ToeSimulation, simulate_toe  # noqa: F401
+
+    __all__ += ["ToeSimulation", "simulate_toe"]
+except ImportError:  # pragma: no cover
+    pass
