@@ -1,0 +1,404 @@
+"""Matched sets, weights, effects and variances shared by the matching estimators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+__all__ = ["Matches", "ai_covariance", "matched_set_covariance", "same_arm_residuals"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Matched sets: focal row -> matched rows with pair weights.
+
+    Attributes
+    ----------
+    focal : ndarray of shape (n_focal,)
+        Row positions of the focal units (treated for the ATT), in data order.
+    ptr : ndarray of shape (n_focal + 1,)
+        CSR offsets: the matches of ``focal[i]`` are ``matched[ptr[i]:ptr[i + 1]]``.
+    matched : ndarray of shape (n_pairs,)
+        Row positions of the matched units, in the order they were matched.
+    pair_weight : ndarray of shape (n_pairs,)
+        ``1 / m_i`` for each of the ``m_i`` matches of focal unit ``i`` (kernel matching:
+        the normalised kernel weights).
+    n_rows : int
+        Rows of the data the positions refer to.
+    """
+
+    focal: IntArray
+    ptr: IntArray
+    matched: IntArray
+    pair_weight: FloatArray
+    n_rows: int
+
+    @property
+    def n_matches(self) -> IntArray:
+        """Number of matches per focal unit (0 = unmatched)."""
+        return np.diff(self.ptr)
+
+    @property
+    def pair_focal(self) -> IntArray:
+        """Focal row of each pair (aligned with ``matched``)."""
+        return np.repeat(self.focal, self.n_matches)
+
+    def reuse_counts(self) -> IntArray:
+        """Return how often each row is used as a match (``np.bincount``), length ``n_rows``."""
+        return np.bincount(self.matched, minlength=self.n_rows).astype(np.int64)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy table: one line per pair (``focal_row``, ``matched_row``, ``rank``, ``weight``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Row positions only (never identifiers).
+        """
+        nm = self.n_matches
+        rank = np.arange(self.matched.size) - np.repeat(self.ptr[:-1], nm)
+        return pd.DataFrame(
+            {
+                "focal_row": self.pair_focal,
+                "matched_row": self.matched,
+                "rank": rank,
+                "weight": self.pair_weight,
+            }
+        )
+
+    def as_dict(self) -> dict[int, list[int]]:
+        """Focal row -> list of matched rows (MatchIt's ``match.matrix`` as a dict).
+
+        Returns
+        -------
+        dict of int to list of int
+            Unmatched focal units map to an empty list.
+        """
+        out: dict[int, list[int]] = {}
+        m = self.matched.tolist()
+        p = self.ptr.tolist()
+        for i, f in enumerate(self.focal.tolist()):
+            out[int(f)] = m[p[i] : p[i + 1]]
+        return out
+
+
+def pair_weights_uniform(ptr: IntArray) -> FloatArray:
+    """``1 / m_i`` for each match of focal unit ``i``."""
+    nm = np.diff(ptr)
+    return np.repeat(1.0 / np.maximum(nm, 1), nm)
+
+
+def matchit_weights(m: Matches, s: FloatArray) -> FloatArray:
+    """Per-row weights in MatchIt's convention (focal weight = sampling weight).
+
+    Focal units with a match get their sampling weight ``s_i``, unmatched focal units 0;
+    each matched unit gets ``sum_i s_i w_ij`` over the focal units it serves, rescaled so
+    that the matched units' weights average 1 (MatchIt ``weights.matrix``).
+    """
+    w = np.zeros(m.n_rows)
+    nm = m.n_matches
+    w[m.focal[nm > 0]] = s[m.focal[nm > 0]]
+    cw = np.bincount(m.matched, weights=s[m.pair_focal] * m.pair_weight, minlength=m.n_rows)
+    used = cw > 0
+    if used.any():
+        cw *= used.sum() / cw.sum()
+    w[used] = cw[used]
+    return w
+
+
+def focal_effects(m: Matches, Y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per-focal-unit imputed counterfactual ``sum_j w_ij Y_j`` and ``Y_i``.
+
+    ``Y`` has shape (n, k); returns two (n_focal, k) arrays (rows of unmatched focal units
+    are NaN in the counterfactual).
+    """
+    k = Y.shape[1]
+    cf = np.full((m.focal.size, k), np.nan)
+    nm = m.n_matches
+    owner = np.repeat(np.arange(m.focal.size), nm)
+    contrib = Y[m.matched] * m.pair_weight[:, None]
+    acc = np.zeros((m.focal.size, k))
+    _add_rows(acc, owner, contrib)
+    cf[nm > 0] = acc[nm > 0]
+    return Y[m.focal], cf
+
+
+def _add_rows(acc: FloatArray, owner: IntArray, contrib: FloatArray) -> None:
+    for j in range(contrib.shape[1]):  # loop over outcome columns (<= 157), not rows
+        acc[:, j] += np.bincount(owner, weights=contrib[:, j], minlength=acc.shape[0])
+
+
+def same_arm_residuals(
+    dist: FloatArray | None,
+    X: FloatArray | None,
+    Y: FloatArray,
+    treat: npt.NDArray[np.bool_],
+    cell: IntArray | None,
+    J: int,
+) -> FloatArray:
+    """``sqrt(J / (J + 1)) * (Y_i - mean of its J nearest same-arm units)``, shape (n, k).
+
+    Neighbours on the scalar ``dist`` (MatchIt neighbour order, within cells), or on the
+    rows of ``X`` (Euclidean, for already-whitened covariates) when ``dist`` is None.
+    """
+    n, k = Y.shape
+    out = np.zeros((n, k))
+    for arm in (True, False):
+        rows = np.flatnonzero(treat == arm)
+        if rows.size < 2:
+            continue
+        if dist is not None:
+            nbr = _knn_self(dist[rows], None if cell is None else cell[rows], J)
+        else:
+            assert X is not None
+            nbr = _knn_self_multi(X[rows], None if cell is None else cell[rows], J)
+        cnt = (nbr >= 0).sum(axis=1)
+        mean = np.zeros((rows.size, k))
+        for jj in range(nbr.shape[1]):
+            ok = nbr[:, jj] >= 0
+            mean[ok] += Y[rows[nbr[ok, jj]]]
+        has = cnt > 0
+        mean[has] /= cnt[has, None]
+        fac = np.sqrt(cnt / (cnt + 1.0))
+        res = (Y[rows] - mean) * fac[:, None]
+        res[~has] = 0.0
+        out[rows] = res
+    return out
+
+
+def _knn_self(d: FloatArray, cell: IntArray | None, J: int) -> IntArray:
+    """J nearest other units of the same set (local indices), MatchIt merge order."""
+    n = d.size
+    cellv = np.zeros(n, dtype=np.int64) if cell is None else cell
+    order = np.lexsort((np.arange(n), d, cellv))
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n)
+    ds = d[order]
+    cs = cellv[order]
+    lo = np.searchsorted(cs, cellv, side="left")
+    hi = np.searchsorted(cs, cellv, side="right")
+    L = pos - 1
+    R = pos + 1
+    out = np.full((n, J), -1, dtype=np.int64)
+    for r in range(J):
+        vL = L >= lo
+        vR = R < hi
+        dL = np.full(n, np.inf)
+        dR = np.full(n, np.inf)
+        dL[vL] = np.abs(ds[L[vL]] - d[vL])
+        dR[vR] = np.abs(ds[R[vR]] - d[vR])
+        takeL = vL & (~vR | (dL <= dR))
+        takeR = vR & ~takeL
+        ch = np.where(takeL, L, np.where(takeR, R, -1))
+        ok = ch >= 0
+        out[ok, r] = order[ch[ok]]
+        L = L - takeL
+        R = R + takeR
+    return out
+
+
+def _knn_self_multi(X: FloatArray, cell: IntArray | None, J: int) -> IntArray:
+    from scipy.spatial import cKDTree
+
+    n = X.shape[0]
+    out = np.full((n, J), -1, dtype=np.int64)
+    cellv = np.zeros(n, dtype=np.int64) if cell is None else cell
+    for c in np.unique(cellv):  # loop over cells
+        rows = np.flatnonzero(cellv == c)
+        if rows.size < 2:
+            continue
+        kk = min(J + 1, rows.size)
+        _, nb = cKDTree(X[rows]).query(X[rows], k=kk)
+        nb = np.atleast_2d(nb).reshape(rows.size, kk)
+        # drop self (first column for distinct points; search otherwise)
+        is_self = nb == np.arange(rows.size)[:, None]
+        keep = np.where(is_self.any(axis=1)[:, None], ~is_self, np.arange(kk) < kk - 1)
+        sel = nb[keep].reshape(rows.size, kk - 1)
+        out[rows, : kk - 1] = rows[sel]
+    return out
+
+
+def ai_covariance(
+    m: Matches,
+    Y: FloatArray,
+    focal_y: FloatArray,
+    cf: FloatArray,
+    est: FloatArray,
+    s: FloatArray,
+    resid: FloatArray | None,
+    population: bool,
+    resid_phi: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Abadie–Imbens covariance (see ``AbadieImbens``) and an influence function.
+
+    ``resid`` is the same-arm residual array (n, k) or None for the homoskedastic estimate;
+    ``resid_phi`` the residuals used in the influence function (always given).
+    Returns ``(cov, phi)`` with ``phi`` (n, k) the linear representation used for clustering:
+    ``phi_i = [D_i s_i (tau_i - tau + e_i - sum_j w_ij e_j) - (1 - D_i) K_i e_i] / S_1``
+    (``e`` the conditional residual estimate; exactly AI's structure without the
+    ``K(K - 1)`` correction).
+    """
+    n, k = Y.shape
+    nm = m.n_matches
+    ok = nm > 0
+    sf = s[m.focal]
+    S1 = float(sf[ok].sum())
+    pf = m.pair_focal
+    wts = s[pf] * m.pair_weight
+    Kc = np.bincount(m.matched, weights=wts, minlength=n).astype(np.float64)
+    KK = np.bincount(m.matched, weights=s[pf] * m.pair_weight**2, minlength=n)
+    dev = focal_y[ok] - cf[ok] - est  # (n_ok, k)
+    if resid is None:
+        # homoskedastic (Matching Var.calc = 0): 0.5 * weighted mean of pair-level squares
+        fidx = np.repeat(np.arange(m.focal.size), nm)
+        tau_r = Y[m.focal[fidx]] - Y[m.matched] - est
+        sig = 0.5 * (tau_r * wts[:, None]).T @ tau_r / wts.sum()
+        coef_sample = np.zeros(n, dtype=np.float64)
+        coef_sample[m.focal[ok]] = sf[ok]
+        coef_sample += Kc
+        if population:
+            v = sig * float(np.sum(Kc**2 - KK)) + (dev * sf[ok, None]).T @ dev
+        else:
+            v = sig * float(np.sum(coef_sample**2))
+        v = v / S1**2
+        return v, _phi(m, resid_phi, dev, sf, ok, Kc, S1, n, k)
+    e = resid
+    if population:
+        ew = e * np.sqrt(np.maximum(Kc**2 - KK, 0.0))[:, None]
+        v = ew.T @ ew + (dev * sf[ok, None]).T @ dev
+    else:
+        c = Kc.copy()
+        c[m.focal[ok]] += sf[ok]
+        ew = e * c[:, None]
+        v = ew.T @ ew
+    v = v / S1**2
+    return v, _phi(m, resid_phi, dev, sf, ok, Kc, S1, n, k)
+
+
+def _phi(
+    m: Matches,
+    e: FloatArray,
+    dev: FloatArray,
+    sf: FloatArray,
+    ok: npt.NDArray[np.bool_],
+    Kc: npt.NDArray[Any],
+    S1: float,
+    n: int,
+    k: int,
+) -> FloatArray:
+    phi = np.zeros((n, k))
+    nm = m.n_matches
+    owner = np.repeat(np.arange(m.focal.size), nm)
+    emean = np.zeros((m.focal.size, k))
+    _add_rows(emean, owner, e[m.matched] * m.pair_weight[:, None])
+    h = dev + emean[ok]
+    phi[m.focal[ok]] += sf[ok, None] * h
+    phi -= Kc[:, None] * e
+    return phi / S1
+
+
+def matched_set_covariance(
+    m: Matches,
+    Y: FloatArray,
+    weights: FloatArray,
+    treat: npt.NDArray[np.bool_],
+    replace: bool,
+    hc1: bool,
+) -> FloatArray:
+    """``sandwich::vcovCL`` of the treatment coefficient in the weighted matched regression.
+
+    Without replacement: rows = matched units, clusters = matched sets (focal unit and its
+    matches). With replacement: rows of ``get_matches`` (the focal unit once per set and
+    each match with weight ``w_ij`` rescaled as MatchIt does), two-way clustered by set and
+    unit (``V_set + V_unit - V_set&unit``).
+    """
+    k = Y.shape[1]
+    nm = m.n_matches
+    ok = nm > 0
+    if not replace:
+        rows = np.flatnonzero(weights > 0)
+        setid = np.full(m.n_rows, -1, dtype=np.int64)
+        setid[m.focal[ok]] = np.arange(ok.sum())
+        sid_ok = np.repeat(np.arange(m.focal.size), nm)
+        remap = np.cumsum(ok) - 1
+        setid[m.matched] = remap[sid_ok]
+        y = Y[rows]
+        w = weights[rows]
+        d = treat[rows].astype(float)
+        phi = _wls_treat_influence(y, w, d)
+        groups = [setid[rows]]
+        signs = [1.0]
+    else:
+        # get_matches(): focal row (weight 1) + each match; matched weight within set = w_ij
+        fidx = np.flatnonzero(ok)
+        n_sets = fidx.size
+        f_rows = m.focal[fidx]
+        pf_set = np.repeat(np.arange(m.focal.size), nm)
+        remap = np.cumsum(ok) - 1
+        c_rows = m.matched
+        c_set = remap[pf_set]
+        unit = np.concatenate([f_rows, c_rows])
+        sets = np.concatenate([np.arange(n_sets), c_set])
+        w_c = m.pair_weight.copy()
+        # MatchIt get_matches: control weights rescaled to mean 1 among control rows
+        w_c *= w_c.size / w_c.sum()
+        w = np.concatenate([np.ones(n_sets), w_c])
+        d = np.concatenate([np.ones(n_sets), np.zeros(c_rows.size)])
+        y = Y[unit]
+        phi = _wls_treat_influence(y, w, d)
+        inter = sets * (m.n_rows + 1) + unit
+        groups = [sets, unit, inter]
+        signs = [1.0, 1.0, -1.0]
+    nobs = phi.shape[0]
+    adj = (nobs - 1) / (nobs - 2) if hc1 else 1.0
+    v = np.zeros((k, k))
+    for g, sg in zip(groups, signs, strict=True):
+        _, inv = np.unique(g, return_inverse=True)
+        G = int(inv.max()) + 1
+        sums = np.zeros((G, k))
+        _add_rows(sums, inv, phi)
+        v += sg * (G / (G - 1) if G > 1 else 1.0) * (sums.T @ sums)
+    return v * adj
+
+
+def _wls_treat_influence(y: FloatArray, w: FloatArray, d: FloatArray) -> FloatArray:
+    """Influence of the treat coefficient in WLS of y on (1, d): rows x targets."""
+    sw1 = w[d == 1].sum()
+    sw0 = w[d == 0].sum()
+    m1 = (w[d == 1, None] * y[d == 1]).sum(axis=0) / sw1
+    m0 = (w[d == 0, None] * y[d == 0]).sum(axis=0) / sw0
+    resid = y - np.where(d[:, None] == 1, m1, m0)
+    # coefficient = m1 - m0; influence of row i: w_i e_i / sw_arm with sign
+    scale = np.where(d == 1, 1.0 / sw1, -1.0 / sw0)
+    return np.asarray(resid * (w * scale)[:, None])
+
+
+def bias_correction(
+    m: Matches, Y: FloatArray, X: FloatArray, s: FloatArray
+) -> FloatArray:
+    """Abadie–Imbens (2011) regression bias correction of the imputed counterfactuals.
+
+    Fits ``mu_0`` by weighted least squares of the matched units' outcomes on ``X`` (with an
+    intercept) using the reuse weights ``K_j`` (as ``Matching::Match(BiasAdjust = TRUE)``)
+    and returns, per focal unit, ``sum_j w_ij (mu_0(X_i) - mu_0(X_j))`` (n_focal, k).
+    """
+    n = X.shape[0]
+    nm = m.n_matches
+    Kc = np.bincount(m.matched, weights=s[m.pair_focal] * m.pair_weight, minlength=n)
+    used = Kc > 0
+    Z = np.column_stack([np.ones(int(used.sum())), X[used]])
+    sw = np.sqrt(Kc[used])
+    beta, *_ = np.linalg.lstsq(Z * sw[:, None], Y[used] * sw[:, None], rcond=None)
+    slope = beta[1:]
+    owner = np.repeat(np.arange(m.focal.size), nm)
+    diff = (X[m.focal[owner]] - X[m.matched]) @ slope  # (n_pairs, k)
+    adj = np.zeros((m.focal.size, Y.shape[1]))
+    _add_rows(adj, owner, diff * m.pair_weight[:, None])
+    return adj
