@@ -10,7 +10,7 @@ from mentor_impact.datasets.simulate import (
 __all__ = ["OUTCOMES", "MentorStudy", "PotentialOutcomes", "simulate_mentor_study"]
 
 try:  # the timing-of-events generator is owned by the duration module's author
-    from mentor_impact.datasets.toe_sim import ToeSimulation, simulate_toe  # noqa: F401
+    from mentor_impact.datasets.toe_sim import ToeSimulation, simulate_toe
 
     __all__ += ["ToeSimulation", "simulate_toe"]
 except ImportError:  # pragma: no cover

@@ -55,7 +55,7 @@ OUTCOMES: tuple[str, ...] = (
 )
 
 # state ids (positions in StateCatalog.STATES)
-E, U, O, P, A, J, H, R, D = range(9)
+E, U, O, P, A, J, H, R, D = range(9)  # noqa: E741
 _N_DEST = 9
 _BENEFIT = np.zeros(10, dtype=bool)
 _BENEFIT[[P, A, J, H, R]] = True  # the catalogue's on_benefit union
@@ -368,7 +368,7 @@ def _seed_sequence(seed: SeedLike) -> np.random.SeedSequence:
 
 
 def _week_uniforms(ss: np.random.SeedSequence, w: int, n: int) -> npt.NDArray[np.float32]:
-    """Common random numbers of week ``w``: rows = (transition, start, spell length)."""
+    """Draw the common random numbers of week ``w`` (transition, start, spell length)."""
     child = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, 1, w))
     return np.random.Generator(np.random.PCG64(child)).random((3, n), dtype=np.float32)
 
@@ -712,9 +712,13 @@ def simulate_mentor_study(
             "birth_year": birth_year,
             "female": female,
             "immigrant": immigrant,
-            "education": pd.Categorical.from_codes(edu, categories=list(_EDUCATION)),
+            "education": pd.Categorical.from_codes(
+                edu.astype(np.int64), categories=pd.Index(list(_EDUCATION))
+            ),
             "psychiatric_history": psych,
-            "region": pd.Categorical.from_codes(region, categories=list(_REGIONS)),
+            "region": pd.Categorical.from_codes(
+                region.astype(np.int64), categories=pd.Index(list(_REGIONS))
+            ),
         }
     )
     latent = pd.DataFrame({"u": u, "v": v})
