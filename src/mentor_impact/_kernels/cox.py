@@ -31,7 +31,9 @@ __all__ = [
 ]
 
 
-def aeq_times(times: FloatArray, tolerance: float = float(np.sqrt(np.finfo(float).eps))) -> FloatArray:
+def aeq_times(
+    times: FloatArray, tolerance: float = float(np.sqrt(np.finfo(float).eps))
+) -> FloatArray:
     """Merge nearly equal times like R's ``survival::aeqSurv`` (``timefix = TRUE``).
 
     Sorted distinct finite values whose gap is ``<= tolerance`` or ``<= tolerance * mean(|y|)``
@@ -79,8 +81,13 @@ def prepare_cox(
     weight: FloatArray,
     start: FloatArray | None = None,
     strata: IntArray | None = None,
+    frequency_ties: bool = False,
 ) -> CoxSetup:
-    """Build the slot structure (O(n log n), once per fit)."""
+    """Build the slot structure (O(n log n), once per fit).
+
+    ``frequency_ties``: count tied events by their (integer) weights instead of by rows, so
+    that Efron's correction treats a row of weight k as k tied events (= duplicated rows).
+    """
     n = stop.shape[0]
     s_code = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata, np.int64)
     all_t = stop if start is None else np.concatenate([stop, start])
@@ -117,7 +124,11 @@ def prepare_cox(
         lo_matrix=lo_m,
         hi_matrix=hi_m,
         death_matrix=death_m,
-        death_count=np.bincount(d_slot, minlength=m).astype(np.int64),
+        death_count=(
+            np.rint(np.bincount(d_slot, weights=w[ev_idx], minlength=m)).astype(np.int64)
+            if frequency_ties
+            else np.bincount(d_slot, minlength=m).astype(np.int64)
+        ),
         death_weight=np.bincount(d_slot, weights=w[ev_idx], minlength=m),
         simple_lo=bool(np.all(lo == 0)),
     )
@@ -157,7 +168,9 @@ class _SlotTerms:
     log_term: float
 
 
-def _slot_terms(setup: CoxSetup, r: FloatArray, rx: FloatArray, ties: str, full: bool) -> _SlotTerms:
+def _slot_terms(
+    setup: CoxSetup, r: FloatArray, rx: FloatArray, ties: str, full: bool
+) -> _SlotTerms:
     s0, s1 = _risk_sums(setup, r, rx)
     dm = setup.death_matrix
     s0d = dm @ r

@@ -260,6 +260,10 @@ class CoxPH:
         Convergence: ``|1 - loglik_old / loglik_new| <= eps`` (R's ``eps``).
     timefix : bool, default True
         Merge times closer than ``sqrt(machine eps)`` (relative) as R's ``aeqSurv``.
+    frequency_weights : bool, default False
+        Treat (integer) weights as frequency weights also in Efron's tie correction, so that a
+        row of weight ``k`` equals ``k`` duplicated rows.  Default ``False`` follows R and
+        lifelines (the correction counts tied event *rows* and uses their mean weight).
 
     See Also
     --------
@@ -277,9 +281,12 @@ class CoxPH:
       infinite coefficient), as R's "Loglik converged before variable ..." warning.
     - Efron ties with case weights: the ``r``-th of ``d`` tied deaths uses the denominator
       ``S0 - (r/d) S0_deaths`` and the mean death weight (R's ``coxfit6``/``agfit4``).
-    - Case weights act as frequency weights: integer weights give exactly the fit of
-      duplicated rows.  The model-based variance then is the inverse weighted information;
-      with sampling / IPW weights use ``robust=True`` or ``cluster``.
+    - Case weights: with Breslow ties (or no tied event times) integer weights give exactly
+      the fit of duplicated rows.  With Efron ties R counts tied event rows, so a weight-2
+      death is one event in the correction, not two; ``frequency_weights=True`` counts
+      weights instead (then equal to duplicated rows).  The model-based variance is the
+      inverse weighted information; with sampling / IPW weights use ``robust=True`` or
+      ``cluster``.
     - Robust variance (``robust=True``, or any ``cluster``): ``D'D`` with ``D`` the dfbeta
       residuals ``w_i r_i V`` summed within cluster (Lin & Wei 1989); no small-sample
       factor (R, unlike the project's ``Clustered`` default with ``G/(G-1)``).
@@ -300,14 +307,17 @@ class CoxPH:
         max_iter: int = 20,
         eps: float = 1e-9,
         timefix: bool = True,
+        frequency_weights: bool = False,
     ) -> None:
         self.ties = ties
         self.max_iter = max_iter
         self.eps = eps
         self.timefix = timefix
+        self.frequency_weights = frequency_weights
 
     def __repr__(self) -> str:
-        return f"CoxPH(ties={self.ties!r})"
+        extra = ", frequency_weights=True" if self.frequency_weights else ""
+        return f"CoxPH(ties={self.ties!r}{extra})"
 
     def _check_params(self) -> None:
         if self.ties not in ("efron", "breslow"):
@@ -399,6 +409,14 @@ class CoxPH:
                     "Hint: drop empty intervals or swap the columns."
                 )
         w = weights_column(df, weights)
+        if self.frequency_weights:
+            frac = w != np.round(w)
+            if frac.any():
+                raise DataValidationError(
+                    f"weights: expected integer weights with frequency_weights=True; found "
+                    f"{int(frac.sum())} non-integer ({_positions(frac)}). Hint: use "
+                    "frequency_weights=False for sampling / IPW weights."
+                )
         if not ev.any():
             raise DataValidationError(
                 f"event: expected at least one event; found 0 events among {len(df)} rows "
@@ -436,6 +454,7 @@ class CoxPH:
             eps=self.eps,
             names=frame.names,
             factor_columns=frame.factor_columns,
+            frequency_ties=self.frequency_weights,
         )
         return CoxPHResults(
             **res["base"],
@@ -445,6 +464,7 @@ class CoxPH:
                 "max_iter": self.max_iter,
                 "eps": self.eps,
                 "timefix": self.timefix,
+                "frequency_weights": self.frequency_weights,
                 "duration": duration,
                 "event": event,
                 "covariates": list(covariates),
@@ -479,11 +499,14 @@ def fit_cox_arrays(
     eps: float = 1e-9,
     names: Sequence[str] = (),
     factor_columns: npt.NDArray[np.bool_] | None = None,
+    frequency_ties: bool = False,
 ) -> dict[str, Any]:
     """Core Cox fit on validated arrays (no checks); reused by the bootstrap and Fine-Gray."""
     n, p = x.shape
     mean = np.average(x, axis=0, weights=w) if p else np.zeros(0)
-    setup = prepare_cox(stop, event, w, start=start, strata=strata)
+    setup = prepare_cox(
+        stop, event, w, start=start, strata=strata, frequency_ties=frequency_ties
+    )
     xs = x[setup.order] - mean
     nr = cox_newton(xs, setup, ties, max_iter=max_iter, eps=eps)
     beta = nr.beta
