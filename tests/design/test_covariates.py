@@ -18,6 +18,7 @@ STATES = CAT.STATES
 NS = len(STATES)
 ONB = CAT.unions["on_benefit"]
 BINS = ((1, 1), (2, 2), (3, 4))
+YEARS = (2005, 2006, 2007, 2008, 2009, 2010)
 
 
 def sticky_states(n, w, seed):
@@ -51,6 +52,7 @@ def ref_row(states, r, s, ep_starts, quarter, year, lags=5):
     if s - 1 - el < 0 and el < lookback:  # ran into the register start: capped by what exists
         pass
     vals.append(el)
+    vals.append(min(el, 156))
     runs, prev = 0, False
     for u in range(lookback, 0, -1):
         on = s - u >= 0 and STATES[states[r, s - u]] in ONB
@@ -59,7 +61,7 @@ def ref_row(states, r, s, ep_starts, quarter, year, lags=5):
         prev = on
     vals.append(runs)
     vals.append(sum(1 for a in ep_starts.get(r, []) if a < s))
-    vals.append(year[s])
+    vals += [float(year[s] == y) for y in YEARS[1:]]
     vals += [float(quarter[s] == q) for q in (2, 3, 4)]
     return vals
 
@@ -88,7 +90,8 @@ def world():
 def compute(states, rows, s, key, cal, chunk=7):
     return history_covariates(
         states, rows, s, state_names=STATES, on_benefit=ONB, year_bins=BINS, lags=5,
-        episode_key=key, quarter=cal["quarter"], year=cal["year"], chunk=chunk,
+        episode_key=key, quarter=cal["quarter"], year=cal["year"], year_levels=YEARS,
+        chunk=chunk,
     )
 
 
@@ -124,7 +127,8 @@ def test_names_are_stable_and_unique(world):
     assert "share_employed_y1" in names and "share_employed_y3_4" in names
     assert "share_passive_benefit_y1" not in names  # reference state
     assert "lag1_activation" in names and "lag5_other" in names
-    assert names[-4:] == ("start_year", "quarter2", "quarter3", "quarter4")
+    assert names[-8:] == ("year2006", "year2007", "year2008", "year2009", "year2010",
+                          "quarter2", "quarter3", "quarter4")
 
 
 def test_row_kernels_match_loops():

@@ -147,6 +147,18 @@ def test_gather_windows_matches_loop(world):
             assert got[i, j] == exp
 
 
+def test_gather_windows_far_outside():
+    states = random_states(5, 12, seed=1)
+    rows = np.array([0, 1, 2, 3, 4, 0], dtype=np.int64)
+    start = np.array([-30, 20, -4, 10, 0, 3], dtype=np.int64)
+    got = K.gather_windows(states, rows, start, 6, chunk=2)
+    for i in range(6):
+        for j in range(6):
+            c = start[i] + j
+            assert got[i, j] == (states[rows[i], c] if 0 <= c < 12 else -1)
+    assert K.gather_windows(states, rows, start, 20).shape == (6, 20)
+
+
 def test_first_sustained_edge_cases():
     ind = np.array([[0, 1, 1, 1, 0], [1, 1, 1, 1, 1], [0, 1, 1, -1, 1], [0, 0, 0, 1, 1]],
                    dtype=np.int8)

@@ -53,20 +53,37 @@ def gather_windows(
     *,
     chunk: int = 65_536,
 ) -> NDArray[np.int8]:
-    """Return ``out[r, j] = states[rows[r], start[r] + j]`` (``-1`` outside ``0..W-1``)."""
+    """Return ``out[r, j] = states[rows[r], start[r] + j]`` (``-1`` outside ``0..W-1``).
+
+    Windows inside the register are copied row by row from a sliding-window view of the
+    flattened matrix (no ``m x length`` index array); the few windows that cross the first
+    or last register week take the indexed path with clipping and the fill value.
+    """
     n_w = states.shape[1]
     m = rows.shape[0]
     out = np.empty((m, length), dtype=np.int8)
-    flat = states.reshape(-1)
-    offs = np.arange(length, dtype=np.int64)
-    for a in range(0, m, chunk):
-        b = min(a + chunk, m)
-        cols = start[a:b, None] + offs[None, :]
-        valid = (cols >= 0) & (cols < n_w)
-        idx = rows[a:b, None] * n_w + np.clip(cols, 0, n_w - 1)
-        block = np.take(flat, idx)
-        block[~valid] = FILL
-        out[a:b] = block
+    if m == 0 or length == 0:
+        return out
+    flat = np.ascontiguousarray(states).reshape(-1)
+    inside = (start >= 0) & (start + length <= n_w)
+    idx_in = np.flatnonzero(inside)
+    if idx_in.size:
+        win = np.lib.stride_tricks.sliding_window_view(flat, length)
+        for a in range(0, idx_in.size, chunk):
+            sel = idx_in[a : a + chunk]
+            out[sel] = win[rows[sel] * n_w + start[sel]]
+    edge = np.flatnonzero(~inside)
+    # windows crossing the register edges: copy the rows into a buffer padded with the
+    # fill value on both sides, then take the windows from that buffer
+    width = n_w + 2 * length
+    step = max(1, min(chunk, (1 << 26) // width))
+    for a in range(0, edge.size, step):
+        sel = edge[a : a + step]
+        pad = np.full((sel.size, width), FILL, dtype=np.int8)
+        pad[:, length : length + n_w] = states[rows[sel]]
+        pwin = np.lib.stride_tricks.sliding_window_view(pad.reshape(-1), length)
+        st = np.clip(start[sel], -length, n_w) + length
+        out[sel] = pwin[np.arange(sel.size) * width + st]
     return out
 
 

@@ -81,6 +81,8 @@ def history_covariates(
     episode_key: npt.NDArray[np.int64] | None = None,
     quarter: npt.NDArray[np.int64] | None = None,
     year: npt.NDArray[np.int64] | None = None,
+    year_levels: Sequence[int] | None = None,
+    duration_cap: int = 156,
     chunk: int = 16_384,
 ) -> tuple[npt.NDArray[np.float64], tuple[str, ...], npt.NDArray[np.int64]]:
     """History covariates for design rows ``(rows, s)`` from weeks before ``s``.
@@ -108,6 +110,11 @@ def history_covariates(
         Sorted ``row * (W + 1) + start`` keys of the mentor episodes.
     quarter, year : ndarray of shape (W,), optional
         Calendar quarter and year of each register column.
+    year_levels : sequence of int, optional
+        Calendar years of the design's start weeks; with ``year`` they become indicator
+        columns (first year the reference). Default: the years of ``year[s]``.
+    duration_cap : int, default=156
+        Top-coding of ``elapsed_benefit_weeks_capped`` (3 years).
     chunk : int
         Rows per block (memory about ``chunk * lookback * 10`` bytes).
 
@@ -133,13 +140,17 @@ def history_covariates(
       (``j = 1..lags``); all zero means the reference category (``passive_benefit`` and
       ungrouped states, or an unobserved week).
     * ``elapsed_benefit_weeks``: length of the run of ``on_benefit`` weeks that ends in week
-      ``s - 1`` (capped at the lookback).
+      ``s - 1`` (capped at the lookback, and left-censored at the first register week);
+      ``elapsed_benefit_weeks_capped``: the same top-coded at ``duration_cap``.
     * ``benefit_spells``: number of runs of ``on_benefit`` weeks in the lookback (a run open
       at the start of the lookback counts; the current spell counts).
     * ``prev_mentor_episodes``: mentor episodes (merged) that started before ``s``; for
       eligible rows they all ended before the washout window.
-    * ``start_year`` (calendar year of ``s``) and ``quarter2``, ``quarter3``, ``quarter4``
-      (treatment contrasts with the first quarter as reference, R's naming).
+    * ``year{YYYY}`` for each calendar year of ``year_levels`` but the first, and
+      ``quarter2``, ``quarter3``, ``quarter4``: calendar period of ``s`` as treatment
+      contrasts (first year / first quarter the reference, R's naming ``factor(year)2013``
+      shortened to ``year2013``). The calendar year is the year of the week's Thursday,
+      which is also its ISO year.
     """
     state_names = tuple(state_names)
     ns = len(state_names)
@@ -160,11 +171,14 @@ def history_covariates(
     names.append("history_weeks")
     for j in range(1, lags + 1):
         names += [f"lag{j}_{g}" for g in groups]
-    names += ["elapsed_benefit_weeks", "benefit_spells"]
+    names += ["elapsed_benefit_weeks", "elapsed_benefit_weeks_capped", "benefit_spells"]
     if episode_key is not None:
         names.append("prev_mentor_episodes")
+    ylev: list[int] = []
     if year is not None:
-        names.append("start_year")
+        ylev = sorted({int(y) for y in (np.unique(year[s]) if year_levels is None
+                                        else year_levels)})
+        names += [f"year{y}" for y in ylev[1:]]
     if quarter is not None:
         names += ["quarter2", "quarter3", "quarter4"]
 
@@ -191,14 +205,17 @@ def history_covariates(
         el = K.trailing_run(onb)
         elapsed[a0:b0] = el
         x[a0:b0, col] = el
-        x[a0:b0, col + 1] = K.count_runs(onb)
-        col += 2
+        x[a0:b0, col + 1] = np.minimum(el, duration_cap)
+        x[a0:b0, col + 2] = K.count_runs(onb)
+        col += 3
         if episode_key is not None:
             x[a0:b0, col] = K.count_starts_before(episode_key, rows[a0:b0], s[a0:b0], n_w)
             col += 1
         if year is not None:
-            x[a0:b0, col] = year[s[a0:b0]]
-            col += 1
+            ys = year[s[a0:b0]]
+            for y in ylev[1:]:
+                x[a0:b0, col] = ys == y
+                col += 1
         if quarter is not None:
             q = quarter[s[a0:b0]]
             for qq in (2, 3, 4):

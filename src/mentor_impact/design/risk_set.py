@@ -487,6 +487,7 @@ class RiskSetDesign:
                                "health_benefit", "retired_disabled")),
             year_bins=self.year_bins, lags=int(self.lags), lag_groups=DEFAULT_LAG_GROUPS,
             episode_key=ep_key, quarter=cal["quarter"], year=year_of_week,
+            year_levels=np.unique(year_of_week[lo:hi]).tolist(),
             chunk=max(1024, self.chunk_rows // 2),
         )
         blocks = [xh]
