@@ -420,7 +420,7 @@ def simulate_mentor_study(
     confounding: float = 0.0,
     effect_scale: float = 1.0,
     start_rate: float = 1.0,
-    mean_spell_weeks: float = 20.0,
+    mean_spell_weeks: float = 21.0,
     fragment_share: float = 0.25,
     catalog: StateCatalog | None = None,
     outcomes: Sequence[str] = OUTCOMES,
@@ -452,7 +452,7 @@ def simulate_mentor_study(
         effect at all, so that both true effect curves are exactly zero.
     start_rate : float, default 1.0
         Multiplies the odds of the weekly start hazard.
-    mean_spell_weeks : float, default 20.0
+    mean_spell_weeks : float, default 21.0
         Mean episode length (Gamma with shape 2.5, rounded, at least one week).
     fragment_share : float, default 0.25
         Share of episodes of at least 6 weeks registered as two spells with a 1–3 week
