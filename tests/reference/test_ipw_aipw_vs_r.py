@@ -138,7 +138,6 @@ def test_aipw_att_estimate_and_se(data):
 def test_aipw_sklearn_learners_reproduce_reference(data):
     """Any scikit-learn learners: unpenalised logit + OLS give the same numbers."""
     from sklearn.linear_model import LinearRegression, LogisticRegression
-
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 

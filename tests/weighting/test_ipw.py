@@ -212,7 +212,7 @@ def test_ps_at_zero_or_one_is_rejected():
 
 def test_empty_arm_after_trimming():
     data = flat_data()
-    with pytest.raises(DataValidationError, match="no (treated|control) rows"):
+    with pytest.raises(DataValidationError, match=r"no (treated|control) rows"):
         IPW(trim=(0.0, 0.01)).fit(data, outcome="y")
 
 

@@ -196,7 +196,6 @@ def hajek_if(
     """
     n, K = Y.shape
     M = None if groups is None else group_matrix(groups, n_groups)
-    G = 1 if groups is None else n_groups
     gi = np.zeros(n, dtype=np.int64) if groups is None else groups
 
     def col(a: FloatArray) -> FloatArray:
@@ -268,7 +267,7 @@ def horvitz_thompson_if(
     Normalising within risk sets by the target count of each risk set and aggregating with
     the target shares gives the same number, so no groups are needed.
     """
-    n, K = Y.shape
+    # Y is (n, K)
 
     def col(a: FloatArray) -> FloatArray:
         return a if a.ndim == 2 else a[:, None]

@@ -20,8 +20,8 @@ from mentor_impact.weighting.ipw import IPW, PropensityFit, compare_estimands, f
 
 __all__ = [
     "AIPW",
-    "CATESummary",
     "IPW",
+    "CATESummary",
     "PropensityFit",
     "SubgroupEffects",
     "adjust_pvalues",

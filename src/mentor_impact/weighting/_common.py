@@ -53,7 +53,7 @@ def check_outcome_finite(Y: FloatArray, used: npt.NDArray[np.bool_], outcome: st
     """Raise :class:`DataValidationError` for missing outcomes in rows that carry weight."""
     bad = ~np.isfinite(Y) & used
     if bad.any():
-        rows_bad = bad.any(axis=1) if bad.ndim == 2 else bad
+        rows_bad = np.asarray(bad.any(axis=1) if bad.ndim == 2 else bad)
         raise DataValidationError(
             f"outcome {outcome!r}: expected finite values in every weighted row; found "
             f"{int(bad.sum())} missing or infinite values in {int(rows_bad.sum())} rows "

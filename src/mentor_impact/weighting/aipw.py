@@ -330,7 +330,7 @@ class AIPW:
             extra=extra,
             config={**{k: repr(v) if k.endswith("learner") else v
                        for k, v in self.get_params().items()}, "variance": variance},
-            seed=self.seed if isinstance(self.seed, (int, np.integer)) else None,
+            seed=int(self.seed) if isinstance(self.seed, (int, np.integer)) else None,
             frame=data.frame,
         )
 

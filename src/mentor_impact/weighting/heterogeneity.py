@@ -131,7 +131,7 @@ class SubgroupEffects:
                    label="overall")
         labels = [f"{s}  (n={n})" for s, n in zip(t["subgroup"], t["n"], strict=True)]
         ax.set_yticks(ypos, labels)
-        ax.set_xlabel(f"effect ({int(round(level * 100))}% CI)")
+        ax.set_xlabel(f"effect ({round(level * 100)}% CI)")
         ax.set_title(f"Effect by {self.by} (Holm/BH-adjusted p in table)")
         ax.legend(loc="best", frameon=False)
         return ax
@@ -198,11 +198,12 @@ def subgroup_effects(
     within persons, so the joint covariance is person-clustered with the ``G/(G-1)`` factor
     (``Clustered("person")``) for risk-set data, or ``sum_i phi_i phi_i'`` (IID) otherwise.
     ``diff_vs_overall``/``p_diff`` compare each subgroup with the whole-sample estimate,
-    using the joint influence functions. p-values are two-sided normal; ``p_holm``/``p_bh`` adjust the subgroup p-values (H0: no effect) across the
+    using the joint influence functions. p-values are two-sided normal; ``p_holm`` and
+    ``p_bh`` adjust the subgroup p-values (H0: no effect) across the
     subgroups. Label the findings exploratory unless pre-registered.
     """
     col = _column(data, by)
-    levels = pd.unique(pd.Series(col).dropna())
+    levels = np.asarray(pd.unique(pd.Series(col).dropna()))
     try:
         levels = np.sort(levels)
     except TypeError:
@@ -462,6 +463,7 @@ def cate_summary(
                 n_folds=n_folds, estimand="ATE", seed=seed)
     res = aipw.fit(data, outcome=outcome, cov="iid")
     W = float(w.sum())
+    assert res.influence is not None
     with np.errstate(invalid="ignore", divide="ignore"):
         phi = np.where(w > 0, res.estimate[0] + res.influence[:, 0] * W / w, 0.0)
     clustered = data.start_week is not None

@@ -141,7 +141,8 @@ def fit_propensity(
     if type(model).__name__ == "PropensityModel":
         model.fit(data)
         psv = np.asarray(model.ps_, dtype=np.float64)
-        if getattr(model, "estimator", None) is None and getattr(model, "information_", None) is not None:
+        info = getattr(model, "information_", None)
+        if getattr(model, "estimator", None) is None and info is not None:
             Z = np.asarray(model.design_matrix(data), dtype=np.float64)
             return PropensityFit(psv, Z, np.asarray(model.information_), "model", d, w)
         return PropensityFit(psv, source="given")
@@ -498,8 +499,11 @@ def _reuse_weights(
     groups: npt.NDArray[np.int64] | None,
     n_groups: int,
 ) -> FloatArray:
-    """Per-row weights for reuse: raw ``w * omega`` without risk sets; with risk sets each
-    arm's weights in risk set ``s`` are rescaled to sum to the target count of ``s``."""
+    """Per-row weights for reuse (see the Notes of :class:`IPW`).
+
+    Raw ``w * omega`` without risk sets; with risk sets each arm's weights in risk set ``s``
+    are rescaled to sum to the target count of ``s``.
+    """
     if groups is None:
         return np.where(t_arm, a1, a0)
     T_s = np.bincount(groups, weights=tw, minlength=n_groups)
