@@ -79,7 +79,9 @@ def _is_binary(x: FloatArray) -> bool:
     return u.size <= 2 and bool(np.all(np.isin(u, (0.0, 1.0))))
 
 
-def _ecdf_stats(xt: FloatArray, wt: FloatArray, xc: FloatArray, wc: FloatArray) -> tuple[float, float]:
+def _ecdf_stats(
+    xt: FloatArray, wt: FloatArray, xc: FloatArray, wc: FloatArray
+) -> tuple[float, float]:
     """Mean and max absolute difference of the weighted eCDFs over the pooled unique values.
 
     The grid is every distinct value in the sample passed, weight-0 rows included (MatchIt's
@@ -122,9 +124,8 @@ def _resolve(
         X = np.asarray(data, dtype=np.float64)
         if X.ndim == 1:
             X = X[:, None]
-        names = (
-            tuple(covariates) if covariates is not None else tuple(f"x{j}" for j in range(X.shape[1]))
-        )
+        default = tuple(f"x{j}" for j in range(X.shape[1]))
+        names = tuple(covariates) if covariates is not None else default
     D = check_binary(treatment, "treatment")
     if D.size != X.shape[0]:
         raise DataValidationError(
