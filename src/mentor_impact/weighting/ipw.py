@@ -23,7 +23,6 @@ from mentor_impact.weighting._common import (
     check_ps,
     choice,
     ess,
-    outcome_matrix,
     positivity_check,
     rows,
     trim_mask,
@@ -35,6 +34,8 @@ __all__ = ["IPW", "PropensityFit", "compare_estimands", "fit_propensity"]
 FloatArray = npt.NDArray[np.float64]
 
 _ESTIMANDS = ("ATT", "ATE", "ATC", "ATO")
+#: elements of an (n, block) temporary when curves are processed in column blocks
+_BLOCK_ELEMS = 8_000_000
 
 
 class PropensityFit:
@@ -317,8 +318,10 @@ class IPW:
                 "later_start: estimand B needs each control's weeks to its own later start; "
                 "found no later_start in the data. Hint: build the data with RiskSetDesign."
             )
-        Y, curve = outcome_matrix(data, outcome)
-        n, Kt = Y.shape
+        Y_raw = np.asarray(data.outcome(outcome))
+        curve = Y_raw.ndim == 2
+        n = Y_raw.shape[0]
+        Kt = Y_raw.shape[1] if curve else 1
         d = data.treatment.astype(np.float64)
         w = np.asarray(data.weight, dtype=np.float64)
         pf = fit_propensity(data, self.propensity, ps)
@@ -358,39 +361,60 @@ class IPW:
                 "weights: expected finite balancing weights; found infinite ones. Hint: trim."
             )
         groups, n_groups = self._groups(data)
-        omega0: FloatArray = omega
-        g0: FloatArray = g
         extra: dict[str, Any] = {}
+        b_info: Any = None
         if dynamic == "B":
-            omega0, g0, keep_b, info = _estimand_b_weights(
-                data, eu, omega, g, Kt, curve, hazard, eligible_weeks, horizon
-            )
-            extra.update(info)
-            uses = (wk[:, None] > 0) & np.where(t_arm[:, None], True, keep_b)
-            Y = np.where(uses, Y, 0.0) if not np.isfinite(Y).all() else Y
-            check_outcome_finite(Y, uses, outcome)
-        else:
-            check_outcome_finite(Y, (wk > 0)[:, None] & np.ones((1, Kt), bool), outcome)
-        Zd = pf.design
-        psif = pf.ps_if
+            b_info = _BWeights(data, eu, omega, g, curve, hazard, eligible_weeks, horizon)
+            extra.update(b_info.info)
+        # process the targets in column blocks: temporaries stay O(n * block)
+        block = max(1, min(Kt, _BLOCK_ELEMS // max(n, 1)))
+        theta = np.empty(Kt)
+        m1 = np.empty(Kt)
+        m0 = np.empty(Kt)
+        phi = np.empty((n, Kt))
+        n_empty = np.zeros(Kt, dtype=np.int64)
+        ess0 = np.empty(Kt)
+        used = (wk > 0)[:, None]
+        nu0_first: FloatArray | None = None
+        for lo in range(0, Kt, block):
+            cols = slice(lo, min(lo + block, Kt))
+            Yb = np.asarray(Y_raw[:, cols] if curve else Y_raw[:, None], dtype=np.float64)
+            if b_info is not None:
+                omega0, g0, keep_b = b_info.block(cols)
+                uses = used & (t_arm[:, None] | keep_b)
+                if not np.isfinite(Yb).all():
+                    Yb = np.where(uses, Yb, 0.0)
+            else:
+                omega0, g0 = omega, g
+                uses = used
+            check_outcome_finite(Yb, uses, outcome)
+            if self.normalized:
+                th, a1, a0, ph, ne = K.hajek_if(
+                    Yb, d, wk, omega, omega0, g, g0, t, tp, pf.design, pf.ps_if, groups,
+                    n_groups,
+                )
+                n_empty[cols] = ne
+            else:
+                th, a1, a0, ph = K.horvitz_thompson_if(
+                    Yb, d, wk, omega, omega0, g, g0, t, tp, pf.design, pf.ps_if
+                )
+            theta[cols], m1[cols], m0[cols], phi[:, cols] = th, a1, a0, ph
+            if b_info is not None or nu0_first is None:  # A: the weights do not vary by tau
+                om0 = omega0 if omega0.ndim == 2 else omega0[:, None]
+                nu0b = np.where(~t_arm[:, None], wk[:, None] * om0, 0.0)
+                ess0[cols] = ess(nu0b[~t_arm])
+                positivity_check("IPW", nu0b, ~t_arm & keep, "control", stacklevel=2)
+                if nu0_first is None:
+                    nu0_first = nu0b[:, 0]
+            else:
+                ess0[cols] = ess0[0]
         if self.normalized:
-            theta, m1, m0, phi, n_empty = K.hajek_if(
-                Y, d, wk, omega, omega0, g, g0, t, tp, Zd, psif, groups, n_groups
-            )
-            extra["risk_sets_left_out"] = np.asarray(n_empty, dtype=np.int64)
-        else:
-            theta, m1, m0, phi = K.horvitz_thompson_if(
-                Y, d, wk, omega, omega0, g, g0, t, tp, Zd, psif
-            )
-        # normalised weights for reuse / ESS
+            extra["risk_sets_left_out"] = n_empty
         nu1 = np.where(t_arm, wk * omega, 0.0)
-        nu0 = np.where(~t_arm[:, None], (wk[:, None] * (omega0 if omega0.ndim == 2 else
-                                                          omega0[:, None])), 0.0)
         ess1 = ess(nu1[t_arm][:, None])
-        ess0 = ess(nu0[~t_arm])
-        positivity_check("IPW", nu1[:, None], t_arm & keep, "treated")
-        positivity_check("IPW", nu0, ~t_arm & keep, "control")
-        weights = _reuse_weights(nu1, nu0[:, 0], t_arm, wk * t, groups, n_groups)
+        positivity_check("IPW", nu1[:, None], t_arm & keep, "treated", stacklevel=2)
+        assert nu0_first is not None
+        weights = _reuse_weights(nu1, nu0_first, t_arm, wk * t, groups, n_groups)
         tau = data.tau if curve else None
         ess_frame = pd.DataFrame(
             {
@@ -521,93 +545,112 @@ def _targets(outcome: str, tau: npt.NDArray[np.int64] | None, k: int) -> tuple[s
     return tuple(f"tau={int(x)}" for x in tau)
 
 
-def _estimand_b_weights(
-    data: Any,
-    e: FloatArray,
-    omega: FloatArray,
-    g: FloatArray,
-    Kt: int,
-    curve: bool,
-    hazard: npt.ArrayLike | None,
-    eligible_weeks: str | npt.ArrayLike | None,
-    horizon: int | None,
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], dict[str, Any]]:
-    """Control weights of estimand B, (n, K): censoring at the later start, IPCW."""
-    n = data.n
-    ls = data.later_start if data.later_start is not None else np.asarray(
-        data.frame["later_start"], dtype=np.int64)
-    ls = np.asarray(ls, dtype=np.int64)
-    if curve:
-        tau = np.asarray(data.tau, dtype=np.int64)
-    else:
-        if horizon is None:
-            raise ConfigurationError(
-                "horizon: estimand B with a scalar outcome needs the horizon week at which the "
-                "outcome is measured; got None. Hint: pass horizon=52 (say) or use a curve."
-            )
-        tau = np.asarray([int(horizon)], dtype=np.int64)
-    treated = data.treatment > 0
-    # censored at own later start S_j = s + later_start: kept at tau iff later_start > tau
-    keep_b = (ls[:, None] < 0) | (ls[:, None] > tau[None, :])
-    keep_b[treated] = True
-    # eligible weeks after s
-    if eligible_weeks is None and "eligible_until" in data.frame.columns:
-        eligible_weeks = "eligible_until"
-    if eligible_weeks is None:
-        elig = np.full(n, np.iinfo(np.int64).max // 4, dtype=np.int64)
-    else:
-        ev = (np.asarray(data.frame[eligible_weeks]) if isinstance(eligible_weeks, str)
-              else np.asarray(eligible_weeks))
-        ev = np.asarray(pd.to_numeric(pd.Series(ev), errors="coerce").to_numpy(float))
-        if ev.shape != (n,):
-            raise DataValidationError(
-                f"eligible_weeks: expected {n} values; found shape {ev.shape}."
-            )
-        elig = np.where(~np.isfinite(ev) | (ev < 0), np.iinfo(np.int64).max // 4,
-                        np.nan_to_num(ev)).astype(np.int64)
-    m = np.minimum(tau[None, :], elig[:, None]).astype(np.float64)  # (n, K) weeks at risk
-    if hazard is None:
-        h = e
-        log_surv = m * np.log1p(-h)[:, None]
-        dlog = m * h[:, None]  # d(-log S)/d gamma = m e z
-    else:
-        hz = np.asarray(hazard, dtype=np.float64)
-        if hz.shape == (n,):
-            if np.any(~np.isfinite(hz) | (hz < 0) | (hz >= 1)):
-                bad = ~np.isfinite(hz) | (hz < 0) | (hz >= 1)
-                raise DataValidationError(
-                    f"hazard: expected weekly hazards in [0, 1); found {int(bad.sum())} others "
-                    f"({rows(bad)})."
-                )
-            log_surv = m * np.log1p(-hz)[:, None]
-        elif hz.shape == (n, Kt):
-            bad = ~np.isfinite(hz) | (hz <= 0) | (hz > 1)
-            if (bad & ~treated[:, None]).any():
-                bad_rows = (bad & ~treated[:, None]).any(axis=1)
-                raise DataValidationError(
-                    "hazard: a (n, K) array is the probability of remaining untreated and must "
-                    f"lie in (0, 1]; found {int(bad.sum())} others in {int(bad_rows.sum())} "
-                    f"rows ({rows(bad_rows)})."
-                )
-            log_surv = np.log(np.where(bad, 1.0, hz))
+class _BWeights:
+    """Control weights of estimand B, produced per block of targets (see :meth:`IPW.fit`)."""
+
+    def __init__(
+        self,
+        data: Any,
+        e: FloatArray,
+        omega: FloatArray,
+        g: FloatArray,
+        curve: bool,
+        hazard: npt.ArrayLike | None,
+        eligible_weeks: str | npt.ArrayLike | None,
+        horizon: int | None,
+    ) -> None:
+        n = data.n
+        ls = data.later_start if data.later_start is not None else np.asarray(
+            data.frame["later_start"], dtype=np.int64)
+        self.ls = np.asarray(ls, dtype=np.int64)
+        if curve:
+            self.tau = np.asarray(data.tau, dtype=np.int64)
         else:
-            raise DataValidationError(
-                f"hazard: expected shape ({n},) or ({n}, {Kt}); found {hz.shape}."
-            )
-        dlog = np.zeros((n, Kt))
-    inv_s = np.exp(-log_surv)
-    om0 = np.where(keep_b, omega[:, None] * inv_s, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(omega > 0, g / omega, 0.0)
-    g0 = om0 * (ratio[:, None] + dlog)
-    ctrl = ~treated
-    later = ctrl & (ls >= 0)
-    info = {
-        "share_later_treated": float(later.sum() / max(ctrl.sum(), 1)),
-        "n_censored": np.asarray((~keep_b[ctrl]).sum(axis=0), dtype=np.int64),
-        "hazard_source": "ps" if hazard is None else "given",
-    }
-    return om0, g0, keep_b, info
+            if horizon is None:
+                raise ConfigurationError(
+                    "horizon: estimand B with a scalar outcome needs the horizon week at which "
+                    "the outcome is measured; got None. Hint: pass horizon=52 (say) or use a "
+                    "curve."
+                )
+            self.tau = np.asarray([int(horizon)], dtype=np.int64)
+        Kt = self.tau.size
+        self.treated = data.treatment > 0
+        if eligible_weeks is None and "eligible_until" in data.frame.columns:
+            eligible_weeks = "eligible_until"
+        big = np.iinfo(np.int64).max // 4
+        if eligible_weeks is None:
+            self.elig = np.full(n, big, dtype=np.int64)
+        else:
+            ev = (np.asarray(data.frame[eligible_weeks]) if isinstance(eligible_weeks, str)
+                  else np.asarray(eligible_weeks))
+            evf = pd.to_numeric(pd.Series(ev), errors="coerce").to_numpy(float)
+            if evf.shape != (n,):
+                raise DataValidationError(
+                    f"eligible_weeks: expected {n} values; found shape {evf.shape}."
+                )
+            self.elig = np.where(~np.isfinite(evf) | (evf < 0), big,
+                                 np.nan_to_num(evf)).astype(np.int64)
+        self.hazard_matrix: FloatArray | None = None
+        self.log1m_h: FloatArray | None = None
+        self.e = e
+        if hazard is None:
+            self.log1m_h = np.log1p(-e)
+        else:
+            hz = np.asarray(hazard, dtype=np.float64)
+            if hz.shape == (n,):
+                bad = ~np.isfinite(hz) | (hz < 0) | (hz >= 1)
+                if bad.any():
+                    raise DataValidationError(
+                        f"hazard: expected weekly hazards in [0, 1); found {int(bad.sum())} "
+                        f"others ({rows(bad)})."
+                    )
+                self.log1m_h = np.log1p(-hz)
+            elif hz.shape == (n, Kt):
+                badm = (~np.isfinite(hz) | (hz <= 0) | (hz > 1)) & ~self.treated[:, None]
+                if badm.any():
+                    bad_rows = badm.any(axis=1)
+                    raise DataValidationError(
+                        "hazard: a (n, K) array is the probability of remaining untreated and "
+                        f"must lie in (0, 1]; found {int(badm.sum())} others in "
+                        f"{int(bad_rows.sum())} rows ({rows(bad_rows)})."
+                    )
+                self.hazard_matrix = hz
+            else:
+                raise DataValidationError(
+                    f"hazard: expected shape ({n},) or ({n}, {Kt}); found {hz.shape}."
+                )
+        self.from_ps = hazard is None
+        self.omega = omega
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.ratio = np.where(omega > 0, g / omega, 0.0)
+        ctrl = ~self.treated
+        later = ctrl & (self.ls >= 0)
+        n_cens = np.array([int((ctrl & (self.ls >= 0) & (self.ls <= t)).sum()) for t in self.tau])
+        self.info = {
+            "share_later_treated": float(later.sum() / max(int(ctrl.sum()), 1)),
+            "n_censored": n_cens,
+            "hazard_source": "ps" if hazard is None else "given",
+        }
+
+    def block(self, cols: slice) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+        """Return ``(omega0, g0, keep)`` of shape (n, block) for the targets ``cols``."""
+        tau = self.tau[cols]
+        # censored at own later start S_j = s + later_start: kept at tau iff later_start > tau
+        keep_b = (self.ls[:, None] < 0) | (self.ls[:, None] > tau[None, :])
+        keep_b[self.treated] = True
+        if self.hazard_matrix is not None:
+            hm = self.hazard_matrix[:, cols]
+            inv_s = 1.0 / np.where(self.treated[:, None], 1.0, hm)
+            dlog: FloatArray | float = 0.0
+        else:
+            assert self.log1m_h is not None
+            m = np.minimum(tau[None, :], self.elig[:, None]).astype(np.float64)  # weeks at risk
+            inv_s = np.exp(-m * self.log1m_h[:, None])
+            # d(-log S)/d gamma = m e z when the hazard is the propensity score
+            dlog = m * self.e[:, None] if self.from_ps else 0.0
+        om0 = np.where(keep_b, self.omega[:, None] * inv_s, 0.0)
+        g0 = om0 * (self.ratio[:, None] + dlog)
+        return om0, g0, keep_b
 
 
 def compare_estimands(results: dict[str, EffectResults], level: float = 0.95) -> pd.DataFrame:
