@@ -67,9 +67,11 @@ class CoxSetup:
     slot_time: FloatArray  # (m,)
     slot_stratum: IntArray  # (m,)
     n_slots: int
-    lo_matrix: sp.csr_matrix  # (m + 1, n) indicator of lo
-    hi_matrix: sp.csr_matrix  # (m + 1, n) indicator of hi
-    death_matrix: sp.csr_matrix  # (m, n) indicator of events at their slot
+    lo_ptr: IntArray  # CSR structure of the (m + 1, n) indicator of lo (rows = slots)
+    lo_idx: IntArray
+    hi_ptr: IntArray  # rows are sorted by hi, so its column indices are 0..n-1
+    death_ptr: IntArray  # CSR structure of the (m, n) indicator of events at their slot
+    death_idx: IntArray
     death_count: IntArray  # (m,) number of tied events (unweighted)
     death_weight: FloatArray  # (m,) weighted number of events
     simple_lo: bool  # True when every lo == 0 (one stratum, no entry)
@@ -106,12 +108,9 @@ def prepare_cox(
     lo, hi = lo[order], hi[order]
     ev = np.asarray(event, bool)[order]
     w = np.asarray(weight, np.float64)[order]
-    cols = np.arange(n)
-    lo_m = sp.csr_matrix((np.ones(n), (lo, cols)), shape=(m + 1, n))
-    hi_m = sp.csr_matrix((np.ones(n), (hi, cols)), shape=(m + 1, n))
     ev_idx = np.flatnonzero(ev)
     d_slot = hi[ev_idx] - 1
-    death_m = sp.csr_matrix((np.ones(ev_idx.size), (d_slot, ev_idx)), shape=(m, n))
+    lo_idx = np.argsort(lo, kind="stable").astype(np.int64)
     return CoxSetup(
         order=order,
         lo=lo,
@@ -121,9 +120,11 @@ def prepare_cox(
         slot_time=uniq[slot_keys % big],
         slot_stratum=(slot_keys // big).astype(np.int64),
         n_slots=m,
-        lo_matrix=lo_m,
-        hi_matrix=hi_m,
-        death_matrix=death_m,
+        lo_ptr=np.concatenate(([0], np.cumsum(np.bincount(lo, minlength=m + 1)))),
+        lo_idx=lo_idx,
+        hi_ptr=np.concatenate(([0], np.cumsum(np.bincount(hi, minlength=m + 1)))),
+        death_ptr=np.concatenate(([0], np.cumsum(np.bincount(d_slot, minlength=m)))),
+        death_idx=ev_idx.astype(np.int64),
         death_count=(
             np.rint(np.bincount(d_slot, weights=w[ev_idx], minlength=m)).astype(np.int64)
             if frequency_ties
@@ -134,20 +135,27 @@ def prepare_cox(
     )
 
 
-def _risk_sums(setup: CoxSetup, r: FloatArray, rx: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """S0 (m,) and S1 (m, p) risk-set sums from per-row r and r * x."""
+def _risk_sums(
+    setup: CoxSetup, r: FloatArray, x: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """S0 (m,), S1 (m, p) risk-set sums and the death sums S0d, S1d, from per-row r."""
     m = setup.n_slots
+    n = r.size
+    hi_m = sp.csr_matrix((r, np.arange(n), setup.hi_ptr), shape=(m + 1, n))
+    a1 = -(hi_m @ x)
+    a0 = -np.bincount(setup.hi, weights=r, minlength=m + 1)
     if setup.simple_lo:
-        a0 = np.zeros(m + 1)
-        a0[0] = r.sum()
-        a1 = np.zeros((m + 1, rx.shape[1]))
-        a1[0] = rx.sum(axis=0)
+        a0[0] += r.sum()
+        a1[0] += r @ x
     else:
-        a0 = np.bincount(setup.lo, weights=r, minlength=m + 1)
-        a1 = setup.lo_matrix @ rx
-    a0 = a0 - np.bincount(setup.hi, weights=r, minlength=m + 1)
-    a1 = a1 - setup.hi_matrix @ rx
-    return np.cumsum(a0)[:m], np.cumsum(a1, axis=0)[:m]
+        lo_m = sp.csr_matrix((r[setup.lo_idx], setup.lo_idx, setup.lo_ptr), shape=(m + 1, n))
+        a1 += lo_m @ x
+        a0 += np.bincount(setup.lo, weights=r, minlength=m + 1)
+    di = setup.death_idx
+    d_m = sp.csr_matrix((r[di], di, setup.death_ptr), shape=(m, n))
+    s1d = np.asarray(d_m @ x)
+    s0d = np.bincount(setup.hi[di] - 1, weights=r[di], minlength=m)
+    return np.cumsum(a0)[:m], np.cumsum(a1, axis=0)[:m], s0d, s1d
 
 
 @dataclass
@@ -169,12 +177,9 @@ class _SlotTerms:
 
 
 def _slot_terms(
-    setup: CoxSetup, r: FloatArray, rx: FloatArray, ties: str, full: bool
+    setup: CoxSetup, r: FloatArray, x: FloatArray, ties: str, full: bool
 ) -> _SlotTerms:
-    s0, s1 = _risk_sums(setup, r, rx)
-    dm = setup.death_matrix
-    s0d = dm @ r
-    s1d = dm @ rx
+    s0, s1, s0d, s1d = _risk_sums(setup, r, x)
     d = setup.death_count
     dw = setup.death_weight
     if ties == "breslow":
@@ -219,7 +224,13 @@ def _slot_terms(
 
 
 def cox_derivatives(
-    beta: FloatArray, x: FloatArray, setup: CoxSetup, ties: str, *, need_hessian: bool = True
+    beta: FloatArray,
+    x: FloatArray,
+    setup: CoxSetup,
+    ties: str,
+    *,
+    need_hessian: bool = True,
+    wx_events: FloatArray | None = None,
 ) -> tuple[float, FloatArray, FloatArray]:
     """Log partial likelihood, score and information at ``beta``.
 
@@ -232,11 +243,12 @@ def cox_derivatives(
     eta = x @ beta
     w = setup.weight
     r = w * np.exp(eta)
-    rx = x * r[:, None]
-    t = _slot_terms(setup, r, rx, ties, full=False)
+    t = _slot_terms(setup, r, x, ties, full=False)
     ev = setup.event
-    loglik = float(np.sum(w[ev] * eta[ev])) - t.log_term
-    score = (w[ev] @ x[ev]) - (t.q0 @ t.s1 - t.q1 @ t.s1d)
+    if wx_events is None:
+        wx_events = events_weighted_sum(x, setup)
+    loglik = float(wx_events @ beta) - t.log_term
+    score = wx_events - (t.q0 @ t.s1 - t.q1 @ t.s1d)
     if not need_hessian:
         return loglik, score, np.zeros((0, 0))
     big_q = np.concatenate(([0.0], np.cumsum(t.q0)))
@@ -244,13 +256,19 @@ def cox_derivatives(
     if ties == "efron":
         g[ev] -= t.q1[setup.hi[ev] - 1]
     g *= r
-    info = (x * g[:, None]).T @ x
+    xg = x * np.sqrt(np.maximum(g, 0.0))[:, None]
+    info = xg.T @ xg  # one weighted Gram matrix (BLAS syrk)
     info -= (t.s1 * t.k0[:, None]).T @ t.s1
     if ties == "efron":
         cross = (t.s1 * t.k1[:, None]).T @ t.s1d
         info += cross + cross.T
         info -= (t.s1d * t.k2[:, None]).T @ t.s1d
     return loglik, score, info
+
+
+def events_weighted_sum(x: FloatArray, setup: CoxSetup) -> FloatArray:
+    """``sum_{events} w_i x_i`` (constant over Newton iterations)."""
+    return np.asarray((setup.weight * setup.event) @ x)
 
 
 @dataclass
@@ -293,9 +311,10 @@ def cox_newton(
     """
     p = x.shape[1]
     beta = np.zeros(p) if beta0 is None else np.asarray(beta0, float).copy()
-    ll, u, info = cox_derivatives(beta, x, setup, ties)
+    wxe = events_weighted_sum(x, setup)
+    ll, u, info = cox_derivatives(beta, x, setup, ties, wx_events=wxe)
     ll0_at_zero = ll if beta0 is None or not np.any(beta) else cox_derivatives(
-        np.zeros(p), x, setup, ties, need_hessian=False
+        np.zeros(p), x, setup, ties, need_hessian=False, wx_events=wxe
     )[0]
     score0, info0 = u.copy(), info.copy()
     if p == 0 or max_iter == 0:
@@ -308,7 +327,7 @@ def cox_newton(
     it = 0
     new_u, new_info = u, info
     for it in range(1, max_iter + 1):  # noqa: B007
-        new_ll, new_u, new_info = cox_derivatives(new_beta, x, setup, ties)
+        new_ll, new_u, new_info = cox_derivatives(new_beta, x, setup, ties, wx_events=wxe)
         if not halving and np.isfinite(new_ll) and abs(1.0 - old_ll / new_ll) <= eps:
             converged = True
             break
@@ -339,8 +358,7 @@ def cox_score_residuals(beta: FloatArray, x: FloatArray, setup: CoxSetup, ties: 
     w = setup.weight
     e = np.exp(eta)
     r = w * e
-    rx = x * r[:, None]
-    t = _slot_terms(setup, r, rx, ties, full=True)
+    t = _slot_terms(setup, r, x, ties, full=True)
     c0 = np.concatenate(([0.0], np.cumsum(t.q0)))
     c1 = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(t.h1, axis=0)])
     lo, hi = setup.lo, setup.hi
@@ -367,7 +385,7 @@ def cox_baseline_increments(
     """
     eta = x @ beta
     r = setup.weight * np.exp(eta)
-    t = _slot_terms(setup, r, x[:, :0] * 0.0, ties, full=False)
+    t = _slot_terms(setup, r, x[:, :0], ties, full=False)
     return t.q0, t.s0
 
 

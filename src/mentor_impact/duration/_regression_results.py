@@ -432,11 +432,28 @@ def build_model_frame(
     covariates: Sequence[str],
     reference_levels: Mapping[str, Any] | None,
 ) -> tuple[FloatArray, ModelFrame]:
-    """Encode covariates (treatment contrasts, R names) via ``design.encode_covariates``."""
+    """Encode covariates (treatment contrasts, R names) via ``design.encode_covariates``.
+
+    All-numeric covariates take a fast path (one ``to_numpy`` copy) with the same result.
+    """
     from mentor_impact.design.evaluation_data import encode_covariates
 
     if isinstance(covariates, str):
         covariates = [covariates]
+    cols = list(covariates)
+    if (
+        cols
+        and not reference_levels
+        and all(c in df.columns for c in cols)
+        and len(set(cols)) == len(cols)
+        and all(
+            pd.api.types.is_numeric_dtype(df[c].dtype) or pd.api.types.is_bool_dtype(df[c].dtype)
+            for c in cols
+        )
+    ):
+        x = np.ascontiguousarray(df[cols].to_numpy(dtype=np.float64, na_value=np.nan))
+        if np.isfinite(x).all():
+            return x, ModelFrame(tuple(cols), tuple(cols), {})
     x, names, levels = encode_covariates(df, list(covariates), reference_levels=reference_levels)
     return x, ModelFrame(tuple(covariates), tuple(names), dict(levels))
 
@@ -445,19 +462,22 @@ def check_rank(x: FloatArray, names: Sequence[str], w: FloatArray, argument: str
     """Raise when the (weighted, centred) design is rank deficient, naming the columns."""
     if x.shape[1] == 0:
         return
-    xc = x - np.average(x, axis=0, weights=w)
-    scale = np.sqrt(np.average(xc**2, axis=0, weights=w))
-    const = scale <= 1e-12 * np.maximum(1.0, np.abs(x).max(axis=0))
+    sw = float(w.sum())
+    mean = (w @ x) / sw
+    xw = x * np.sqrt(w)[:, None] if np.any(w != 1.0) else x
+    cov = (xw.T @ xw) / sw - np.outer(mean, mean)  # weighted covariance (one Gram matrix)
+    var = np.maximum(np.diag(cov), 0.0)
+    scale = np.sqrt(var)
+    const = scale <= 1e-7 * np.maximum(1.0, np.abs(mean))
     if const.any():
         bad = [names[i] for i in np.flatnonzero(const)]
         raise DataValidationError(
             f"{argument}: expected covariates that vary; found {len(bad)} constant column(s) "
             f"{bad}. Hint: drop them (a Cox model has no intercept; a level may be empty)."
         )
-    z = xc / scale
-    g = (z * w[:, None]).T @ z / w.sum()
+    g = cov / np.outer(scale, scale)
     ev, vec = np.linalg.eigh(g)
-    tol = 1e-10 * max(float(ev.max()), 1.0)
+    tol = 1e-9 * max(float(ev.max()), 1.0)
     if ev.min() <= tol:
         v = vec[:, ev <= tol]
         involved = np.flatnonzero(np.abs(v).max(axis=1) > 1e-6)

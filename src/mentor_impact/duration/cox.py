@@ -503,11 +503,12 @@ def fit_cox_arrays(
 ) -> dict[str, Any]:
     """Core Cox fit on validated arrays (no checks); reused by the bootstrap and Fine-Gray."""
     n, p = x.shape
-    mean = np.average(x, axis=0, weights=w) if p else np.zeros(0)
+    mean = (w @ x) / w.sum() if p else np.zeros(0)
     setup = prepare_cox(
         stop, event, w, start=start, strata=strata, frequency_ties=frequency_ties
     )
-    xs = x[setup.order] - mean
+    xs = x[setup.order]
+    xs -= mean
     nr = cox_newton(xs, setup, ties, max_iter=max_iter, eps=eps)
     beta = nr.beta
     try:
