@@ -19,7 +19,7 @@ from mentor_impact.registers.isoweek import iso_to_ordinal, ordinal_to_iso
 __all__ = ["WeeklyRegister", "parse_week_column"]
 
 _WEEK_COL = re.compile(r"^(?:y_?|w)?(\d{4}|\d{6})$")
-_CHUNK_CELLS = 1 << 24  # person-weeks per chunk in the prefix-sum kernel (16 MiB of bool)
+_CHUNK_CELLS = 1 << 21  # person-weeks per chunk in the prefix-sum kernel (cache-sized)
 
 OnUnknown = Literal["raise", "unknown"]
 Layout = Literal["wide", "long", "spells"]
@@ -299,22 +299,22 @@ class WeeklyRegister:
 
         Notes
         -----
-        Computed in row chunks of about 16 million person-weeks (indicator by lookup, then
-        ``np.cumsum`` along weeks into the preallocated result), so the extra memory beyond
-        the result is small.
+        Computed in cache-sized row chunks (about 2 million person-weeks): the indicator is
+        looked up directly in the result dtype, then ``np.cumsum`` runs along weeks into the
+        preallocated result, so the extra memory beyond the result is small.
         """
         dt = np.dtype(dtype) if dtype is not None else self._default_prefix_dtype()
         key = (name, dt.str)
         if key in self._prefix:
             return self._prefix[key]
-        mask = self.catalog.state_mask(name)
+        lut = self.catalog.state_mask(name).astype(dt)
         n, w = self._states.shape
         out = np.empty((n, w + 1), dtype=dt)
         out[:, 0] = 0
         step = max(1, _CHUNK_CELLS // max(w, 1))
         for a in range(0, n, step):
             b = min(n, a + step)
-            np.cumsum(np.take(mask, self._states[a:b]), axis=1, dtype=dt, out=out[a:b, 1:])
+            np.cumsum(np.take(lut, self._states[a:b]), axis=1, out=out[a:b, 1:])
         if cache:
             self._prefix[key] = out
         return out
