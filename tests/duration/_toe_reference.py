@@ -108,3 +108,40 @@ def curves_loop(P, T, cause, tm, t0, X, Z, exit_cuts, start_cuts, bins, truncate
                 for r in range(R):
                     C_out[m, r, tau] += post[k] * cif[r]
     return S_out, C_out
+
+
+def spells_loop(B, states, exit_ids, starts_by_row, max_weeks):
+    """Inflow spells by explicit loops: first benefit inflow (not in week 0), its length,
+    exit cause (position in exit_ids + 1, 0 = censored) and first start inside the spell."""
+    n, W = B.shape
+    out = {}
+    for i in range(n):
+        b = -1
+        for w in range(1, W):
+            if B[i, w] and not B[i, w - 1]:
+                b = w
+                break
+        if b < 0:
+            continue
+        e = W
+        for w in range(b, W):
+            if not B[i, w]:
+                e = w
+                break
+        T = e - b
+        cause = 0
+        if e < W:
+            for r, ids in enumerate(exit_ids):
+                if states[i, e] in ids:
+                    cause = r + 1
+                    break
+        if T > max_weeks:
+            T, cause = max_weeks, 0
+        start = -1
+        for c in sorted(starts_by_row.get(i, [])):
+            wk = c - b + 1
+            if 1 <= wk <= T:
+                start = wk
+                break
+        out[i] = (T, cause, start)
+    return out

@@ -95,12 +95,15 @@ def test_episodes_cover_every_person_week():
     df = _small(60)
     D, *_ = _arrays(df, 1, False)
     T, c, tm = df.duration.to_numpy(), df.exit.to_numpy(), df.start.to_numpy()
-    expo = np.bincount(D.e_row, D.e_len, minlength=len(df))
+    expo = D.NE.sum(axis=(0, 2))
     np.testing.assert_array_equal(expo, T - (c > 0))
-    mexpo = np.bincount(D.m_row, D.m_len, minlength=len(df))
+    mexpo = D.NM.sum(axis=1)
     np.testing.assert_array_equal(mexpo, np.where(tm >= 0, np.minimum(T, tm - 1), T))
+    # weeks in effect bins: after the start week only
+    post = D.NE[1:].sum(axis=(0, 2))
+    np.testing.assert_array_equal(post, np.where(tm >= 0, np.maximum(T - (c > 0) - tm, 0), 0))
     # far fewer episodes than person-weeks
-    assert D.e_row.size < 0.5 * (T - (c > 0)).sum()
+    assert D.n_episodes < 0.6 * ((T - (c > 0)).sum() + mexpo.sum())
 
 
 # ---------------------------------------------------------------------------------------
@@ -326,3 +329,49 @@ def test_missing_column_and_negative_weights(base_df):
     with pytest.raises(DataValidationError, match=r"weights: .*1 \(rows 2\)"):
         TimingOfEvents(exit_cuts=(0, 13, 52), start_cuts=(0, 26)).fit(
             df, duration="duration", exit="exit", start="start", weights="w")
+
+
+# ---------------------------------------------------------------------------------------
+# spell data from the register
+# ---------------------------------------------------------------------------------------
+
+
+def test_spells_from_register_matches_loop_twin():
+    from _toe_reference import spells_loop
+
+    from mentor_impact.datasets import simulate_mentor_study
+    from mentor_impact.duration import spells_from_register
+
+    st = simulate_mentor_study(600, seed=3)
+    reg = st.register
+    sp_obj = st.spells.episodes(gap=4)
+    sp = spells_from_register(reg, sp_obj, st.baseline, sample="inflow", max_weeks=156)
+    assert sp.attrs["causes"] == ("employment", "education", "other")
+    B = reg.indicator("on_benefit")
+    exit_ids = [reg.catalog.members(n) for n in ("employed", "education", "self_support_other")]
+    rows, cols, _ = sp_obj.locate(reg)
+    by_row: dict[int, list[int]] = {}
+    for r, c in zip(rows.tolist(), cols.tolist()):
+        by_row.setdefault(r, []).append(c)
+    ref = spells_loop(B, reg.states(), exit_ids, by_row, 156)
+    assert sorted(ref) == sp.row.tolist()
+    got = {int(r.row): (int(r.duration), int(r.exit), int(r.start)) for r in sp.itertuples()}
+    assert got == ref
+    assert (sp.person.to_numpy() == st.baseline.person.to_numpy()[sp.row]).all()
+
+
+def test_fit_on_register_spells_stock_sample():
+    from mentor_impact.datasets import simulate_mentor_study
+    from mentor_impact.duration import spells_from_register
+
+    st = simulate_mentor_study(3000, seed=4)
+    sp = spells_from_register(st.register, st.spells.episodes(gap=4), st.baseline,
+                              sample="stock", stock_week=201201, max_weeks=156)
+    assert (sp.entry > 0).any() and (sp.duration - sp.entry <= 156).all()
+    res = TimingOfEvents(exit_cuts=(0, 52, 104), start_cuts=(0, 104), effect_bins=(0, 26),
+                         cause_labels=sp.attrs["causes"], max_support_points=2).fit(
+        sp, duration="duration", exit="exit", start="start", entry="entry",
+        covariates=["female", "psychiatric_history", "prior_benefit_share"], cluster="person")
+    assert res.truncation == "condition"
+    assert res.cov_type == "clustered(person)"
+    assert np.isfinite(res.params.std_error).all()

@@ -74,7 +74,14 @@ def split_episodes(
 
 @dataclass(frozen=True)
 class ToeData:
-    """Spell data as episode arrays (one entry per constant-hazard piece)."""
+    """Spell data aggregated to exposure per constant-hazard cell.
+
+    ``NE[0, i, q]`` counts the weeks of spell i in exit-baseline interval q without an active
+    effect (before/without a start), ``NE[1 + j, i, q]`` those in effect bin j; ``AE`` the
+    weeks before sample entry (left truncation). ``NM`` / ``AM`` are the mentor-hazard
+    exposures by start-baseline interval. The exit week and the start week are kept as
+    event rows (``x_*`` and ``s_*``).
+    """
 
     n: int
     n_causes: int
@@ -84,27 +91,25 @@ class ToeData:
     exit_cuts: IntArray
     start_cuts: IntArray
     bins: IntArray
-    # exit-hazard survival episodes
-    e_row: IntArray
-    e_q: IntArray
-    e_j: IntArray
-    e_len: FloatArray
-    e_pre: BoolArray
+    NE: FloatArray  # (J + 1, n, Qe)
+    AE: FloatArray  # (n, Qe)
+    NM: FloatArray  # (n, Qm)
+    AM: FloatArray  # (n, Qm)
     # exit events (one per exiting spell)
     x_row: IntArray
     x_cause: IntArray  # 0..R-1
     x_q: IntArray
     x_j: IntArray
-    # mentor-hazard survival episodes
-    m_row: IntArray
-    m_q: IntArray
-    m_len: FloatArray
-    m_pre: BoolArray
     # mentor starts
     s_row: IntArray
     s_q: IntArray
     truncated: bool = False
+    n_episodes: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+
+
+def _exposure(row: IntArray, q: IntArray, length: FloatArray, n: int, Q: int) -> FloatArray:
+    return np.bincount(row * Q + q, length, minlength=n * Q).reshape(n, Q)
 
 
 def build_toe_data(
@@ -122,36 +127,36 @@ def build_toe_data(
     *,
     condition_on_entry: bool,
 ) -> ToeData:
-    """Episode arrays from per-spell (duration, cause 0..R, start or -1, entry)."""
+    """Exposure arrays from per-spell (duration, cause 0..R, start or -1, entry)."""
     n = duration.size
     T = duration.astype(np.int64)
     t0 = entry.astype(np.int64)
     tm = start.astype(np.int64)
     treated = tm >= 0
     exited = cause > 0
+    Qe, Qm, J = exit_cuts.size, start_cuts.size, bins.size
     # exit survival: weeks (t0, T] minus the exit week
     e_row, e_q, e_j, e_len = split_episodes(t0, T - exited, exit_cuts, tm, bins)
-    e_pre = np.zeros(e_row.size, dtype=bool)
+    NE = np.empty((J + 1, n, Qe))
+    for j in range(-1, J):
+        m = e_j == j
+        NE[j + 1] = _exposure(e_row[m], e_q[m], e_len[m], n, Qe)
     # mentor survival: weeks (t0, min(T, tm - 1)] (untreated: (t0, T])
     m_hi = np.where(treated, np.minimum(T, tm - 1), T)
     m_row, m_q, _, m_len = split_episodes(t0, m_hi, start_cuts)
-    m_pre = np.zeros(m_row.size, dtype=bool)
-    if condition_on_entry and np.any(t0 > 0):
+    NM = _exposure(m_row, m_q, m_len, n, Qm)
+    n_ep = int(e_row.size + m_row.size)
+    truncated = bool(condition_on_entry and np.any(t0 > 0))
+    if truncated:
         zero = np.zeros(n, dtype=np.int64)
-        pr, pq, pj, pl = split_episodes(zero, t0, exit_cuts)
-        e_row = np.concatenate([e_row, pr])
-        e_q = np.concatenate([e_q, pq])
-        e_j = np.concatenate([e_j, pj])
-        e_len = np.concatenate([e_len, pl])
-        e_pre = np.concatenate([e_pre, np.ones(pr.size, dtype=bool)])
+        pr, pq, _, pl = split_episodes(zero, t0, exit_cuts)
+        AE = _exposure(pr, pq, pl, n, Qe)
         mr, mq, _, ml = split_episodes(zero, t0, start_cuts)
-        m_row = np.concatenate([m_row, mr])
-        m_q = np.concatenate([m_q, mq])
-        m_len = np.concatenate([m_len, ml])
-        m_pre = np.concatenate([m_pre, np.ones(mr.size, dtype=bool)])
-        truncated = True
+        AM = _exposure(mr, mq, ml, n, Qm)
+        n_ep += int(pr.size + mr.size)
     else:
-        truncated = False
+        AE = np.zeros((n, Qe))
+        AM = np.zeros((n, Qm))
     x_row = np.flatnonzero(exited).astype(np.int64)
     xT = T[x_row]
     x_q = interval_index(exit_cuts, xT)
@@ -168,22 +173,18 @@ def build_toe_data(
         exit_cuts=exit_cuts,
         start_cuts=start_cuts,
         bins=bins,
-        e_row=e_row,
-        e_q=e_q,
-        e_j=e_j.astype(np.int64),
-        e_len=e_len,
-        e_pre=e_pre,
+        NE=NE,
+        AE=AE,
+        NM=NM,
+        AM=AM,
         x_row=x_row,
         x_cause=(cause[x_row] - 1).astype(np.int64),
         x_q=x_q,
         x_j=x_j.astype(np.int64),
-        m_row=m_row,
-        m_q=m_q,
-        m_len=m_len,
-        m_pre=m_pre,
         s_row=s_row,
         s_q=s_q,
         truncated=truncated,
+        n_episodes=n_ep,
     )
 
 
@@ -317,63 +318,65 @@ def _log1mexp(x: FloatArray) -> FloatArray:
 class Pieces:
     """Person-level sufficient pieces of the log-likelihood at given structural params."""
 
-    S_e: FloatArray  # (n, R) exit exposure sum_e len * exp(eta) after entry
+    S_e: FloatArray  # (n, R) exit exposure sum_t exp(eta) after entry
     A_e: FloatArray  # (n, R) before entry
     S_m: FloatArray  # (n,)
     A_m: FloatArray  # (n,)
     eta_x: FloatArray  # (n_exit_events, R)
     eta_s: FloatArray  # (n_starts,)
-    c_e: FloatArray  # (E, R) len * exp(eta) per exit episode
-    c_m: FloatArray  # (Em,)
+    exb_e: FloatArray  # (n, R) exp(x'beta_r)
+    exb_m: FloatArray  # (n,)
+    base: FloatArray  # (n, R) sum_q NE[0] exp(alpha)
+    binx: FloatArray  # (J, n, R) sum_q NE[1+j] exp(alpha)
+    ed: FloatArray  # (J, n or 1, R) exp(delta_j + z'gamma_j)
     xb_e: FloatArray  # (n, R)
-    zg: FloatArray  # (n, R, J)
+    zg: FloatArray  # (J, n, R) or (J, 1, R) zeros without interactions
 
 
-def _exit_eta_cells(P: dict[str, FloatArray], row: IntArray, q: IntArray, j: IntArray,
-                    xb_e: FloatArray, zg: FloatArray) -> FloatArray:
-    R = xb_e.shape[1]
+def _eta_events(P: dict[str, FloatArray], row: IntArray, q: IntArray, j: IntArray,
+                xb_e: FloatArray, zg: FloatArray, pz: int) -> FloatArray:
     jj = np.maximum(j, 0)
-    on = (j >= 0)
+    on = j >= 0
     eta = xb_e[row] + P["alpha_e"][:, q].T
     if P["delta"].shape[1]:
-        eta += np.where(on[:, None], P["delta"][:, jj].T, 0.0)
-        if zg.shape[2] and zg.size:
-            eta += np.where(on[:, None], zg[row, :, jj].reshape(row.size, R), 0.0)
+        eff = P["delta"][:, jj].T
+        if pz:
+            eff = eff + zg[jj, row, :]
+        eta += np.where(on[:, None], eff, 0.0)
     return eta
 
 
 def pieces(theta: FloatArray, L: Layout, D: ToeData) -> Pieces:
     """Structural (K-free) person-level pieces."""
     P = L.unpack(theta)
-    n, R = D.n, L.R
+    n, R, J, Qe = D.n, L.R, L.J, L.Qe
     xb_e = D.X @ P["beta_e"].T if L.p else np.zeros((n, R))
     if L.pz:
-        zg = np.einsum("np,rjp->nrj", D.Z, P["gamma"])
+        zg = np.einsum("np,rjp->jnr", D.Z, P["gamma"])
     else:
-        zg = np.zeros((n, R, 0))
-    eta = _exit_eta_cells(P, D.e_row, D.e_q, D.e_j, xb_e, zg)
-    c_e = D.e_len[:, None] * np.exp(eta)
-    S_e = np.empty((n, R))
-    A_e = np.zeros((n, R))
-    main = ~D.e_pre
-    for r in range(R):
-        if D.truncated:
-            S_e[:, r] = np.bincount(D.e_row[main], c_e[main, r], minlength=n)
-            A_e[:, r] = np.bincount(D.e_row[~main], c_e[~main, r], minlength=n)
-        else:
-            S_e[:, r] = np.bincount(D.e_row, c_e[:, r], minlength=n)
+        zg = np.zeros((J, 1, R))
+    exb_e = np.exp(xb_e)
+    eaT = np.ascontiguousarray(np.exp(P["alpha_e"]).T)  # (Qe, R)
+    allx = (D.NE.reshape((J + 1) * n, Qe) @ eaT).reshape(J + 1, n, R)
+    base = allx[0]
+    binx = allx[1:]
+    ed = np.exp(P["delta"].T[:, None, :] + zg)  # (J, n|1, R)
+    S_e = exb_e * (base + (ed * binx).sum(axis=0)) if J else exb_e * base
+    A_e = exb_e * (D.AE @ eaT) if D.truncated else np.zeros((n, R))
     xb_m = D.X @ P["beta_m"] if L.p else np.zeros(n)
-    c_m = D.m_len * np.exp(xb_m[D.m_row] + P["alpha_m"][D.m_q])
-    if D.truncated:
-        mm = ~D.m_pre
-        S_m = np.bincount(D.m_row[mm], c_m[mm], minlength=n)
-        A_m = np.bincount(D.m_row[~mm], c_m[~mm], minlength=n)
-    else:
-        S_m = np.bincount(D.m_row, c_m, minlength=n)
-        A_m = np.zeros(n)
-    eta_x = _exit_eta_cells(P, D.x_row, D.x_q, D.x_j, xb_e, zg)
+    exb_m = np.exp(xb_m)
+    eam = np.exp(P["alpha_m"])
+    S_m = exb_m * (D.NM @ eam)
+    A_m = exb_m * (D.AM @ eam) if D.truncated else np.zeros(n)
+    eta_x = _eta_events(P, D.x_row, D.x_q, D.x_j, xb_e, zg, L.pz)
     eta_s = xb_m[D.s_row] + P["alpha_m"][D.s_q]
-    return Pieces(S_e, A_e, S_m, A_m, eta_x, eta_s, c_e, c_m, xb_e, zg)
+    return Pieces(S_e, A_e, S_m, A_m, eta_x, eta_s, exb_e, exb_m, base, binx, ed, xb_e, zg)
+
+
+def _lse(M: FloatArray) -> FloatArray:
+    """Row-wise log-sum-exp of a finite (n, K) array."""
+    m = M.max(axis=1)
+    return m + np.log(np.exp(M - m[:, None]).sum(axis=1))
 
 
 @dataclass
@@ -403,11 +406,11 @@ def mixture(pc: Pieces, lv: FloatArray, a: FloatArray, D: ToeData) -> Mix:
     theta_s = np.exp(pc.eta_s[:, None] + lv[None, :, R])
     ell[D.s_row] += _log1mexp(theta_s)
     M = ell + logpi[None, :]
-    ll_i = logsumexp(M, axis=1)
+    ll_i = _lse(M)
     w = np.exp(M - ll_i[:, None])
     if D.truncated:
         Dm = logpi[None, :] - pc.A_e @ V[:, :R].T - np.outer(pc.A_m, V[:, R])
-        ld = logsumexp(Dm, axis=1)
+        ld = _lse(Dm)
         ll_i = ll_i - ld
         u = np.exp(Dm - ld[:, None])
     else:
@@ -430,89 +433,125 @@ def loglik_grad(
     P = L.unpack(theta)
     pc = pieces(theta, L, D)
     mx = mixture(pc, P["lv"], P["a"], D)
-    n, R, K, J, pz = D.n, L.R, L.K, L.J, L.pz
+    n, R, K, J, pz, Qe = D.n, L.R, L.K, L.J, L.pz, L.Qe
     pw = np.ones(n) if per_person else D.w
     V = np.exp(P["lv"])
     w, u = mx.w, mx.u
-    Om = (w @ V) * pw[:, None]  # (n, R+1)
-    Ou = (u @ V) * pw[:, None] if D.truncated else np.zeros_like(Om)
-    # d ll / d eta for exit episodes
-    mult_e = Om[D.e_row, :R]
-    if D.truncated:
-        mult_e = mult_e - np.where(D.e_pre[:, None], Ou[D.e_row, :R], 0.0)
-    d_e = -mult_e * pc.c_e  # (E, R)
-    # exit events
+    Om = (w @ V) * pw[:, None]  # (n, R+1): d ll / d S = -Om
+    Op = Om - (u @ V) * pw[:, None] if D.truncated else Om  # d ll / d A = -Op
+    # exit events: d ll / d eta at the exit week
     nx = D.x_row.size
     gx = _g(mx.Theta_x)  # (nx, K)
-    wx = w[D.x_row]
-    d_x = np.einsum("ik,irk->ir", wx * gx, mx.theta_x)
+    d_x = np.einsum("ik,irk->ir", w[D.x_row] * gx, mx.theta_x)
     d_x[np.arange(nx), D.x_cause] += 1.0
     d_x *= pw[D.x_row][:, None]
-    # mentor
-    mult_m = Om[D.m_row, R]
-    if D.truncated:
-        mult_m = mult_m - np.where(D.m_pre, Ou[D.m_row, R], 0.0)
-    d_m = -mult_m * pc.c_m
     xs = _x_over_expm1(mx.theta_s)  # (ns, K)
     d_s = (w[D.s_row] * xs).sum(axis=1) * pw[D.s_row]
-
-    def red(rows: IntArray, cells: IntArray, vals: FloatArray, ncell: int) -> FloatArray:
-        if per_person:
-            return np.bincount(rows * ncell + cells, vals, minlength=n * ncell).reshape(n, ncell)
-        return np.bincount(cells, vals, minlength=ncell)
-
-    def per_row(rows: IntArray, vals: FloatArray) -> FloatArray:
-        return np.bincount(rows, vals, minlength=n)
-
-    blocks: list[FloatArray] = []
-    on_e = D.e_j >= 0
+    ea = np.exp(P["alpha_e"])  # (R, Qe)
     on_x = D.x_j >= 0
+    v = Om[:, :R] * pc.exb_e  # (n, R)
+    vp = Op[:, :R] * pc.exb_e
+    prow = -(Om[:, :R] * pc.S_e + Op[:, :R] * pc.A_e)  # d ll / d x'beta_r
     for r in range(R):
-        ga = red(D.e_row, D.e_q, d_e[:, r], L.Qe) + red(D.x_row, D.x_q, d_x[:, r], L.Qe)
-        prow = per_row(D.e_row, d_e[:, r]) + per_row(D.x_row, d_x[:, r])
-        gb = D.X * prow[:, None] if per_person else D.X.T @ prow
-        gd = red(D.e_row[on_e], D.e_j[on_e], d_e[on_e, r], J) + red(
-            D.x_row[on_x], D.x_j[on_x], d_x[on_x, r], J
-        )
+        prow[:, r] += np.bincount(D.x_row, d_x[:, r], minlength=n)
+    G = -(v[None, :, :] * pc.ed * pc.binx)  # (J, n, R): d ll / d (delta_j + z'gamma_j)
+    blocks: list[FloatArray] = []
+    if not per_person:
+        Vall = np.empty((J + 1, n, R))
+        Vall[0] = v
+        Vall[1:] = v[None, :, :] * pc.ed
+        acc = D.NE.reshape((J + 1) * n, Qe).T @ Vall.reshape((J + 1) * n, R)  # (Qe, R)
+        if D.truncated:
+            acc += D.AE.T @ vp
+        ga_all = -(acc.T * ea)  # (R, Qe)
+        gb_all = (D.X.T @ prow).T  # (R, p)
+        gd_all = G.sum(axis=1).T  # (R, J)
+        for r in range(R):
+            ga_all[r] += np.bincount(D.x_q, d_x[:, r], minlength=Qe)
+            if J:
+                gd_all[r] += np.bincount(D.x_j[on_x], d_x[on_x, r], minlength=J)
         if pz:
-            G = np.bincount(D.e_row[on_e] * J + D.e_j[on_e], d_e[on_e, r], minlength=n * J)
-            G += np.bincount(D.x_row[on_x] * J + D.x_j[on_x], d_x[on_x, r], minlength=n * J)
-            G = G.reshape(n, J)
-            if per_person:
-                gg = (G[:, :, None] * D.Z[:, None, :]).reshape(n, J * pz)
-            else:
-                gg = (D.Z.T @ G).T.ravel()
+            Gf = G.copy()
+            for r in range(R):
+                np.add.at(Gf[:, :, r], (D.x_j[on_x], D.x_row[on_x]), d_x[on_x, r])
+            gg_all = np.einsum("np,jnr->rjp", D.Z, Gf).reshape(R, J * pz)
         else:
-            gg = np.zeros((n, 0)) if per_person else np.zeros(0)
-        blocks += [ga, gb, gd, gg]
-    gam = red(D.m_row, D.m_q, d_m, L.Qm) + red(D.s_row, D.s_q, d_s, L.Qm)
-    prow = per_row(D.m_row, d_m) + per_row(D.s_row, d_s)
-    gbm = D.X * prow[:, None] if per_person else D.X.T @ prow
+            gg_all = np.zeros((R, 0))
+        for r in range(R):
+            blocks += [ga_all[r], gb_all[r], gd_all[r], gg_all[r]]
+    else:
+        rx = D.x_row
+        for r in range(R):
+            M = D.NE[0] * v[:, r][:, None]
+            for j in range(J):
+                M += D.NE[1 + j] * (v[:, r] * pc.ed[j, :, r])[:, None]
+            if D.truncated:
+                M += D.AE * vp[:, r][:, None]
+            ga = -M * ea[r][None, :]
+            ga[rx, D.x_q] += d_x[:, r]  # one exit row per spell
+            gb = D.X * prow[:, r][:, None]
+            gd = G[:, :, r].T.copy()  # (n, J)
+            if J:
+                gd[rx[on_x], D.x_j[on_x]] += d_x[on_x, r]
+            gg = (gd[:, :, None] * D.Z[:, None, :]).reshape(n, J * pz)
+            blocks += [ga, gb, gd, gg]
+    eam = np.exp(P["alpha_m"])
+    vm = Om[:, R] * pc.exb_m
+    vmp = Op[:, R] * pc.exb_m
+    prow_m = -(Om[:, R] * pc.S_m + Op[:, R] * pc.A_m)
+    prow_m += np.bincount(D.s_row, d_s, minlength=n)
+    if per_person:
+        M = D.NM * vm[:, None]
+        if D.truncated:
+            M += D.AM * vmp[:, None]
+        gam = -M * eam[None, :]
+        gam[D.s_row, D.s_q] += d_s
+        gbm = D.X * prow_m[:, None]
+    else:
+        accm = D.NM.T @ vm
+        if D.truncated:
+            accm += D.AM.T @ vmp
+        gam = -accm * eam + np.bincount(D.s_q, d_s, minlength=L.Qm)
+        gbm = D.X.T @ prow_m
     blocks += [gam, gbm]
     if K > 1:
-        # heterogeneity: d ll_i / d lv[k, h]
-        dl = np.zeros((n, K, R + 1))
-        dl[:, :, :R] = -(pc.S_e + pc.A_e)[:, None, :] * V[None, :, :R]
-        dl[:, :, R] = -(pc.S_m + pc.A_m)[:, None] * V[None, :, R]
-        evx = gx[:, None, :] * mx.theta_x  # (nx, R, K)
-        evx[np.arange(nx), D.x_cause, :] += 1.0
-        dl[D.x_row, :, :R] += evx.transpose(0, 2, 1)
-        dl[D.s_row, :, R] += xs
-        glv = w[:, :, None] * dl
-        if D.truncated:
-            dd = np.zeros((n, K, R + 1))
-            dd[:, :, :R] = -pc.A_e[:, None, :] * V[None, :, :R]
-            dd[:, :, R] = -pc.A_m[:, None] * V[None, :, R]
-            glv -= u[:, :, None] * dd
-            ga_k = w - u
-        else:
-            ga_k = w - mx.pi[None, :]
-        glv = glv[:, 1:, :] * pw[:, None, None]
-        ga_k = ga_k[:, 1:] * pw[:, None]
+        # heterogeneity: d ll / d lv[k, h] and d ll / d a_k
         if per_person:
-            blocks += [glv.reshape(n, (K - 1) * (R + 1)), ga_k]
+            dl = np.empty((n, K, R + 1))
+            dl[:, :, :R] = -(pc.S_e + pc.A_e)[:, None, :] * V[None, :, :R]
+            dl[:, :, R] = -(pc.S_m + pc.A_m)[:, None] * V[None, :, R]
+            evx = gx[:, None, :] * mx.theta_x  # (nx, R, K)
+            evx[np.arange(nx), D.x_cause, :] += 1.0
+            dl[D.x_row, :, :R] += evx.transpose(0, 2, 1)
+            dl[D.s_row, :, R] += xs
+            glv = w[:, :, None] * dl
+            if D.truncated:
+                dd = np.empty((n, K, R + 1))
+                dd[:, :, :R] = -pc.A_e[:, None, :] * V[None, :, :R]
+                dd[:, :, R] = -pc.A_m[:, None] * V[None, :, R]
+                glv -= u[:, :, None] * dd
+                ga_k = w - u
+            else:
+                ga_k = w - mx.pi[None, :]
+            blocks += [glv[:, 1:, :].reshape(n, (K - 1) * (R + 1)), ga_k[:, 1:]]
         else:
-            blocks += [glv.sum(axis=0).ravel(), ga_k.sum(axis=0)]
+            Wp = w * pw[:, None]  # (n, K)
+            SA = np.column_stack([pc.S_e + pc.A_e, pc.S_m + pc.A_m])  # (n, R+1)
+            glv = -(Wp.T @ SA) * V  # (K, R+1)
+            evx = gx[:, None, :] * mx.theta_x  # (nx, R, K)
+            glv[:, :R] += np.einsum("ik,irk->kr", Wp[D.x_row], evx)
+            glv[:, :R] += np.stack(
+                [np.bincount(D.x_cause, Wp[D.x_row, k], minlength=R) for k in range(K)]
+            )
+            glv[:, R] += (Wp[D.s_row] * xs).sum(axis=0)
+            if D.truncated:
+                Up = u * pw[:, None]
+                Apre = np.column_stack([pc.A_e, pc.A_m])
+                glv += (Up.T @ Apre) * V
+                ga_k = (Wp - Up).sum(axis=0)
+            else:
+                ga_k = Wp.sum(axis=0) - mx.pi * pw.sum()
+            blocks += [glv[1:].ravel(), ga_k[1:]]
     ll = float(D.w @ mx.ll_i)
     if per_person:
         return ll, np.concatenate([b.reshape(n, -1) for b in blocks], axis=1)
@@ -626,18 +665,8 @@ def treated_curves(
     pc = pieces(theta, L, D)
     tm = start[rows].astype(np.int64)
     m = rows.size
-    # pre-start exposure: exit survival up to tm - 1 (episodes with first week < tm)
-    # reuse the fitted episode tables: exit episodes of treated rows are split at tm.
-    pos = np.full(D.n, -1, dtype=np.int64)
-    pos[rows] = np.arange(m)
-    before = (D.e_j < 0) & ~D.e_pre & (pos[D.e_row] >= 0)
-    Spre = np.zeros((m, R))
-    for r in range(R):
-        Spre[:, r] = np.bincount(pos[D.e_row[before]], pc.c_e[before, r], minlength=m)
-    # exit events before the start cannot occur for a treated row (start <= T); an exit in
-    # the start week itself is part of the outcome, so Spre excludes week tm if exposure
-    # ran through it: episodes with j < 0 end at tm (bins split at tm), so they cover <= tm.
-    # Remove the week tm contribution from Spre (it belongs to the outcome period).
+    # pre-start exposure: weeks (t0, min(tm, T_s)] without an active effect
+    Spre = pc.exb_e[rows] * pc.base[rows]
     qtm = interval_index(D.exit_cuts, tm)
     eta_tm = pc.xb_e[rows] + P["alpha_e"][:, qtm].T  # (m, R)
     # week tm is in the survival table exactly when the row did not exit in week tm
@@ -667,7 +696,7 @@ def treated_curves(
             j = int(interval_index(D.bins, np.array([tau]))[0])
             eta = eta + P["delta"][:, j][None, :]
             if L.pz:
-                eta = eta + pc.zg[rows, :, j]
+                eta = eta + pc.zg[j, rows, :]
         th = np.exp(eta[:, :, None] + lv[:, :R].T[None, :, :])  # (m, R, K)
         Th = th.sum(axis=1)
         pexit = -np.expm1(-Th)

@@ -13,6 +13,7 @@ import json
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,6 +44,14 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _LV_BOUND = 20.0
+
+
+def _single_thread_blas() -> AbstractContextManager[Any]:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _rows_text(mask: npt.NDArray[np.bool_], limit: int = 5) -> str:
@@ -720,7 +729,31 @@ class TimingOfEvents:
         -------
         TimingOfEventsResults
             The fitted model.
+
+        Notes
+        -----
+        BLAS is limited to one thread during the fit (``threadpoolctl``): the products are
+        tall and skinny (persons x cells), where threading only adds contention.
         """
+        with _single_thread_blas():
+            return self._fit(
+                spells_df, duration=duration, exit=exit, start=start, covariates=covariates,
+                entry=entry, cluster=cluster, weights=weights, seed=seed,
+            )
+
+    def _fit(
+        self,
+        spells_df: pd.DataFrame,
+        *,
+        duration: str,
+        exit: str,
+        start: str,
+        covariates: Sequence[str],
+        entry: str | None,
+        cluster: str | None,
+        weights: str | None,
+        seed: SeedLike,
+    ) -> TimingOfEventsResults:
         t_begin = time.perf_counter()
         ec, sc, bins = self._validate_config()
         if not isinstance(spells_df, pd.DataFrame):
@@ -911,8 +944,7 @@ class TimingOfEvents:
         best = int(np.argmin(aics))
         fb = fits[best]
         L = fb["layout"]
-        theta, ll, conv = self._polish(_canonical(fb["theta"], L), L, D)
-        Hs = _num_hessian(theta, L, D)
+        theta, ll, conv, Hs = self._polish(_canonical(fb["theta"], L), L, D)
         negH = -0.5 * (Hs + Hs.T)
         eig, vec = np.linalg.eigh(negH)
         tried = ", ".join(
@@ -993,6 +1025,7 @@ class TimingOfEvents:
                 "bic": [f["bic"] for f in fits],
                 "improvement": [f["improvement"] for f in fits],
                 "selected": [i == best for i in range(len(fits))],
+                "optimizer": [f["message"] for f in fits],
             }
         )
         ksearch.loc[best, "loglik"] = ll
@@ -1098,16 +1131,14 @@ class TimingOfEvents:
 
     def _start_k1(self, D: K_.ToeData, L: K_.Layout) -> FloatArray:
         R = L.R
-        expo_e = np.bincount(D.e_q[~D.e_pre], D.e_len[~D.e_pre] * D.w[D.e_row[~D.e_pre]],
-                             minlength=L.Qe)
+        expo_e = (D.NE.sum(axis=0) * D.w[:, None]).sum(axis=0)
         expo_e = expo_e + np.bincount(D.x_q, D.w[D.x_row], minlength=L.Qe)
         ae = np.zeros((R, L.Qe))
         for r in range(R):
             m = D.x_cause == r
             ev = np.bincount(D.x_q[m], D.w[D.x_row[m]], minlength=L.Qe)
             ae[r] = np.log(np.maximum(ev, 0.5) / np.maximum(expo_e, 1.0))
-        expo_m = np.bincount(D.m_q[~D.m_pre], D.m_len[~D.m_pre] * D.w[D.m_row[~D.m_pre]],
-                             minlength=L.Qm)
+        expo_m = D.w @ D.NM
         evm = np.bincount(D.s_q, D.w[D.s_row], minlength=L.Qm)
         am = np.log(np.maximum(evm, 0.5) / np.maximum(expo_m + evm, 1.0))
         d = {
@@ -1138,32 +1169,41 @@ class TimingOfEvents:
             options={"maxiter": int(self.max_iter), "ftol": 1e-13, "gtol": 1e-7,
                      "maxcor": 30},
         )
-        return np.asarray(res.x), float(-res.fun * W), str(res.message)
+        return np.asarray(res.x), float(-res.fun * W), f"{res.message} (nit={res.nit}, nfev={res.nfev})"
 
     def _polish(self, theta: FloatArray, L: K_.Layout, D: K_.ToeData
-                ) -> tuple[FloatArray, float, bool]:
+                ) -> tuple[FloatArray, float, bool, FloatArray]:
+        """Newton steps with one finite-difference Hessian (chord method), line search."""
         ll, g = K_.loglik_grad(theta, L, D)
         W = float(D.w.sum())
-        for _ in range(4):
-            if np.max(np.abs(g)) / W < 1e-9:
-                return theta, ll, True
-            H = _num_hessian(theta, L, D)
-            negH = -0.5 * (H + H.T)
+        H = _num_hessian(theta, L, D)
+        theta_h = theta.copy()
+        negH = -H
+        conv = False
+        for _ in range(20):
+            if np.max(np.abs(g)) / W < 1e-10:
+                conv = True
+                break
             try:
                 step = np.linalg.solve(negH, g)
             except np.linalg.LinAlgError:
-                return theta, ll, False
+                break
             s = 1.0
-            for _ls in range(20):
+            moved = False
+            for _ls in range(30):
                 cand = theta + s * step
                 ll_c, g_c = K_.loglik_grad(cand, L, D)
-                if np.isfinite(ll_c) and ll_c >= ll - 1e-10 * abs(ll):
+                if np.isfinite(ll_c) and ll_c >= ll - 1e-12 * abs(ll):
                     theta, ll, g = cand, ll_c, g_c
+                    moved = True
                     break
                 s *= 0.5
-            else:
-                return theta, ll, bool(np.max(np.abs(g)) / W < 1e-6)
-        return theta, ll, bool(np.max(np.abs(g)) / W < 1e-6)
+            if not moved:
+                break
+        conv = conv or bool(np.max(np.abs(g)) / W < 1e-7)
+        if np.max(np.abs(theta - theta_h)) > 1e-4:
+            H = _num_hessian(theta, L, D)
+        return theta, ll, conv, H
 
     def _add_point(self, theta: FloatArray, L: K_.Layout, D: K_.ToeData,
                    rng: np.random.Generator) -> FloatArray:
@@ -1262,18 +1302,28 @@ def _canonical(theta: FloatArray, L: K_.Layout) -> FloatArray:
 
 
 def _num_hessian(theta: FloatArray, L: K_.Layout, D: K_.ToeData) -> FloatArray:
-    """Central finite differences of the analytic gradient (2 P gradient evaluations)."""
+    """Finite differences of the analytic gradient, symmetrised.
+
+    Central differences (2 P gradient evaluations) for up to 200,000 spell-parameters
+    (n * P), forward differences (P evaluations) above that.
+    """
     P = theta.size
     H = np.empty((P, P))
+    central = D.n * P <= 200_000
+    g0 = None if central else K_.loglik_grad(theta, L, D)[1]
     for i in range(P):
-        h = 1e-5 * max(1.0, abs(theta[i]))
+        h = (1e-5 if central else 1e-6) * max(1.0, abs(theta[i]))
         tp = theta.copy()
         tp[i] += h
-        tm_ = theta.copy()
-        tm_[i] -= h
         _, gp = K_.loglik_grad(tp, L, D)
-        _, gm = K_.loglik_grad(tm_, L, D)
-        H[:, i] = (gp - gm) / (2 * h)
+        if central:
+            tm_ = theta.copy()
+            tm_[i] -= h
+            _, gm = K_.loglik_grad(tm_, L, D)
+            H[:, i] = (gp - gm) / (2 * h)
+        else:
+            assert g0 is not None
+            H[:, i] = (gp - g0) / h
     return 0.5 * (H + H.T)
 
 
@@ -1323,7 +1373,7 @@ def spells_from_register(
     stock_week : int, optional
         ISO week label ``YYYYWW`` of the stock sampling date (required for ``"stock"``).
     max_weeks : int, optional
-        Administrative censoring after this many spell weeks.
+        Administrative censoring after this many weeks of follow-up after sample entry.
     history_weeks : int
         Window for ``prior_benefit_share``: share of the weeks before spell entry on
         benefit (window clipped at the register start).
@@ -1412,8 +1462,9 @@ def spells_from_register(
             code = np.where((code == 0) & np.isin(st_exit, ids), r + 1, code)
         cause[ended] = code
     if max_weeks is not None:
-        over = T > int(max_weeks)
-        T = np.where(over, int(max_weeks), T)
+        cap = entry_w + int(max_weeks)
+        over = T > cap
+        T = np.where(over, cap, T)
         cause = np.where(over, 0, cause)
     # mentor starts
     s_row, s_col, _ = spells.locate(register)
