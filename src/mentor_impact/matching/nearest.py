@@ -288,7 +288,7 @@ class _MatchingBase:
             )
             v_ai, phi = ai_covariance(m, Ys, fy, cf, est, s, resid, ai.population, resid_phi)
             ests.append(est)
-            phis.append(phi * sign)
+            phis.append(phi)
             covs_ai.append(v_ai)
             tmeans.append(mean_f)
             cmeans.append(mean_cf)
@@ -299,7 +299,7 @@ class _MatchingBase:
                 if c:
                     unmatched[f"{tag}_{r}"] = c
         if len(roles) == 1:
-            est = ests[0] * (1.0 if roles[0] else -1.0)
+            est = ests[0]
             phi = phis[0]
             v_ai = covs_ai[0]
             treated_mean = tmeans[0] if roles[0] else cmeans[0]
@@ -307,7 +307,7 @@ class _MatchingBase:
         else:
             S = sum(S_parts)
             a1, a0 = S_parts[0] / S, S_parts[1] / S
-            est = a1 * ests[0] - a0 * ests[1]
+            est = a1 * ests[0] + a0 * ests[1]
             phi = (phis[0] * S_parts[0] + phis[1] * S_parts[1]) / S
             v_ai = a1**2 * covs_ai[0] + a0**2 * covs_ai[1]
             treated_mean = a1 * tmeans[0] + a0 * cmeans[1]
