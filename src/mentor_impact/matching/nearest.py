@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -30,6 +31,7 @@ from mentor_impact.matching._core import (
 from mentor_impact.matching._options import AbadieImbens, Caliper, MatchedSetRegression
 from mentor_impact.propensity._checks import check_choice, format_rows
 from mentor_impact.propensity.model import PropensityModel
+from mentor_impact.propensity.overlap import TrimResult, trim
 
 __all__ = ["KernelMatching", "NearestNeighborMatching", "RadiusMatching"]
 
@@ -223,10 +225,35 @@ class _MatchingBase:
         EstimationError
             No focal unit can be matched at all, or infinite logit PS.
         """
+        self._check_params()
+        psv, model = self._propensity(data, ps)
+        support = getattr(self, "support", None)
+        if support is None:
+            return self._fit_core(data, outcome, cov, psv, model)
+        tr = trim(
+            psv, np.asarray(data.treatment), support,
+            estimand=self.estimand, cells=_cells_from(data, self.exact),
+        )
+        if tr.keep.all():
+            res = self._fit_core(data, outcome, cov, psv, model)
+            return dataclasses.replace(
+                res, extra={**res.extra, "trim": tr}
+            )
+        sub = data.subset(tr.keep)
+        res = self._fit_core(sub, outcome, cov, psv[tr.keep], model)
+        return _expand(res, tr, data, psv)
+
+    def _fit_core(
+        self,
+        data: Any,
+        outcome: str,
+        cov: CovarianceEstimator | str | None,
+        psv: FloatArray,
+        model: Any,
+    ) -> Any:
         from mentor_impact.results import make_effect_results
 
         owner = type(self).__name__
-        self._check_params()
         if outcome not in data.outcomes:
             raise DataValidationError(
                 f"outcome: expected one of {sorted(data.outcomes)}; got {outcome!r}."
@@ -247,7 +274,6 @@ class _MatchingBase:
             if getattr(data, "weight", None) is None
             else np.asarray(data.weight, dtype=np.float64)
         )
-        psv, model = self._propensity(data, ps)
         dist, Xw, calvar = self._distance(data, psv, owner)
         cal = self._caliper_obj()
         cal_abs = None if cal is None else cal.absolute(calvar)
@@ -497,6 +523,51 @@ class _MatchingBase:
         raise NotImplementedError
 
 
+def _expand(res: Any, tr: TrimResult, data: Any, psv: FloatArray) -> Any:
+    """Map a result computed on the trimmed rows back to all rows of ``data``."""
+    keep_idx = np.flatnonzero(tr.keep)
+    n = data.n
+
+    def full(a: Any, fill: float = 0.0) -> Any:
+        if a is None:
+            return None
+        a = np.asarray(a)
+        out = np.full((n, *a.shape[1:]), fill, dtype=np.result_type(a.dtype, np.float64))
+        out[keep_idx] = a
+        return out
+
+    def remap(m: Any) -> Any:
+        return Matches(
+            focal=keep_idx[m.focal], ptr=m.ptr, matched=keep_idx[m.matched],
+            pair_weight=m.pair_weight, n_rows=n,
+        )
+
+    mt = res.extra.get("matches")
+    matches = [remap(x) for x in mt] if isinstance(mt, list) else remap(mt)
+    reuse = np.zeros(n, dtype=np.int64)
+    reuse[keep_idx] = res.extra["reuse_counts"]
+    dropped = {**{f"trimmed_{k}": v for k, v in tr.dropped.items() if v}, **res.dropped}
+    extra = {
+        **res.extra,
+        "matches": matches,
+        "reuse_counts": reuse,
+        "distance": full(res.extra.get("distance"), np.nan),
+        "ps": psv,
+        "trim": tr,
+        "estimand_note": tr.note + "; " + res.extra.get("estimand_note", ""),
+    }
+    clusters = None if getattr(data, "cluster", None) is None else np.asarray(data.cluster)
+    return dataclasses.replace(
+        res,
+        influence=full(res.influence),
+        weights=full(res.weights),
+        cluster=clusters,
+        dropped=dropped,
+        extra=extra,
+        frame=getattr(data, "frame", None),
+    )
+
+
 class NearestNeighborMatching(_MatchingBase):
     """Nearest-neighbour matching on the (logit) propensity score or Mahalanobis distance.
 
@@ -530,6 +601,12 @@ class NearestNeighborMatching(_MatchingBase):
         (with replacement only), weighted by the arm sizes.
     propensity : PropensityModel or None, default=None
         The propensity model (default: logistic MLE on all covariates).
+    support : {"minmax", "crump"}, (float, float) or None, default=None
+        Trim before matching (:func:`mentor_impact.propensity.trim`): min–max common support
+        within the exact cells, Crump et al. (2009) optimal trimming, or fixed PS bounds.
+        Trimmed rows are counted in ``results.dropped`` (``trimmed_treated``,
+        ``trimmed_control``) and the changed estimand is stated in
+        ``results.extra["estimand_note"]``; they get weight 0.
     seed : int, Generator or None, default=None
         Seed for ``order="random"``.
 
@@ -578,7 +655,7 @@ class NearestNeighborMatching(_MatchingBase):
     _name = "NearestNeighborMatching"
     _param_names = (
         "k", "replace", "distance", "caliper", "exact", "order", "ties",
-        "bias_correction", "estimand", "propensity", "seed",
+        "bias_correction", "estimand", "propensity", "support", "seed",
     )
 
     def __init__(
@@ -594,6 +671,7 @@ class NearestNeighborMatching(_MatchingBase):
         bias_correction: bool = False,
         estimand: str = "ATT",
         propensity: PropensityModel | None = None,
+        support: str | tuple[float, float] | None = None,
         seed: Any = None,
     ) -> None:
         self.k = k
@@ -606,6 +684,7 @@ class NearestNeighborMatching(_MatchingBase):
         self.bias_correction = bias_correction
         self.estimand = estimand
         self.propensity = propensity
+        self.support = support
         self.seed = seed
 
     def _replace_flag(self) -> bool:
@@ -768,6 +847,8 @@ class RadiusMatching(_MatchingBase):
         Target population.
     propensity : PropensityModel or None, default=None
         Propensity model (default logistic MLE).
+    support : {"minmax", "crump"}, (float, float) or None, default=None
+        Trimming before matching, as in :class:`NearestNeighborMatching`.
 
     Notes
     -----
@@ -778,7 +859,7 @@ class RadiusMatching(_MatchingBase):
 
     _name = "RadiusMatching"
     _param_names: tuple[str, ...] = (
-        "caliper", "distance", "exact", "bias_correction", "estimand", "propensity",
+        "caliper", "distance", "exact", "bias_correction", "estimand", "propensity", "support",
     )
     k = 1
 
@@ -791,8 +872,10 @@ class RadiusMatching(_MatchingBase):
         bias_correction: bool = False,
         estimand: str = "ATT",
         propensity: PropensityModel | None = None,
+        support: str | tuple[float, float] | None = None,
     ) -> None:
         self.caliper = caliper
+        self.support = support
         self.distance = distance
         self.exact = exact
         self.bias_correction = bias_correction
@@ -856,6 +939,8 @@ class KernelMatching(RadiusMatching):
         Target population.
     propensity : PropensityModel or None, default=None
         Propensity model.
+    support : {"minmax", "crump"}, (float, float) or None, default=None
+        Trimming before matching, as in :class:`NearestNeighborMatching`.
 
     Notes
     -----
@@ -868,6 +953,7 @@ class KernelMatching(RadiusMatching):
     _name = "KernelMatching"
     _param_names: tuple[str, ...] = (
         "bandwidth", "kernel", "distance", "exact", "bias_correction", "estimand", "propensity",
+        "support",
     )
 
     def __init__(
@@ -880,8 +966,10 @@ class KernelMatching(RadiusMatching):
         bias_correction: bool = False,
         estimand: str = "ATT",
         propensity: PropensityModel | None = None,
+        support: str | tuple[float, float] | None = None,
     ) -> None:
         self.bandwidth = bandwidth
+        self.support = support
         self.kernel = kernel
         self.distance = distance
         self.exact = exact
