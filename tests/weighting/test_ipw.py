@@ -279,3 +279,15 @@ def test_group_matrix_matches_loop():
     for i in range(6):
         ref[g[i]] += a[i]
     np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("dynamic", ["A", "B"])
+def test_column_blocks_change_nothing(rs, monkeypatch, dynamic):
+    import mentor_impact.weighting.ipw as ipw_mod
+
+    whole = IPW().fit(rs, outcome="y", dynamic=dynamic)
+    monkeypatch.setattr(ipw_mod, "_BLOCK_ELEMS", rs.n)  # one column per block
+    blocked = IPW().fit(rs, outcome="y", dynamic=dynamic)
+    np.testing.assert_allclose(blocked.estimate, whole.estimate, rtol=1e-12)
+    np.testing.assert_allclose(blocked.influence, whole.influence, rtol=1e-10, atol=1e-14)
+    pd.testing.assert_frame_equal(blocked.extra["ess"], whole.extra["ess"])

@@ -6,8 +6,8 @@ Conventions
 - ``d`` (n,) is the 0/1 treatment as float64, ``w`` (n,) the sampling / frequency weights.
 - ``Y`` is always 2-D (n, K): a scalar outcome is a curve with ``K = 1``.
 - Influence functions are *scaled*: ``theta_hat - theta ~= phi.sum(axis=0)``.
-- ``ps_if`` (n, q) is the scaled influence function of the logit coefficients,
-  ``gamma_hat - gamma ~= ps_if.sum(axis=0)``, i.e. ``w_i z_i (d_i - e_i) @ inv(Z'WVZ)``.
+- ``PSTerm`` carries the logit estimation term: ``gamma_hat - gamma ~=
+  sum_i w_i (d_i - e_i) z_i @ inv(Z' diag(w e (1 - e)) Z)``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ IntArray = NDArray[np.int64]
 
 __all__ = [
     "LogitResult",
+    "PSTerm",
     "arm_weights",
     "expit",
     "group_matrix",
@@ -50,9 +51,10 @@ class LogitResult:
 def _gram(Z: FloatArray, v: FloatArray, chunk: int = 262_144) -> FloatArray:
     n, q = Z.shape
     out = np.zeros((q, q))
+    sv = np.sqrt(v)  # v >= 0 everywhere it is used
     for lo in range(0, n, chunk):
-        zc = Z[lo : lo + chunk]
-        out += (zc * v[lo : lo + chunk, None]).T @ zc
+        zc = Z[lo : lo + chunk] * sv[lo : lo + chunk, None]
+        out += zc.T @ zc  # numpy dispatches a.T @ a to BLAS syrk
     return out
 
 
@@ -100,6 +102,23 @@ def logit_fit(
     p = expit(eta)
     H = _gram(Z, w * p * (1.0 - p))
     return LogitResult(beta, p, H, it, converged, float(np.max(np.abs(eta))) if n else 0.0)
+
+
+class PSTerm:
+    """Propensity-estimation term of an influence function.
+
+    ``gamma_hat - gamma ~= sum_i resid_i z_i @ hinv`` with ``resid = w (d - e)``; for a
+    derivative ``Dg = d theta / d gamma`` (q, K) the term is ``resid * (Z @ (hinv @ Dg))``,
+    computed without forming the (n, q) influence matrix.
+    """
+
+    def __init__(self, Z: FloatArray, resid: FloatArray, hinv: FloatArray) -> None:
+        self.Z = Z
+        self.resid = resid
+        self.hinv = hinv
+
+    def apply(self, Dg: FloatArray) -> FloatArray:
+        return self.resid[:, None] * (self.Z @ (self.hinv @ Dg))
 
 
 def ols_fit(Z: FloatArray, Y: FloatArray, w: FloatArray) -> FloatArray:
@@ -174,8 +193,7 @@ def hajek_if(
     g0: FloatArray,
     t: FloatArray,
     tp: FloatArray,
-    Z: FloatArray | None,
-    ps_if: FloatArray | None,
+    ps: PSTerm | None,
     groups: IntArray | None = None,
     n_groups: int = 1,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, IntArray]:
@@ -184,9 +202,9 @@ def hajek_if(
     ``theta = sum_s pi_s (m1_s - m0_s)``, ``m_as = sum_{i in s, arm a} w omega_a Y /
     sum w omega_a`` and ``pi_s = sum_{i in s} w t / sum w t``.
 
-    ``omega1``/``g1`` are (n,) or (n, K) weights of treated rows (zero or ignored elsewhere),
-    ``omega0``/``g0`` of control rows; a (n, K) control weight gives a per-target weight
-    (estimand B). The PS terms are added when ``ps_if`` is given.
+    ``omega1``/``g1`` are (n,) weights of treated rows (ignored elsewhere), ``omega0``/``g0``
+    (n,) or (n, K) weights of control rows; a (n, K) control weight gives a per-target
+    weight (estimand B). The PS terms are added when ``ps`` is given.
 
     A risk set where one arm has no weight at target ``k`` (e.g. every control censored
     under estimand B) is left out at that target and ``pi`` renormalised over the others.
@@ -195,57 +213,76 @@ def hajek_if(
     number of risk sets left out per target.
     """
     n, K = Y.shape
-    M = None if groups is None else group_matrix(groups, n_groups)
+    G = 1 if groups is None else n_groups
     gi = np.zeros(n, dtype=np.int64) if groups is None else groups
+    treated = d > 0.5
+    a1 = np.where(treated, w * omega1, 0.0)  # (n,)
+    per_target = omega0.ndim == 2
+    ctrl_w = np.where(treated, 0.0, w)
+    a0 = ctrl_w[:, None] * omega0 if per_target else ctrl_w * omega0  # (n, K) or (n,)
 
-    def col(a: FloatArray) -> FloatArray:
-        return a if a.ndim == 2 else a[:, None]
+    def gsum_vec(v: FloatArray) -> FloatArray:  # (n,) -> (G, 1)
+        return np.asarray(np.bincount(gi, weights=v, minlength=G), dtype=np.float64)[:, None]
 
-    a1 = col(d * w)[:, :1] * col(omega1)  # (n, 1|K)
-    a0 = col((1.0 - d) * w)[:, :1] * col(omega0)
-    a1 = np.broadcast_to(a1, (n, K)) if a1.shape[1] != K else a1
-    a0 = np.broadcast_to(a0, (n, K)) if a0.shape[1] != K else a0
-    S1 = _gsum(M, a1)  # (G, K)
-    S0 = _gsum(M, a0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m1s = _gsum(M, a1 * Y) / S1
-        m0s = _gsum(M, a0 * Y) / S0
+    def gsum_wy(v: FloatArray) -> FloatArray:  # sum_i v_i Y_i within groups -> (G, K)
+        if groups is None:
+            return (v @ Y)[None, :]
+        Mv = sp.csr_matrix((v, (gi, np.arange(n))), shape=(G, n))
+        return np.asarray(Mv @ Y)
+
+    S1 = gsum_vec(a1)
+    A1 = gsum_wy(a1)
+    if per_target:
+        S0 = _gsum(None if groups is None else group_matrix(gi, G), a0)
+        A0 = _gsum(None if groups is None else group_matrix(gi, G), a0 * Y)
+    else:
+        S0 = gsum_vec(a0)
+        A0 = gsum_wy(a0)
     tw = w * t
-    T_s = _gsum(M, tw[:, None])  # (G, 1)
+    T_s = gsum_vec(tw)  # (G, 1)
     # a risk set contributes at target k only when both arms have weight there
-    valid = (S1 > 0) & (S0 > 0) & (T_s > 0)  # (G, K)
+    valid = (S1 > 0) & (S0 > 0) & (T_s > 0)  # (G, 1 | K)
+    valid = np.broadcast_to(valid, (G, K))
     Tv = np.where(valid, T_s, 0.0)
     T = Tv.sum(axis=0)  # (K,)
     pi = Tv / np.where(T > 0, T, 1.0)  # (G, K)
-    m1s = np.where(valid, m1s, 0.0)
-    m0s = np.where(valid, m0s, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m1s = np.where(valid, A1 / S1, 0.0)
+        m0s = np.where(valid, A0 / S0, 0.0)
+        f1 = np.where(valid, pi / S1, 0.0)  # (G, K)
+        f0 = np.where(valid, pi / S0, 0.0)
     delta_s = m1s - m0s
     theta = (pi * delta_s).sum(axis=0)
     m1 = (pi * m1s).sum(axis=0)
     m0 = (pi * m0s).sum(axis=0)
     n_dropped = (~valid & (T_s > 0)).sum(axis=0)
-    # normalised per-row weights: nu = pi_s * a / S_as
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(valid, pi / S1, 0.0)  # (G, K)
-        f0 = np.where(valid, pi / S0, 0.0)
-    r1 = Y - m1s[gi]
-    r0 = Y - m0s[gi]
-    nu1r = a1 * f1[gi] * r1
-    nu0r = a0 * f0[gi] * r0
-    tv = tw[:, None] * valid[gi]  # target mass of rows in contributing risk sets
-    phi = nu1r - nu0r + (tv * (delta_s[gi] - theta)) / T
-    if ps_if is not None and Z is not None:
-        # derivative of sum_s pi_s (m1_s - m0_s) with respect to gamma, (K, q)
-        wd1 = col(d * w) * col(g1)
-        wd0 = col((1.0 - d) * w) * col(g0)
-        # d m_as/d gamma = sum_i w g (Y - m_as) z / S_as ; weighted by pi_s
-        c1 = (wd1 * f1[gi] * r1) if wd1.shape[1] == K else (wd1 * (f1[gi] * r1))
-        c0 = (wd0 * f0[gi] * r0) if wd0.shape[1] == K else (wd0 * (f0[gi] * r0))
-        C = c1 - c0
+    tcol = treated[:, None]
+    if groups is None:
+        R = Y - np.where(tcol, m1s, m0s)  # broadcast (1, K)
+        f1r, f0r = f1, f0
+        tv_dev = tw[:, None] * (delta_s - theta) / T if np.any(delta_s != theta) else None
+        tv = tw[:, None] * valid[gi] if not valid.all() else None
+    else:
+        R = Y - np.where(tcol, m1s[gi], m0s[gi])
+        f1r, f0r = f1[gi], f0[gi]
+        tv = tw[:, None] * valid[gi]
+        tv_dev = tv * (delta_s[gi] - theta) / T
+    a0c = a0 if per_target else a0[:, None]
+    coef = np.where(tcol, a1[:, None] * f1r, -a0c * f0r)
+    phi = coef * R
+    if tv_dev is not None:
+        phi += tv_dev
+    del tv
+    if ps is not None:
+        # d theta / d gamma: sum_s pi_s (d m1_s - d m0_s) + sum_s (d pi_s) delta_s
+        g0c = (ctrl_w[:, None] * g0) if per_target else (ctrl_w * g0)[:, None]
+        gcoef = np.where(tcol, (np.where(treated, w * g1, 0.0))[:, None] * f1r, -g0c * f0r)
+        C = gcoef * R
         if np.any(tp != 0):
-            C = C + ((w * tp)[:, None] * valid[gi] * (delta_s[gi] - theta)) / T
-        Dg = Z.T @ C  # (q, K)
-        phi = phi + ps_if @ Dg
+            vt = valid[gi] if groups is not None else valid
+            C += (w * tp)[:, None] * vt * (
+                (delta_s[gi] if groups is not None else delta_s) - theta) / T
+        phi += ps.apply(ps.Z.T @ C)
     return theta, m1, m0, phi, n_dropped
 
 
@@ -259,30 +296,30 @@ def horvitz_thompson_if(
     g0: FloatArray,
     t: FloatArray,
     tp: FloatArray,
-    Z: FloatArray | None,
-    ps_if: FloatArray | None,
+    ps: PSTerm | None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Horvitz-Thompson contrast ``sum w (d omega1 - (1-d) omega0) Y / sum w t``.
 
     Normalising within risk sets by the target count of each risk set and aggregating with
     the target shares gives the same number, so no groups are needed.
     """
-    # Y is (n, K)
+    treated = d > 0.5
 
     def col(a: FloatArray) -> FloatArray:
         return a if a.ndim == 2 else a[:, None]
 
     tw = w * t
     T = float(tw.sum())
-    a1 = col(d * w) * col(omega1)
-    a0 = col((1.0 - d) * w) * col(omega0)
+    a1 = np.where(treated, w * omega1, 0.0)[:, None]
+    a0 = np.where(treated, 0.0, w)[:, None] * col(omega0)
     A1 = (a1 * Y).sum(axis=0) / T
     A0 = (a0 * Y).sum(axis=0) / T
     theta = A1 - A0
     phi = (a1 * Y - a0 * Y - tw[:, None] * theta[None, :]) / T
-    if ps_if is not None and Z is not None:
-        C = (col(d * w) * col(g1) * Y - col((1.0 - d) * w) * col(g0) * Y) / T
+    if ps is not None:
+        C = (np.where(treated, w * g1, 0.0)[:, None] * Y
+             - np.where(treated, 0.0, w)[:, None] * col(g0) * Y) / T
         if np.any(tp != 0):
             C = C - (w * tp)[:, None] * theta[None, :] / T
-        phi = phi + ps_if @ (Z.T @ C)
+        phi = phi + ps.apply(ps.Z.T @ C)
     return theta, A1, A0, phi

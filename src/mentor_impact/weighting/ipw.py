@@ -73,13 +73,20 @@ class PropensityFit:
         self.design = design
         self.hessian = hessian
         self.source = source
-        self.ps_if: FloatArray | None = None
+        self.term: K.PSTerm | None = None
         if design is not None and hessian is not None and d is not None and w is not None:
             try:
-                hinv = np.linalg.inv(hessian)
+                hinv = np.asarray(np.linalg.inv(hessian), dtype=np.float64)
             except np.linalg.LinAlgError:
-                hinv = np.linalg.pinv(hessian)
-            self.ps_if = (design * (w * (d - ps))[:, None]) @ hinv
+                hinv = np.asarray(np.linalg.pinv(hessian), dtype=np.float64)
+            self.term = K.PSTerm(design, w * (d - ps), hinv)
+
+    @property
+    def ps_if(self) -> FloatArray | None:
+        """Scaled influence function of the logit coefficients (n, q), or None."""
+        if self.term is None:
+            return None
+        return np.asarray(self.term.resid[:, None] * (self.term.Z @ self.term.hinv))
 
 
 def fit_propensity(
@@ -390,13 +397,12 @@ class IPW:
             check_outcome_finite(Yb, uses, outcome)
             if self.normalized:
                 th, a1, a0, ph, ne = K.hajek_if(
-                    Yb, d, wk, omega, omega0, g, g0, t, tp, pf.design, pf.ps_if, groups,
-                    n_groups,
+                    Yb, d, wk, omega, omega0, g, g0, t, tp, pf.term, groups, n_groups,
                 )
                 n_empty[cols] = ne
             else:
                 th, a1, a0, ph = K.horvitz_thompson_if(
-                    Yb, d, wk, omega, omega0, g, g0, t, tp, pf.design, pf.ps_if
+                    Yb, d, wk, omega, omega0, g, g0, t, tp, pf.term
                 )
             theta[cols], m1[cols], m0[cols], phi[:, cols] = th, a1, a0, ph
             if b_info is not None or nu0_first is None:  # A: the weights do not vary by tau
