@@ -63,9 +63,11 @@ def loop_score_residuals(beta, x, stop, event, w, start=None, strata=None, ties=
             s1 = sum(w[i] * e[i] * x[i] for i in risk)
             s0d = sum(w[i] * e[i] for i in dead)
             s1d = sum(w[i] * e[i] * x[i] for i in dead)
-            terms = [(0.0, s0, s1)] if ties == "breslow" else [
-                (r / d, s0 - r / d * s0d, s1 - r / d * s1d) for r in range(d)
-            ]
+            terms = (
+                [(0.0, s0, s1)]
+                if ties == "breslow"
+                else [(r / d, s0 - r / d * s0d, s1 - r / d * s1d) for r in range(d)]
+            )
             mw = dw if ties == "breslow" else dw / d
             xbars = [s1_ / s0_ for _, s0_, s1_ in terms]
             for i in risk:

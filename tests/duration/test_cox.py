@@ -105,24 +105,33 @@ def test_weights_strata_vs_lifelines():
     from lifelines import CoxPHFitter
 
     df = _sim(n=200, seed=1, strata=True, weeks=False)
-    ours = CoxPH().fit(df, duration="time", event="status", covariates=["x0", "x1"],
-                       weights="w", strata="g")
-    cph = CoxPHFitter().fit(df[["time", "status", "x0", "x1", "w", "g"]], "time", "status",
-                            weights_col="w", strata=["g"])
+    ours = CoxPH().fit(
+        df, duration="time", event="status", covariates=["x0", "x1"], weights="w", strata="g"
+    )
+    cph = CoxPHFitter().fit(
+        df[["time", "status", "x0", "x1", "w", "g"]],
+        "time",
+        "status",
+        weights_col="w",
+        strata=["g"],
+    )
     np.testing.assert_allclose(ours.coef, cph.params_.to_numpy(), rtol=1e-6)
-    np.testing.assert_allclose(ours.std_errors_model.to_numpy(),
-                               cph.standard_errors_.to_numpy(), rtol=1e-4)
+    np.testing.assert_allclose(
+        ours.std_errors_model.to_numpy(), cph.standard_errors_.to_numpy(), rtol=1e-4
+    )
 
 
 def test_counting_process_vs_lifelines():
     from lifelines import CoxTimeVaryingFitter
 
     df = _sim(n=200, seed=2, entry=True, weeks=False)
-    ours = CoxPH().fit(df, duration="time", event="status", covariates=["x0", "x1"],
-                       entry="start")
+    ours = CoxPH().fit(df, duration="time", event="status", covariates=["x0", "x1"], entry="start")
     ctv = CoxTimeVaryingFitter().fit(
         df[["start", "time", "status", "x0", "x1", "id"]].rename(columns={"time": "stop"}),
-        event_col="status", start_col="start", stop_col="stop", id_col="id",
+        event_col="status",
+        start_col="start",
+        stop_col="stop",
+        id_col="id",
     )
     np.testing.assert_allclose(ours.coef, ctv.params_.to_numpy(), rtol=1e-5)
 
@@ -135,10 +144,17 @@ def test_entry_strata_vs_statsmodels(ties):
     # statsmodels counts a row as at risk at t = entry; R / we use (entry, stop]: keep entry
     # times off the (weekly, tied) event times so both conventions agree
     df["start"] = np.maximum(df["start"] - 0.5, 0.0)
-    ours = CoxPH(ties=ties).fit(df, duration="time", event="status", covariates=["x0", "x1"],
-                                entry="start", strata="g")
-    ph = PHReg(df["time"], df[["x0", "x1"]], status=df["status"], entry=df["start"],
-               strata=df["g"], ties=ties).fit()
+    ours = CoxPH(ties=ties).fit(
+        df, duration="time", event="status", covariates=["x0", "x1"], entry="start", strata="g"
+    )
+    ph = PHReg(
+        df["time"],
+        df[["x0", "x1"]],
+        status=df["status"],
+        entry=df["start"],
+        strata=df["g"],
+        ties=ties,
+    ).fit()
     np.testing.assert_allclose(ours.coef, ph.params, rtol=1e-6)
     np.testing.assert_allclose(ours.std_errors_model.to_numpy(), ph.bse, rtol=1e-5)
 
@@ -147,13 +163,14 @@ def test_cluster_robust_vs_lifelines():
     from lifelines import CoxPHFitter
 
     df = _sim(n=150, seed=7, weeks=False)
-    ours = CoxPH().fit(df, duration="time", event="status", covariates=["x0", "x1"],
-                       cluster="id")
-    cph = CoxPHFitter().fit(df[["time", "status", "x0", "x1", "id"]], "time", "status",
-                            cluster_col="id")
+    ours = CoxPH().fit(df, duration="time", event="status", covariates=["x0", "x1"], cluster="id")
+    cph = CoxPHFitter().fit(
+        df[["time", "status", "x0", "x1", "id"]], "time", "status", cluster_col="id"
+    )
     assert ours.cov_type == "clustered"
-    np.testing.assert_allclose(ours.std_errors.to_numpy(), cph.standard_errors_.to_numpy(),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        ours.std_errors.to_numpy(), cph.standard_errors_.to_numpy(), rtol=1e-4
+    )
 
 
 # ------------------------------------------------------------------ equivalences
@@ -164,18 +181,21 @@ def test_frequency_weights_equal_duplicated_rows(ties):
     # Breslow: always.  Efron: with frequency_weights=True (R's default counts tied event
     # rows, not their weights; see test_efron_weights_follow_r_convention)
     df = _sim(n=80, seed=8, strata=True)
-    wf = CoxPH(ties=ties, frequency_weights=True).fit(df, duration="time", event="status", covariates=["x0", "x1"],
-                              weights="w", strata="g")
+    wf = CoxPH(ties=ties, frequency_weights=True).fit(
+        df, duration="time", event="status", covariates=["x0", "x1"], weights="w", strata="g"
+    )
     dup = df.loc[df.index.repeat(df["w"].astype(int))].reset_index(drop=True)
-    dp = CoxPH(ties=ties).fit(dup, duration="time", event="status", covariates=["x0", "x1"],
-                              strata="g")
+    dp = CoxPH(ties=ties).fit(
+        dup, duration="time", event="status", covariates=["x0", "x1"], strata="g"
+    )
     np.testing.assert_allclose(wf.coef, dp.coef, rtol=1e-9)
     np.testing.assert_allclose(wf.cov_model, dp.cov_model, rtol=1e-8)
     assert wf.loglik == pytest.approx(dp.loglik, rel=1e-10)
     assert wf.concordance == pytest.approx(dp.concordance, rel=1e-12)
     np.testing.assert_allclose(
         wf.baseline_cumulative_hazard([3, 8])["hazard"],
-        dp.baseline_cumulative_hazard([3, 8])["hazard"], rtol=1e-9,
+        dp.baseline_cumulative_hazard([3, 8])["hazard"],
+        rtol=1e-9,
     )
 
 
@@ -187,16 +207,24 @@ def test_efron_weights_follow_r_convention():
     assert np.any(st.death_count > 1)
     x = df[["x0", "x1"]].to_numpy()
     beta = np.array([0.2, 0.1])
-    ll, u, _ = cox_derivatives(beta, x[st.order], st, "efron")
-    ll2, u2, _ = loop_cox(beta, x, df["time"].to_numpy(), df["status"].to_numpy(),
-                          df["w"].to_numpy(), ties="efron")
+    ll, _u, _ = cox_derivatives(beta, x[st.order], st, "efron")
+    ll2, _u2, _ = loop_cox(
+        beta, x, df["time"].to_numpy(), df["status"].to_numpy(), df["w"].to_numpy(), ties="efron"
+    )
     assert ll == pytest.approx(ll2, rel=1e-12)
 
 
 def test_row_order_changes_nothing():
     df = _sim(n=90, seed=9, entry=True, strata=True)
-    kw = dict(duration="time", event="status", covariates=["x0", "x1"], weights="w",
-              strata="g", entry="start", cluster="id")
+    kw = dict(
+        duration="time",
+        event="status",
+        covariates=["x0", "x1"],
+        weights="w",
+        strata="g",
+        entry="start",
+        cluster="id",
+    )
     a = CoxPH().fit(df, **kw)
     b = CoxPH().fit(df.sample(frac=1.0, random_state=1).reset_index(drop=True), **kw)
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-10)
@@ -207,8 +235,9 @@ def test_row_order_changes_nothing():
 def test_categorical_encoding_and_reference_level():
     df = _sim(n=120, seed=10)
     df["grp"] = np.array(["b", "a", "c"])[np.arange(len(df)) % 3]
-    r = CoxPH().fit(df, duration="time", event="status", covariates=["x0", "grp"],
-                    reference_levels={"grp": "c"})
+    r = CoxPH().fit(
+        df, duration="time", event="status", covariates=["x0", "grp"], reference_levels={"grp": "c"}
+    )
     assert list(r.names) == ["x0", "grpa", "grpb"]
     r2 = CoxPH().fit(df, duration="time", event="status", covariates=["x0", "grp"])
     assert list(r2.names) == ["x0", "grpb", "grpc"]
@@ -239,10 +268,12 @@ def test_adjusted_survival_and_outputs(tmp_path):
 def test_marginal_hazard_ratio_dataframe():
     df = _sim(n=150, seed=12)
     df["trt"] = (df["x1"] > 0).astype(int)
-    res = marginal_hazard_ratio(df, duration="time", event="status", treatment="trt",
-                                weights="w", cluster="id")
-    direct = CoxPH().fit(df, duration="time", event="status", covariates=["trt"], weights="w",
-                         cluster="id")
+    res = marginal_hazard_ratio(
+        df, duration="time", event="status", treatment="trt", weights="w", cluster="id"
+    )
+    direct = CoxPH().fit(
+        df, duration="time", event="status", covariates=["trt"], weights="w", cluster="id"
+    )
     np.testing.assert_allclose(res.coef, direct.coef)
     np.testing.assert_allclose(res.cov, direct.cov)
     assert res.cov_type == "clustered"
@@ -263,14 +294,18 @@ def test_bad_ties():
 
 def test_nonpositive_durations(small):
     small.loc[[3, 7], "time"] = [0.0, -1.0]
-    with pytest.raises(DataValidationError, match=r"duration: .*found 2 zero or negative \(rows 3, 7\)"):
+    with pytest.raises(
+        DataValidationError, match=r"duration: .*found 2 zero or negative \(rows 3, 7\)"
+    ):
         CoxPH().fit(small, duration="time", event="status", covariates=["x0"])
 
 
 def test_stop_before_start(small):
     small["start"] = 0.0
     small.loc[5, "start"] = small.loc[5, "time"]
-    with pytest.raises(DataValidationError, match=r"found 1 rows with duration <= entry \(rows 5\)"):
+    with pytest.raises(
+        DataValidationError, match=r"found 1 rows with duration <= entry \(rows 5\)"
+    ):
         CoxPH().fit(small, duration="time", event="status", covariates=["x0"], entry="start")
 
 

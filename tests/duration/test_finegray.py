@@ -21,8 +21,9 @@ def _sim(n=120, seed=0):
     c = rng.uniform(5, 40, size=n)
     t = np.ceil(np.minimum(np.minimum(t1, t2), c))
     ev = np.where(c < np.minimum(t1, t2), 0, np.where(t1 <= t2, 1, 2))
-    return pd.DataFrame({"time": t, "event": ev, "x": x, "b": b,
-                         "w": rng.integers(1, 3, size=n).astype(float)})
+    return pd.DataFrame(
+        {"time": t, "event": ev, "x": x, "b": b, "w": rng.integers(1, 3, size=n).astype(float)}
+    )
 
 
 def _loop_km_censoring(time, event, w):
@@ -79,8 +80,9 @@ def test_censoring_km_matches_loop():
 @pytest.mark.parametrize("weights", [None, "w"])
 def test_fine_gray_equals_direct_likelihood(weights):
     df = _sim(seed=2)
-    res = FineGray(cause=1).fit(df, duration="time", event="event", covariates=["x", "b"],
-                                weights=weights)
+    res = FineGray(cause=1).fit(
+        df, duration="time", event="event", covariates=["x", "b"], weights=weights
+    )
     x = df[["x", "b"]].to_numpy()
     w = np.ones(len(df)) if weights is None else df["w"].to_numpy()
     ll, u = _loop_fg(res.coef, x, df["time"].to_numpy(), df["event"].to_numpy(), w)
@@ -93,8 +95,14 @@ def test_fine_gray_equals_direct_likelihood(weights):
 def test_cause_two_and_prediction():
     df = _sim(seed=3)
     res = FineGray(cause=2).fit(df, duration="time", event="event", covariates=["x", "b"])
-    ll, u = _loop_fg(res.coef, df[["x", "b"]].to_numpy(), df["time"].to_numpy(),
-                     df["event"].to_numpy(), np.ones(len(df)), cause=2)
+    _ll, u = _loop_fg(
+        res.coef,
+        df[["x", "b"]].to_numpy(),
+        df["time"].to_numpy(),
+        df["event"].to_numpy(),
+        np.ones(len(df)),
+        cause=2,
+    )
     np.testing.assert_allclose(u, 0.0, atol=1e-7)
     cif = res.predict_cumulative_incidence(df.iloc[:4], [5, 10, 20])
     assert cif.shape == (3, 4)
@@ -116,8 +124,12 @@ def test_frequency_weights_equal_duplicated_rows():
 def test_row_order_changes_nothing():
     df = _sim(seed=5)
     a = FineGray().fit(df, duration="time", event="event", covariates=["x", "b"])
-    b = FineGray().fit(df.sample(frac=1, random_state=2).reset_index(drop=True),
-                       duration="time", event="event", covariates=["x", "b"])
+    b = FineGray().fit(
+        df.sample(frac=1, random_state=2).reset_index(drop=True),
+        duration="time",
+        event="event",
+        covariates=["x", "b"],
+    )
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-10)
     np.testing.assert_allclose(a.cov, b.cov, rtol=1e-9)
 
@@ -127,8 +139,7 @@ def test_fine_gray_bad_input():
     bad = df.copy()
     bad.loc[[2, 3], "event"] = 5
     with pytest.raises(DataValidationError, match=r"event: expected codes 0 or \[1, 2\]; found 2"):
-        FineGray().fit(bad, duration="time", event="event", covariates=["x"],
-                       event_codes=[1, 2])
+        FineGray().fit(bad, duration="time", event="event", covariates=["x"], event_codes=[1, 2])
     bad = df.copy()
     bad.loc[1, "event"] = -1
     with pytest.raises(DataValidationError, match=r"found 1 other values \(rows 1\)"):

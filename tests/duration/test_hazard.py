@@ -15,11 +15,13 @@ from mentor_impact.exceptions import ConfigurationError, DataValidationError, Se
 
 def _sim(n=150, seed=0, cap=30):
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "x": rng.normal(size=n),
-        "g": rng.choice(["a", "b", "c"], size=n),
-        "b": rng.integers(0, 2, size=n),
-    })
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "g": rng.choice(["a", "b", "c"], size=n),
+            "b": rng.integers(0, 2, size=n),
+        }
+    )
     haz = 0.08 * np.exp(0.4 * df["x"] + 0.3 * df["b"])
     t = rng.geometric(np.clip(haz, 0.01, 0.9))
     c = rng.integers(3, cap, size=n)
@@ -48,9 +50,15 @@ def _person_period_loop(df, bounds, entry=False):
 def _design(pp, n_lev, covs):
     d = pd.get_dummies(pp["k"], prefix="k", dtype=float)
     d = d[[f"k_{j}" for j in range(1, n_lev) if f"k_{j}" in d]]
-    x = pd.concat([pd.Series(1.0, index=pp.index, name="c"), d,
-                   pd.get_dummies(pp["g"], prefix="g", drop_first=True, dtype=float),
-                   pp[["x", "b"]]], axis=1)
+    x = pd.concat(
+        [
+            pd.Series(1.0, index=pp.index, name="c"),
+            d,
+            pd.get_dummies(pp["g"], prefix="g", drop_first=True, dtype=float),
+            pp[["x", "b"]],
+        ],
+        axis=1,
+    )
     return x[["c", *d.columns, "g_b", "g_c", *covs]]
 
 
@@ -60,26 +68,37 @@ def test_pwe_equals_split_poisson(entry):
     cuts = [5, 10, 20]
     bounds = [0, *cuts, np.inf]
     res = PiecewiseExponential(cuts=cuts).fit(
-        df, duration="time", event="status", covariates=["g", "x", "b"], weights="w",
-        entry="entry" if entry else None, cluster="id",
+        df,
+        duration="time",
+        event="status",
+        covariates=["g", "x", "b"],
+        weights="w",
+        entry="entry" if entry else None,
+        cluster="id",
     )
     pp = _person_period_loop(df, bounds, entry)
     x = _design(pp, 4, ["x", "b"])
-    g = sm.GLM(pp["y"], x, family=sm.families.Poisson(), offset=np.log(pp["expo"]),
-               freq_weights=pp["w"]).fit(tol=1e-13)
+    g = sm.GLM(
+        pp["y"], x, family=sm.families.Poisson(), offset=np.log(pp["expo"]), freq_weights=pp["w"]
+    ).fit(tol=1e-13)
     np.testing.assert_allclose(res.coef, g.params.to_numpy(), rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(res.std_errors_model.to_numpy(), g.bse.to_numpy(), rtol=1e-6)
     assert res.loglik == pytest.approx(g.llf, rel=1e-9)
     # cluster-robust: statsmodels with the same cluster ids and no small-sample correction
-    gv = sm.GLM(pp["y"], x, family=sm.families.Poisson(), offset=np.log(pp["expo"]),
-                var_weights=pp["w"]).fit(tol=1e-13)
+    gv = sm.GLM(
+        pp["y"], x, family=sm.families.Poisson(), offset=np.log(pp["expo"]), var_weights=pp["w"]
+    ).fit(tol=1e-13)
     sc = gv.model.score_obs(gv.params)
     meat = pd.DataFrame(sc).groupby(pp["id"].to_numpy()).sum().to_numpy()
     bread = np.linalg.inv(-gv.model.hessian(gv.params, observed=False))
     v = bread @ (meat.T @ meat) @ bread
     np.testing.assert_allclose(res.std_errors.to_numpy(), np.sqrt(np.diag(v)), rtol=1e-6)
-    assert list(res.names[:4]) == ["(Intercept)", "factor(interval)2", "factor(interval)3",
-                                   "factor(interval)4"]
+    assert list(res.names[:4]) == [
+        "(Intercept)",
+        "factor(interval)2",
+        "factor(interval)3",
+        "factor(interval)4",
+    ]
 
 
 @pytest.mark.parametrize("link", ["cloglog", "logit"])
@@ -87,8 +106,13 @@ def test_pwe_equals_split_poisson(entry):
 def test_discrete_time_equals_person_period_glm(link, cuts):
     df = _sim(n=300, seed=2, cap=9)  # every period 1..8 has events
     res = DiscreteTimeHazard(link=link, cuts=cuts).fit(
-        df, duration="time", event="status", covariates=["g", "x", "b"], weights="w",
-        entry="entry", robust=True,
+        df,
+        duration="time",
+        event="status",
+        covariates=["g", "x", "b"],
+        weights="w",
+        entry="entry",
+        robust=True,
     )
     # person-period table by loops (twin)
     rows = []
@@ -151,8 +175,9 @@ def test_row_order_changes_nothing():
     shuffled = df.sample(frac=1.0, random_state=3).reset_index(drop=True)
     for model in (PiecewiseExponential(cuts=[5, 10]), DiscreteTimeHazard(link="logit", cuts=[5])):
         a = model.fit(df, duration="time", event="status", covariates=["x", "g"], cluster="id")
-        b = model.fit(shuffled, duration="time", event="status", covariates=["x", "g"],
-                      cluster="id")
+        b = model.fit(
+            shuffled, duration="time", event="status", covariates=["x", "g"], cluster="id"
+        )
         np.testing.assert_allclose(a.coef, b.coef, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(a.cov, b.cov, rtol=1e-8, atol=1e-14)
 
@@ -179,17 +204,20 @@ def test_glm_kernel_loop_twin_logit():
 def test_bad_cuts():
     df = _sim()
     with pytest.raises(ConfigurationError, match="cuts: expected strictly increasing"):
-        PiecewiseExponential(cuts=[10, 5]).fit(df, duration="time", event="status",
-                                               covariates=["x"])
+        PiecewiseExponential(cuts=[10, 5]).fit(
+            df, duration="time", event="status", covariates=["x"]
+        )
     with pytest.raises(DataValidationError, match=r"cuts: expected exposure in every interval"):
-        PiecewiseExponential(cuts=[5, 1000]).fit(df, duration="time", event="status",
-                                                 covariates=["x"])
+        PiecewiseExponential(cuts=[5, 1000]).fit(
+            df, duration="time", event="status", covariates=["x"]
+        )
 
 
 def test_bad_link():
     with pytest.raises(ConfigurationError, match="link: expected 'cloglog' or 'logit'"):
-        DiscreteTimeHazard(link="probit").fit(_sim(), duration="time", event="status",
-                                              covariates=["x"])
+        DiscreteTimeHazard(link="probit").fit(
+            _sim(), duration="time", event="status", covariates=["x"]
+        )
 
 
 def test_non_integer_periods():
@@ -203,8 +231,7 @@ def test_hazard_bad_durations_events():
     df = _sim()
     df.loc[3, "time"] = 0
     with pytest.raises(DataValidationError, match=r"found 1 zero or negative \(rows 3\)"):
-        PiecewiseExponential(cuts=[5]).fit(df, duration="time", event="status",
-                                           covariates=["x"])
+        PiecewiseExponential(cuts=[5]).fit(df, duration="time", event="status", covariates=["x"])
     df = _sim()
     df.loc[[0, 4], "status"] = 3
     with pytest.raises(DataValidationError, match=r"expected codes in \[0, 1\]; found 2"):
@@ -219,5 +246,6 @@ def test_hazard_collinear():
     df = _sim()
     df["x2"] = df["x"] * 3
     with pytest.raises(DataValidationError, match="collinearity"):
-        PiecewiseExponential(cuts=[5]).fit(df, duration="time", event="status",
-                                           covariates=["x", "x2"])
+        PiecewiseExponential(cuts=[5]).fit(
+            df, duration="time", event="status", covariates=["x", "x2"]
+        )

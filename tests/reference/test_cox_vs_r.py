@@ -17,7 +17,13 @@ from mentor_impact.duration import CoxPH, PiecewiseExponential
 
 COVS = ["trt", "celltype", "karno", "diagtime", "age", "prior"]
 NAMES = [
-    "trt", "celltypesmallcell", "celltypeadeno", "celltypelarge", "karno", "diagtime", "age",
+    "trt",
+    "celltypesmallcell",
+    "celltypeadeno",
+    "celltypelarge",
+    "karno",
+    "diagtime",
+    "age",
     "prior",
 ]
 

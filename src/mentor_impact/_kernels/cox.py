@@ -10,13 +10,14 @@ one weighted Gram matrix plus a small ``m x p x p`` correction (see :func:`cox_d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
+FloatArray = NDArray[Any]  # float64 arrays (loose alias: numpy stubs type bincount as int)
+IntArray = NDArray[Any]
 
 __all__ = [
     "CoxSetup",
@@ -176,18 +177,16 @@ class _SlotTerms:
     log_term: float
 
 
-def _slot_terms(
-    setup: CoxSetup, r: FloatArray, x: FloatArray, ties: str, full: bool
-) -> _SlotTerms:
+def _slot_terms(setup: CoxSetup, r: FloatArray, x: FloatArray, ties: str, full: bool) -> _SlotTerms:
     s0, s1, s0d, s1d = _risk_sums(setup, r, x)
     d = setup.death_count
     dw = setup.death_weight
     if ties == "breslow":
-        q0 = dw / s0
-        q1 = np.zeros_like(q0)
-        k0 = dw / s0**2
-        k1 = np.zeros_like(q0)
-        k2 = np.zeros_like(q0)
+        q0: FloatArray = dw / s0
+        q1: FloatArray = np.zeros_like(q0)
+        k0: FloatArray = dw / s0**2
+        k1: FloatArray = np.zeros_like(q0)
+        k2: FloatArray = np.zeros_like(q0)
         log_term = float(np.sum(dw * np.log(s0)))
         xbar = s1 / s0[:, None]
         h1 = xbar * q0[:, None]
@@ -313,9 +312,11 @@ def cox_newton(
     beta = np.zeros(p) if beta0 is None else np.asarray(beta0, float).copy()
     wxe = events_weighted_sum(x, setup)
     ll, u, info = cox_derivatives(beta, x, setup, ties, wx_events=wxe)
-    ll0_at_zero = ll if beta0 is None or not np.any(beta) else cox_derivatives(
-        np.zeros(p), x, setup, ties, need_hessian=False, wx_events=wxe
-    )[0]
+    ll0_at_zero = (
+        ll
+        if beta0 is None or not np.any(beta)
+        else cox_derivatives(np.zeros(p), x, setup, ties, need_hessian=False, wx_events=wxe)[0]
+    )
     score0, info0 = u.copy(), info.copy()
     if p == 0 or max_iter == 0:
         return NewtonResult(beta, ll, ll0_at_zero, u, info, score0, info0, 0, True, 0)

@@ -8,12 +8,13 @@ Reusable by other modules: import :func:`glm_fit`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit, gammaln, xlogy
 
-FloatArray = NDArray[np.float64]
+FloatArray = NDArray[Any]
 
 __all__ = ["GLMFit", "glm_fit", "glm_loglik"]
 
@@ -63,7 +64,10 @@ def _deviance(family: str, y: FloatArray, mu: FloatArray, w: FloatArray) -> floa
 
 
 def glm_loglik(family: str, y: FloatArray, mu: FloatArray, w: FloatArray) -> float:
-    """Log-likelihood as R's ``logLik.glm`` (Poisson with ``-lgamma(y + 1)``; binomial on counts)."""
+    """Log-likelihood as R's ``logLik.glm`` (Poisson with ``-lgamma(y + 1)``).
+
+    Binomial: the Bernoulli log-likelihood of the trials (no binomial coefficient).
+    """
     if family == "poisson":
         return float(np.sum(w * (xlogy(y, mu) - mu - gammaln(y + 1.0))))
     return float(np.sum(w * (xlogy(y, mu) + xlogy(1 - y, 1 - mu))))

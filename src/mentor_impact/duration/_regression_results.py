@@ -1,7 +1,7 @@
 """Results of the duration regression models and the shared input handling.
 
-:class:`RegressionResults` is the common, immutable result of :class:`~mentor_impact.duration.CoxPH`,
-:class:`~mentor_impact.duration.PiecewiseExponential`,
+:class:`RegressionResults` is the common, immutable result of
+:class:`~mentor_impact.duration.CoxPH`, :class:`~mentor_impact.duration.PiecewiseExponential`,
 :class:`~mentor_impact.duration.DiscreteTimeHazard` and :class:`~mentor_impact.duration.FineGray`.
 """
 
@@ -470,7 +470,7 @@ def check_rank(x: FloatArray, names: Sequence[str], w: FloatArray, argument: str
     scale = np.sqrt(var)
     const = scale <= 1e-7 * np.maximum(1.0, np.abs(mean))
     if const.any():
-        bad = [names[i] for i in np.flatnonzero(const)]
+        bad = [names[int(i)] for i in np.flatnonzero(const)]
         raise DataValidationError(
             f"{argument}: expected covariates that vary; found {len(bad)} constant column(s) "
             f"{bad}. Hint: drop them (a Cox model has no intercept; a level may be empty)."
@@ -481,7 +481,7 @@ def check_rank(x: FloatArray, names: Sequence[str], w: FloatArray, argument: str
     if ev.min() <= tol:
         v = vec[:, ev <= tol]
         involved = np.flatnonzero(np.abs(v).max(axis=1) > 1e-6)
-        bad = [names[i] for i in involved]
+        bad = [names[int(i)] for i in involved]
         raise DataValidationError(
             f"{argument}: expected linearly independent covariates; found an exact collinearity "
             f"among {len(bad)} columns {bad}. Hint: drop one of them."
@@ -489,7 +489,7 @@ def check_rank(x: FloatArray, names: Sequence[str], w: FloatArray, argument: str
 
 
 def as_float_column(df: pd.DataFrame, col: str, argument: str) -> FloatArray:
-    """A numeric column with no missing or infinite values, else a clear error."""
+    """Return a numeric column as float64; missing or infinite values are an error."""
     if col not in df.columns:
         raise DataValidationError(
             f"{argument}: expected a column of the data frame; {col!r} not found among "
@@ -511,14 +511,15 @@ def as_float_column(df: pd.DataFrame, col: str, argument: str) -> FloatArray:
     return x
 
 
-def group_codes(df: pd.DataFrame, cols: str | Sequence[str], argument: str) -> npt.NDArray[np.int64]:
+def group_codes(
+    df: pd.DataFrame, cols: str | Sequence[str], argument: str
+) -> npt.NDArray[np.int64]:
     """Integer codes of one or more grouping columns (strata, cluster); NaN is an error."""
     cols = [cols] if isinstance(cols, str) else list(cols)
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise DataValidationError(
-            f"{argument}: expected columns of the data frame; {len(missing)} not found: "
-            f"{missing}."
+            f"{argument}: expected columns of the data frame; {len(missing)} not found: {missing}."
         )
     na = df[cols].isna().any(axis=1).to_numpy()
     if na.any():
@@ -527,10 +528,8 @@ def group_codes(df: pd.DataFrame, cols: str | Sequence[str], argument: str) -> n
             "Hint: give them their own label or drop them."
         )
     if len(cols) == 1:
-        codes = pd.factorize(df[cols[0]], sort=True)[0]
-    else:
-        codes = df.groupby(cols, sort=True, observed=True).ngroup().to_numpy()
-    return np.asarray(codes, dtype=np.int64)
+        return np.asarray(pd.factorize(df[cols[0]], sort=True)[0], dtype=np.int64)
+    return np.asarray(df.groupby(cols, sort=True, observed=True).ngroup().to_numpy(), np.int64)
 
 
 def weights_column(df: pd.DataFrame, weights: str | None, argument: str = "weights") -> FloatArray:

@@ -201,7 +201,8 @@ class CoxPHResults(RegressionResults):
         pandas.DataFrame
             Shape ``(len(times), len(df))``, indexed by time.
         """
-        return np.exp(-self.predict_cumulative_hazard(df, times))
+        h = self.predict_cumulative_hazard(df, times)
+        return pd.DataFrame(np.exp(-h.to_numpy()), index=h.index, columns=h.columns)
 
     def adjusted_survival(
         self,
@@ -504,9 +505,7 @@ def fit_cox_arrays(
     """Core Cox fit on validated arrays (no checks); reused by the bootstrap and Fine-Gray."""
     n, p = x.shape
     mean = (w @ x) / w.sum() if p else np.zeros(0)
-    setup = prepare_cox(
-        stop, event, w, start=start, strata=strata, frequency_ties=frequency_ties
-    )
+    setup = prepare_cox(stop, event, w, start=start, strata=strata, frequency_ties=frequency_ties)
     xs = x[setup.order]
     xs -= mean
     nr = cox_newton(xs, setup, ties, max_iter=max_iter, eps=eps)
@@ -641,6 +640,8 @@ def marginal_hazard_ratio(
     """
     from mentor_impact.design.evaluation_data import EvaluationData
 
+    w_arr: Any
+    c_arr: Any
     if isinstance(data, EvaluationData):
         dur = data.duration(duration)
         df = pd.DataFrame(

@@ -23,7 +23,7 @@ from mentor_impact.exceptions import ConfigurationError, DataValidationError
 
 __all__ = ["FineGray", "FineGrayResults", "censoring_survival"]
 
-FloatArray = npt.NDArray[np.float64]
+FloatArray = npt.NDArray[Any]
 
 
 def censoring_survival(
@@ -59,8 +59,7 @@ def censoring_survival(
 
 def _g_at(times: FloatArray, surv: FloatArray, t: FloatArray, *, left: bool) -> FloatArray:
     """``G(t)`` (right-continuous) or ``G(t-)`` (left limit) from the jump table."""
-    side = "left" if left else "right"
-    idx = np.searchsorted(times, t, side=side) - 1
+    idx = np.searchsorted(times, t, side="left" if left else "right") - 1
     return np.where(idx >= 0, surv[np.maximum(idx, 0)], 1.0)
 
 
@@ -193,7 +192,9 @@ class FineGray:
                 "models per stratum."
             )
         if not isinstance(df, pd.DataFrame):
-            raise DataValidationError(f"df: expected a pandas DataFrame; found {type(df).__name__}.")
+            raise DataValidationError(
+                f"df: expected a pandas DataFrame; found {type(df).__name__}."
+            )
         time = as_float_column(df, duration, "duration")
         bad = time <= 0
         if bad.any():
@@ -224,9 +225,7 @@ class FineGray:
         check_rank(x, frame.names, w, "covariates")
         n = time.size
         subj = (
-            np.arange(n, dtype=np.int64)
-            if cluster is None
-            else group_codes(df, cluster, "cluster")
+            np.arange(n, dtype=np.int64) if cluster is None else group_codes(df, cluster, "cluster")
         )
         competing = (code > 0) & ~is_cause
         c_times, c_surv = censoring_survival(time, code == 0, w)
@@ -277,8 +276,13 @@ class FineGray:
             **base,
             model=repr(self),
             config={
-                "cause": self.cause, "ties": self.ties, "duration": duration, "event": event,
-                "covariates": list(covariates), "weights": weights, "cluster": cluster,
+                "cause": self.cause,
+                "ties": self.ties,
+                "duration": duration,
+                "event": event,
+                "covariates": list(covariates),
+                "weights": weights,
+                "cluster": cluster,
                 "robust": robust,
             },
             extra={"n_expanded_rows": int(stop.size), "events_by_code": counts},

@@ -154,9 +154,7 @@ class PiecewiseExponential:
 
     def _check_cuts(self) -> FloatArray:
         c = np.asarray(self.cuts, dtype=float).ravel()
-        if c.size and (
-            not np.all(np.isfinite(c)) or np.any(c <= 0) or np.any(np.diff(c) <= 0)
-        ):
+        if c.size and (not np.all(np.isfinite(c)) or np.any(c <= 0) or np.any(np.diff(c) <= 0)):
             raise ConfigurationError(
                 f"cuts: expected strictly increasing finite positive cut points; found {c.size} "
                 "values that are not. Hint: e.g. cuts=[13, 26, 52]."
@@ -249,12 +247,17 @@ class PiecewiseExponential:
         cell_pat = np.repeat(np.arange(n_pat), n_int)[keep]
         cell_int = np.tile(np.arange(n_int), n_pat)[keep]
         design = self._design(x[first][cell_pat], cell_int, n_int)
-        names = ("(Intercept)",) + tuple(f"factor(interval){k}" for k in range(2, n_int + 1))
+        names = ("(Intercept)", *tuple(f"factor(interval){k}" for k in range(2, n_int + 1)))
         names += frame.names
         y, off = events[keep], np.log(expo[keep])
         fit = glm_fit(
-            design, y, np.ones(y.size), family="poisson", offset=off,
-            max_iter=self.max_iter, tol=self.tol,
+            design,
+            y,
+            np.ones(y.size),
+            family="poisson",
+            offset=off,
+            max_iter=self.max_iter,
+            tol=self.tol,
         )
         _warn_glm(fit.converged, fit.iterations, ev_int, "interval")
         # R's split-data log-likelihood: events contribute log(mu) with their own exposure
@@ -271,7 +274,9 @@ class PiecewiseExponential:
             scores = np.zeros((n, design.shape[1]))
             resid_total = np.zeros(n)
             for k in range(n_int):
-                e_k = np.clip(np.minimum(stop, bounds[k + 1]) - np.maximum(start, bounds[k]), 0, None)
+                e_k = np.clip(
+                    np.minimum(stop, bounds[k + 1]) - np.maximum(start, bounds[k]), 0, None
+                )
                 r_k = (is_ev & (event_int == k)).astype(float) - np.exp(lin + alpha[k]) * e_k
                 resid_total += r_k
                 if k > 0:
@@ -298,9 +303,14 @@ class PiecewiseExponential:
             exp_label="rate_ratio",
             n_clusters=n_cl,
             config={
-                "cuts": cuts.tolist(), "duration": duration, "event": event,
-                "covariates": list(covariates), "weights": weights, "cluster": cluster,
-                "entry": entry, "robust": robust,
+                "cuts": cuts.tolist(),
+                "duration": duration,
+                "event": event,
+                "covariates": list(covariates),
+                "weights": weights,
+                "cluster": cluster,
+                "entry": entry,
+                "robust": robust,
             },
             extra={
                 "deviance": deviance,
@@ -434,9 +444,7 @@ class DiscreteTimeHazard:
             covariates.
         """
         if self.link not in ("cloglog", "logit"):
-            raise ConfigurationError(
-                f"link: expected 'cloglog' or 'logit'; found {self.link!r}."
-            )
+            raise ConfigurationError(f"link: expected 'cloglog' or 'logit'; found {self.link!r}.")
         if strata is not None:
             raise ConfigurationError(
                 "strata: not supported by DiscreteTimeHazard; add it as a categorical covariate."
@@ -498,14 +506,19 @@ class DiscreteTimeHazard:
         cell_lev = np.tile(np.arange(n_lev), n_pat)[keep]
         dummies = (cell_lev[:, None] == np.arange(1, n_lev)[None, :]).astype(float)
         design = np.hstack([np.ones((cell_pat.size, 1)), dummies, x[first][cell_pat]])
-        names = ("(Intercept)",) + tuple(labels[1:]) + frame.names
+        names = ("(Intercept)", *tuple(labels[1:]), *frame.names)
         n_trials = atrisk[keep]
         y = events[keep] / n_trials
         fit = glm_fit(
-            design, y, n_trials, family="binomial", link=self.link,
-            max_iter=self.max_iter, tol=self.tol,
+            design,
+            y,
+            n_trials,
+            family="binomial",
+            link=self.link,
+            max_iter=self.max_iter,
+            tol=self.tol,
         )
-        ev_by_level = np.bincount(cell_lev, weights=events[keep], minlength=n_lev)
+        ev_by_level = np.bincount(cell_lev, weights=events[keep], minlength=n_lev).astype(float)
         _warn_glm(fit.converged, fit.iterations, ev_by_level, "period")
         loglik = glm_loglik("binomial", y, fit.mu, n_trials)
         cov_robust, n_cl, cov_type = None, None, "model"
@@ -531,9 +544,15 @@ class DiscreteTimeHazard:
             exp_label="hazard_ratio" if self.link == "cloglog" else "odds_ratio",
             n_clusters=n_cl,
             config={
-                "link": self.link, "cuts": None if self.cuts is None else list(self.cuts),
-                "duration": duration, "event": event, "covariates": list(covariates),
-                "weights": weights, "cluster": cluster, "entry": entry, "robust": robust,
+                "link": self.link,
+                "cuts": None if self.cuts is None else list(self.cuts),
+                "duration": duration,
+                "event": event,
+                "covariates": list(covariates),
+                "weights": weights,
+                "cluster": cluster,
+                "entry": entry,
+                "robust": robust,
             },
             extra={
                 "n_cells": int(y.size),
