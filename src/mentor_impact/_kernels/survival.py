@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
@@ -28,12 +29,16 @@ __all__ = [
     "RiskTable",
     "aj_curves",
     "aj_influence",
+    "aj_influence_matrix",
     "cmprsk_variance",
     "gray_test",
+    "grid_codes",
     "km_curve",
     "logrank_test",
     "risk_table",
+    "risk_table_grouped",
     "step_index",
+    "subgrid",
 ]
 
 
@@ -50,6 +55,35 @@ class RiskTable:
     def d(self) -> FloatArray:
         """All-cause weighted events per grid time."""
         return self.n_event[:, 1:].sum(axis=1)
+
+
+def grid_codes(time: FloatArray) -> tuple[FloatArray, IntArray]:
+    """Sorted unique times and each row's grid index (``np.unique(..., return_inverse=True)``).
+
+    Integer-valued times with a small range (weekly registers) use an O(n) bincount path
+    instead of sorting.
+    """
+    n = time.size
+    if n:
+        lo = float(time.min())
+        hi = float(time.max())
+        if hi - lo <= 4 * n + 1024:
+            shifted = time - lo
+            as_int = shifted.astype(np.int64)
+            if np.array_equal(as_int, shifted):
+                present = np.bincount(as_int, minlength=int(hi - lo) + 1) > 0
+                remap = np.cumsum(present) - 1
+                grid = np.flatnonzero(present).astype(np.float64) + lo
+                return grid, remap[as_int].astype(np.int64)
+    grid, inv = np.unique(time, return_inverse=True)
+    return grid.astype(np.float64), inv.astype(np.int64).ravel()
+
+
+def subgrid(codes: IntArray, n_times: int) -> tuple[IntArray, IntArray]:
+    """Restrict pooled grid codes to the times present in a subset: (kept pooled idx, codes)."""
+    present = np.bincount(codes, minlength=n_times) > 0
+    remap = np.cumsum(present) - 1
+    return np.flatnonzero(present).astype(np.int64), remap[codes].astype(np.int64)
 
 
 def risk_table(
@@ -96,6 +130,48 @@ def risk_table(
         n_event=n_event,
         n_risk_rows=yn.astype(np.int64),
     )
+
+
+def risk_table_grouped(
+    code: IntArray,
+    event: IntArray,
+    weight: FloatArray,
+    group: IntArray,
+    n_groups: int,
+    n_times: int,
+    n_causes: int,
+    start: IntArray | None = None,
+    need_w2: bool = False,
+) -> tuple[FloatArray, FloatArray, FloatArray | None, npt.NDArray[np.bool_]]:
+    """Risk tables of all groups on one pooled grid with a single weighted bincount.
+
+    Returns ``n_event`` (G, T, K + 1), ``n_risk`` (G, T), ``n_risk_w2`` (G, T) or None and
+    ``present`` (G, T): whether any row of the group exits at grid time ``t``.
+    """
+    G, T, C = n_groups, n_times, n_causes + 1
+    gt = group * T + code
+    n_event = np.asarray(
+        np.bincount(gt * C + event, weights=weight, minlength=G * T * C), dtype=np.float64
+    ).reshape(G, T, C)
+    present = (np.bincount(gt, minlength=G * T) > 0).reshape(G, T)
+    y = np.cumsum(n_event.sum(axis=2)[:, ::-1], axis=1)[:, ::-1]
+    y2: FloatArray | None = None
+    if need_w2:
+        out_w2 = np.bincount(gt, weights=weight * weight, minlength=G * T).reshape(G, T)
+        y2 = np.asarray(np.cumsum(out_w2[:, ::-1], axis=1)[:, ::-1], dtype=np.float64)
+    if start is not None:
+        late = start > 0
+        if np.any(late):
+            gs = group[late] * (T + 1) + start[late]
+            wl = weight[late]
+            in_w = np.bincount(gs, weights=wl, minlength=G * (T + 1)).reshape(G, T + 1)
+            y = y - np.cumsum(in_w[:, ::-1], axis=1)[:, ::-1][:, 1:]
+            if y2 is not None:
+                in_w2 = np.bincount(gs, weights=wl * wl, minlength=G * (T + 1)).reshape(G, T + 1)
+                y2 = y2 - np.cumsum(in_w2[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    scale = max(1.0, float(np.abs(weight).sum()))
+    y = np.where(np.abs(y) < 1e-12 * scale, 0.0, y)
+    return n_event, np.asarray(y, dtype=np.float64), y2, present
 
 
 def _safe_div(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -229,6 +305,54 @@ def aj_influence(
         np.where(died, cif_c[stop] * c[stop], 0.0) - rng(p3)
     )
     return weight * (term1 - term2)
+
+
+def aj_influence_matrix(
+    ks: IntArray,
+    stop: IntArray,
+    start: IntArray,
+    event: IntArray,
+    weight: FloatArray,
+    y: FloatArray,
+    d_all: FloatArray,
+    surv: FloatArray,
+    cif_c: FloatArray | None,
+    d_c: FloatArray | None,
+    cause: int,
+) -> FloatArray:
+    """:func:`aj_influence` for several grid indices at once -> (n, len(ks)).
+
+    Memory is ``n * len(ks)``: use it on compressed cells, not on register-sized rows.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = _safe_div(d_all, y)
+        c = np.where(y - d_all > 0, 1.0 / (y - d_all), 0.0)
+    kk = ks[None, :]
+    last = np.minimum(stop[:, None], kk)
+    active = start[:, None] <= kk
+    died = (event > 0)[:, None] & (stop[:, None] <= kk)
+    p2 = np.cumsum(lam * c)
+
+    def rng(p: FloatArray) -> FloatArray:
+        lo = np.where(start > 0, p[np.maximum(start - 1, 0)], 0.0)[:, None]
+        return np.where(active, p[last] - lo, 0.0)
+
+    c_stop = c[stop][:, None]
+    if cif_c is None:
+        b = np.where(died, c_stop, 0.0) - rng(p2)
+        return -weight[:, None] * surv[ks][None, :] * b
+    assert d_c is not None
+    s_prev = np.concatenate(([1.0], surv[:-1]))
+    lam_c = _safe_div(d_c, y)
+    p1 = np.cumsum(lam_c * _safe_div(s_prev, y))
+    p3 = np.cumsum(cif_c * lam * c)
+    died_c = (event == cause)[:, None] & (stop[:, None] <= kk)
+    term1 = np.where(died_c, _safe_div(s_prev[stop], y[stop])[:, None], 0.0) - rng(p1)
+    fk = cif_c[ks][None, :]
+    term2 = fk * (np.where(died, c_stop, 0.0) - rng(p2)) - (
+        np.where(died, (cif_c[stop] * c[stop])[:, None], 0.0) - rng(p3)
+    )
+    return weight[:, None] * (term1 - term2)
 
 
 def cluster_sum_squares(infl: FloatArray, cluster: IntArray | None, n_clusters: int) -> float:

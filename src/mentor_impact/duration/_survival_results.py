@@ -40,6 +40,7 @@ class _ArmRows:
     weight: FloatArray
     cluster: IntArray  # dense cluster codes shared across arms
     n_clusters: int
+    clustered: bool = True  # False: each row its own cluster
 
 
 @dataclass(frozen=True, eq=False)

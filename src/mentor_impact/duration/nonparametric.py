@@ -48,6 +48,9 @@ class _Prepared:
     entry: FloatArray | None
     causes: tuple[str, ...]
     weighted: bool
+    grid: FloatArray  # pooled sorted unique times
+    code: IntArray  # pooled grid index of each row
+    arm_sizes: IntArray  # rows per arm
 
 
 def _is_evaluation_data(obj: object) -> bool:
@@ -263,7 +266,11 @@ def _prepare(
                 f"entry: expected entry < duration; found {int(badent.sum())} rows with entry "
                 f">= exit ({_rows(badent)}). Hint: drop rows with no time at risk."
             )
+    grid, code = K.grid_codes(time)
     return _Prepared(
+        grid=grid,
+        code=code,
+        arm_sizes=np.bincount(g, minlength=len(labels)).astype(np.int64),
         time=time,
         event=ev,
         weight=w,
@@ -291,8 +298,16 @@ def _check_conf(owner: str, conf_level: float, conf_type: str) -> None:
 
 
 def _fit_curves(
-    p: _Prepared, *, competing: bool, variance: str, owner: str
+    p: _Prepared,
+    *,
+    competing: bool,
+    variance: str,
+    owner: str,
+    keep_rows: bool = False,
+    tables: dict[str, FloatArray] | None = None,
 ) -> tuple[dict[str, ArmCurve], dict[str, _ArmRows], str]:
+    if tables is None:
+        tables = {}
     ncause = len(p.causes)
     if variance == "auto":
         if p.cluster is not None:
@@ -303,61 +318,91 @@ def _fit_curves(
             variance = "xie-liu" if p.weighted else "greenwood"
     curves: dict[str, ArmCurve] = {}
     rows: dict[str, _ArmRows] = {}
+    G = len(p.arm_labels)
+    T = p.grid.size
+    start_pooled = None
+    if p.entry is not None:
+        start_pooled = np.searchsorted(p.grid, p.entry, side="right").astype(np.int64)
+    n_event_g, y_g, y2_g, present = K.risk_table_grouped(
+        p.code,
+        p.event,
+        p.weight,
+        p.group,
+        G,
+        T,
+        ncause,
+        start_pooled,
+        need_w2=variance == "xie-liu",
+    )
+    tables["y"] = y_g
+    tables["d"] = n_event_g[:, :, 1:].sum(axis=2)
+    need_rows = variance == "ij" or keep_rows
     cluster_all = p.cluster if p.cluster is not None else np.arange(p.time.size, dtype=np.int64)
     for a, label in enumerate(p.arm_labels):
-        pos = np.flatnonzero(p.group == a)
-        t = p.time[pos]
-        grid, stop = np.unique(t, return_inverse=True)
-        stop = stop.astype(np.int64)
-        ev = p.event[pos]
-        w = p.weight[pos]
-        start = None
-        if p.entry is not None:
-            start = np.searchsorted(grid, p.entry[pos], side="right").astype(np.int64)
-        tab = K.risk_table(stop, ev, w, grid.size, ncause, start)
-        y = tab.n_risk
-        d = tab.d
+        keep_idx = np.flatnonzero(present[a])
+        grid = p.grid[keep_idx]
+        y = y_g[a, keep_idx]
+        n_ev = n_event_g[a, keep_idx]
+        d = n_ev[:, 1:].sum(axis=1)
+        arm_rows = None
+        if need_rows:
+            pos = np.flatnonzero(p.group == a)
+            remap = np.cumsum(present[a]) - 1
+            stop = remap[p.code[pos]].astype(np.int64)
+            if start_pooled is None:
+                st = np.zeros(pos.size, dtype=np.int64)
+            else:
+                st = np.searchsorted(keep_idx, start_pooled[pos], side="left").astype(np.int64)
+            arm_rows = _ArmRows(
+                positions=pos,
+                stop=stop,
+                start=st,
+                event=p.event[pos],
+                weight=p.weight[pos],
+                cluster=cluster_all[pos],
+                n_clusters=p.n_clusters,
+                clustered=p.cluster is not None,
+            )
+            rows[label] = arm_rows
+        n_rows = int(p.arm_sizes[a])
         if float(d.sum()) == 0.0:
             warnings.warn(
-                f"{owner}: arm {label!r} has no events ({pos.size} rows, all censored); its "
+                f"{owner}: arm {label!r} has no events ({n_rows} rows, all censored); its "
                 "curve stays at its starting value and has zero variance.",
                 DataWarning,
                 stacklevel=4,
             )
         km = K.km_curve(y, d)
         surv = km["surv"]
-        st = np.zeros(pos.size, dtype=np.int64) if start is None else start
-        arm_rows = _ArmRows(
-            positions=pos,
-            stop=stop,
-            start=st,
-            event=ev,
-            weight=w,
-            cluster=cluster_all[pos],
-            n_clusters=p.n_clusters,
-        )
         rmst_inc: FloatArray | None = None
+        cells: tuple[IntArray, IntArray, IntArray, FloatArray] | None = None
         if variance in ("greenwood", "cmprsk"):
             with np.errstate(divide="ignore", invalid="ignore"):
                 se = surv * np.sqrt(km["gw"])
                 rmst_inc = np.where((y - d) > 0, np.where(d > 0, d / (y * (y - d)), 0.0), 0.0)
         elif variance == "xie-liu":
-            xl = K.xie_liu_sum(y, tab.n_risk_w2, d)
+            assert y2_g is not None
+            y2 = y2_g[a, keep_idx]
+            xl = K.xie_liu_sum(y, y2, d)
             with np.errstate(divide="ignore", invalid="ignore"):
                 se = surv * np.sqrt(xl)
-                m = y * y / tab.n_risk_w2
+                m = y * y / y2
                 rmst_inc = np.where((y - d) > 0, np.where(d > 0, d / (m * (y - d)), 0.0), 0.0)
         else:
-            se = _ij_se(arm_rows, y, d, surv, None, None, 0)
+            assert arm_rows is not None
+            if not arm_rows.clustered:
+                cells = _cells(arm_rows, grid.size)
+            se = _ij_se(arm_rows, y, d, surv, None, None, 0, cells)
         se = np.where(np.isfinite(se), se, np.nan)
         cif = cif_se = None
         if competing:
-            dc = tab.n_event[:, 1:]
+            dc = n_ev[:, 1:]
             cif = K.aj_curves(surv, y, dc)
             if variance == "ij":
+                assert arm_rows is not None
                 cif_se = np.column_stack(
                     [
-                        _ij_se(arm_rows, y, d, surv, cif[:, k], dc[:, k], k + 1)
+                        _ij_se(arm_rows, y, d, surv, cif[:, k], dc[:, k], k + 1, cells)
                         for k in range(ncause)
                     ]
                 )
@@ -368,7 +413,7 @@ def _fit_curves(
             time=grid,
             n_risk=y,
             n_event=d,
-            n_censor=tab.n_event[:, 0],
+            n_censor=n_ev[:, 0],
             surv=surv,
             std_err=se,
             cumhaz=km["cumhaz"],
@@ -376,10 +421,22 @@ def _fit_curves(
             cif=cif,
             cif_std_err=cif_se,
             rmst_inc=rmst_inc,
-            n_rows=int(pos.size),
+            n_rows=n_rows,
         )
-        rows[label] = arm_rows
     return curves, rows, variance
+
+
+def _cells(r: _ArmRows, n_times: int) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
+    """Compress rows to (exit, entry, event) cells with summed squared weights."""
+    T = n_times
+    ncode = int(r.event.max()) + 1 if r.event.size else 1
+    key = (r.stop * ncode + r.event) * (T + 1) + r.start
+    uniq, inv = K.grid_codes(key.astype(np.float64))
+    w2 = np.asarray(
+        np.bincount(inv, weights=r.weight * r.weight, minlength=uniq.size), dtype=np.float64
+    )
+    ck = uniq.astype(np.int64)
+    return ck // (T + 1) // ncode, ck % (T + 1), (ck // (T + 1)) % ncode, w2
 
 
 def _ij_se(
@@ -390,18 +447,33 @@ def _ij_se(
     cif_c: FloatArray | None,
     d_c: FloatArray | None,
     cause: int,
+    cells: tuple[IntArray, IntArray, IntArray, FloatArray] | None = None,
 ) -> FloatArray:
-    """Clustered influence-function SE on the grid (one O(n) pass per event time)."""
+    """Influence-function SE on the grid, computed at event times and carried forward.
+
+    Without clusters (``cells`` given), rows sharing (entry index, exit index, event code)
+    have influences proportional to their weights, so the sum of squares runs over these
+    cells (weights ``sum w^2``); with clusters, one O(n) pass per event time.
+    """
     T = y.size
     ev_idx = np.flatnonzero(d > 0)
-    out = np.zeros(T)
-    cl = r.cluster
     vals = np.zeros(ev_idx.size)
-    for m, k in enumerate(ev_idx):
-        infl = K.aj_influence(
-            int(k), r.stop, r.start, r.event, r.weight, y, d, surv, cif_c, d_c, cause
-        )
-        vals[m] = K.cluster_sum_squares(infl, cl, r.n_clusters)
+    if cells is not None:
+        c_stop, c_start, c_event, w2 = cells
+        ones = np.ones(c_stop.size)
+        chunk = max(1, 2_000_000 // max(c_stop.size, 1))
+        for lo in range(0, ev_idx.size, chunk):
+            ks = ev_idx[lo : lo + chunk]
+            g = K.aj_influence_matrix(
+                ks, c_stop, c_start, c_event, ones, y, d, surv, cif_c, d_c, cause
+            )
+            vals[lo : lo + ks.size] = w2 @ (g * g)
+    else:
+        for m, k in enumerate(ev_idx):
+            infl = K.aj_influence(
+                int(k), r.stop, r.start, r.event, r.weight, y, d, surv, cif_c, d_c, cause
+            )
+            vals[m] = K.cluster_sum_squares(infl, r.cluster, r.n_clusters)
     # carry forward (the influence only changes at event times)
     idx = np.maximum.accumulate(np.where(d > 0, np.arange(T), -1))
     pos = np.searchsorted(ev_idx, idx)
@@ -527,10 +599,13 @@ class KaplanMeier:
             variance = "ij"
         else:
             variance = self.variance
-        curves, rows, used = _fit_curves(p, competing=False, variance=variance, owner=owner)
+        tables: dict[str, FloatArray] = {}
+        curves, rows, used = _fit_curves(
+            p, competing=False, variance=variance, owner=owner, tables=tables
+        )
         tests: dict[str, Any] = {}
         if len(p.arm_labels) > 1:
-            tests["logrank"] = _logrank(p)
+            tests["logrank"] = _logrank(p, tables)
         return SurvivalResults(
             estimator="kaplan-meier",
             group=p.group_name,
@@ -693,31 +768,22 @@ class AalenJohansen:
 
 
 def _pooled_grid(p: _Prepared) -> tuple[FloatArray, IntArray]:
-    grid, stop = np.unique(p.time, return_inverse=True)
-    return grid, stop.astype(np.int64)
+    return p.grid, p.code
 
 
-def _logrank(p: _Prepared) -> dict[str, Any]:
-    grid, stop = _pooled_grid(p)
+def _logrank(p: _Prepared, tables: dict[str, FloatArray] | None = None) -> dict[str, Any]:
     G = len(p.arm_labels)
-    T = grid.size
-    start = None
-    if p.entry is not None:
-        start = np.searchsorted(grid, p.entry, side="right").astype(np.int64)
-    yg = np.zeros((T, G))
-    dg = np.zeros((T, G))
-    for a in range(G):
-        m = p.group == a
-        tab = K.risk_table(
-            stop[m],
-            (p.event[m] > 0).astype(np.int64),
-            p.weight[m],
-            T,
-            1,
-            None if start is None else start[m],
+    if tables:
+        yg, dg = tables["y"].T, tables["d"].T
+    else:
+        start = None
+        if p.entry is not None:
+            start = np.searchsorted(p.grid, p.entry, side="right").astype(np.int64)
+        ev = (p.event > 0).astype(np.int64)
+        n_ev, y, _, _ = K.risk_table_grouped(
+            p.code, ev, p.weight, p.group, G, p.grid.size, 1, start
         )
-        yg[:, a] = tab.n_risk
-        dg[:, a] = tab.d
+        yg, dg = y.T, n_ev[:, :, 1].T
     stat, obs, exp_ = K.logrank_test(yg, dg)
     return {
         "stat": stat,
