@@ -171,3 +171,33 @@ def test_ps_at_zero_or_one():
         AIPW(n_folds=1).fit(data, outcome="y")
     res = AIPW(n_folds=1, ps_clip=0.01).fit(data, outcome="y")
     assert np.isfinite(res.estimate).all()
+
+
+def test_crossfit_ols_matches_per_fold_loop():
+    from mentor_impact._kernels.weighting import crossfit_ols
+
+    rng = np.random.default_rng(0)
+    n = 200
+    Z = np.column_stack([np.ones(n), rng.normal(size=(n, 3))])
+    Y = rng.normal(size=(n, 2))
+    w = rng.uniform(0.5, 2, size=n)
+    arm = rng.random(n) < 0.6
+    folds = rng.integers(0, 4, size=n)
+    out = crossfit_ols(Z, Y, w, arm, folds, 4)
+    for i in range(n):
+        tr = arm & (folds != folds[i])
+        sw = np.sqrt(w[tr])
+        beta = np.linalg.lstsq(Z[tr] * sw[:, None], Y[tr] * sw[:, None], rcond=None)[0]
+        np.testing.assert_allclose(out[i], Z[i] @ beta, rtol=1e-9, atol=1e-12)
+
+
+def test_warm_started_fold_logit_equals_cold_start():
+    from mentor_impact._kernels.weighting import logit_fit
+
+    rng = np.random.default_rng(1)
+    Z = np.column_stack([np.ones(500), rng.normal(size=(500, 2))])
+    d = (rng.random(500) < 0.4).astype(float)
+    w = np.ones(500)
+    cold = logit_fit(Z[:400], d[:400], w[:400])
+    warm = logit_fit(Z[:400], d[:400], w[:400], beta0=logit_fit(Z, d, w).coef)
+    np.testing.assert_allclose(warm.coef, cold.coef, rtol=1e-8)

@@ -25,6 +25,7 @@ __all__ = [
     "LogitResult",
     "PSTerm",
     "arm_weights",
+    "crossfit_ols",
     "expit",
     "group_matrix",
     "hajek_if",
@@ -59,17 +60,27 @@ def _gram(Z: FloatArray, v: FloatArray, chunk: int = 262_144) -> FloatArray:
 
 
 def logit_fit(
-    Z: FloatArray, d: FloatArray, w: FloatArray, *, tol: float = 1e-12, max_iter: int = 60
+    Z: FloatArray,
+    d: FloatArray,
+    w: FloatArray,
+    *,
+    tol: float = 1e-12,
+    max_iter: int = 60,
+    beta0: FloatArray | None = None,
 ) -> LogitResult:
     """Weighted logit MLE by Newton-Raphson with step halving.
 
-    Start: zero slopes, intercept at the weighted log-odds (column 0 must be the intercept).
-    Stop: relative deviance change below ``tol`` (R's glm rule with a tighter epsilon).
+    Start: ``beta0`` or zero slopes with the intercept at the weighted log-odds (column 0
+    must be the intercept). Stop: relative deviance change below ``tol`` (R's glm rule with
+    a tighter epsilon).
     """
     n, q = Z.shape
-    beta = np.zeros(q)
-    pbar = float(np.clip(np.dot(w, d) / max(w.sum(), 1e-300), 1e-12, 1 - 1e-12))
-    beta[0] = np.log(pbar / (1 - pbar))
+    if beta0 is not None:
+        beta = np.asarray(beta0, dtype=np.float64).copy()
+    else:
+        beta = np.zeros(q)
+        pbar = float(np.clip(np.dot(w, d) / max(w.sum(), 1e-300), 1e-12, 1 - 1e-12))
+        beta[0] = np.log(pbar / (1 - pbar))
     eta = Z @ beta
 
     def dev_of(e: FloatArray) -> float:
@@ -130,6 +141,41 @@ def ols_fit(Z: FloatArray, Y: FloatArray, w: FloatArray) -> FloatArray:
         return np.asarray(np.linalg.solve(A, b))
     except np.linalg.LinAlgError:
         return np.asarray(np.linalg.lstsq(A, b, rcond=None)[0])
+
+
+def crossfit_ols(
+    Z: FloatArray, Y: FloatArray, w: FloatArray, arm: NDArray[np.bool_],
+    folds: IntArray, n_folds: int,
+) -> FloatArray:
+    """Cross-fitted weighted least squares predictions of ``Y`` (n, K) for every row.
+
+    The model of fold ``k`` is fitted on the rows of ``arm`` outside fold ``k``; with
+    ``n_folds == 1`` on all rows of ``arm``. Per-fold Gram matrices are computed once and
+    the training Gram is the total minus the held-out fold (one pass over the data).
+    """
+    q = Z.shape[1]
+    K = Y.shape[1]
+    grams = np.zeros((n_folds, q, q))
+    rhs = np.zeros((n_folds, q, K))
+    for k in range(n_folds):
+        idx = np.flatnonzero(arm & (folds == k))
+        if idx.size:
+            Zk = Z[idx]
+            grams[k] = _gram(Zk, w[idx])
+            rhs[k] = Zk.T @ (Y[idx] * w[idx, None])
+    Gt = grams.sum(axis=0)
+    Bt = rhs.sum(axis=0)
+    out = np.empty((Z.shape[0], K))
+    for k in range(n_folds):
+        A = Gt - grams[k] if n_folds > 1 else Gt
+        b = Bt - rhs[k] if n_folds > 1 else Bt
+        try:
+            beta = np.linalg.solve(A, b)
+        except np.linalg.LinAlgError:
+            beta = np.linalg.lstsq(A, b, rcond=None)[0]
+        test = np.flatnonzero(folds == k)
+        out[test] = Z[test] @ beta
+    return out
 
 
 def arm_weights(

@@ -245,25 +245,51 @@ class AIPW:
         t_arm = d > 0.5
         folds = (np.zeros(n, dtype=np.int64) if self.n_folds == 1
                  else person_folds(data.cluster, self.n_folds, self.seed))
-        e = np.empty(n)
-        mu0 = np.empty((n, Kt))
-        mu1 = np.empty((n, Kt)) if self.estimand == "ATE" else None
-        fitted: dict[str, Any] = {}
-        for k in range(self.n_folds):  # loop over folds (<= ~10), each step vectorised
-            test = folds == k
-            train = ~test if self.n_folds > 1 else np.ones(n, dtype=bool)
+        for k in range(self.n_folds):
+            train = folds != k if self.n_folds > 1 else np.ones(n, dtype=bool)
             for arm_name, arm in (("treated", t_arm), ("control", ~t_arm)):
                 if not (train & arm).any():
                     raise EstimationError(
                         f"AIPW: fold {k} leaves no {arm_name} rows for training. Hint: use "
                         "fewer folds."
                     )
-            e[test], fitted["ps"] = self._fit_ps(X[train], d[train], w[train], X[test])
-            tr0 = train & ~t_arm
-            mu0[test], fitted["mu0"] = self._fit_mu(X[tr0], Y[tr0], w[tr0], X[test])
-            if mu1 is not None:
-                tr1 = train & t_arm
-                mu1[test], fitted["mu1"] = self._fit_mu(X[tr1], Y[tr1], w[tr1], X[test])
+        fitted: dict[str, Any] = {}
+        Z = _design(X) if (self.propensity_learner is None or self.outcome_learner is None) \
+            else None
+        e = np.empty(n)
+        if self.propensity_learner is None:
+            assert Z is not None
+            full = K.logit_fit(Z, d, w)
+            fitted["ps"] = full
+            if self.n_folds == 1:
+                e[:] = full.ps
+            for k in range(self.n_folds if self.n_folds > 1 else 0):
+                test = folds == k
+                # warm start from the full-sample fit: a few Newton steps per fold
+                fk = K.logit_fit(Z[~test], d[~test], w[~test], beta0=full.coef)
+                e[test] = K.expit(Z[test] @ fk.coef)
+        else:
+            for k in range(self.n_folds):  # loop over folds (<= ~10), each step vectorised
+                test = folds == k if self.n_folds > 1 else np.ones(n, dtype=bool)
+                train = ~test if self.n_folds > 1 else test
+                e[test], _ = self._fit_ps(X[train], d[train], w[train], X[test])
+        mu1: FloatArray | None = None
+        if self.outcome_learner is None:
+            assert Z is not None
+            mu0 = K.crossfit_ols(Z, Y, w, ~t_arm, folds, self.n_folds)
+            if self.estimand == "ATE":
+                mu1 = K.crossfit_ols(Z, Y, w, t_arm, folds, self.n_folds)
+        else:
+            mu0 = np.empty((n, Kt))
+            mu1 = np.empty((n, Kt)) if self.estimand == "ATE" else None
+            for k in range(self.n_folds):
+                test = folds == k if self.n_folds > 1 else np.ones(n, dtype=bool)
+                train = ~test if self.n_folds > 1 else test
+                tr0 = train & ~t_arm
+                mu0[test], _ = self._fit_mu(X[tr0], Y[tr0], w[tr0], X[test])
+                if mu1 is not None:
+                    tr1 = train & t_arm
+                    mu1[test], _ = self._fit_mu(X[tr1], Y[tr1], w[tr1], X[test])
         if self.ps_clip is not None:
             e = np.clip(e, self.ps_clip, 1.0 - self.ps_clip)
         need = ~t_arm if self.estimand == "ATT" else np.ones(n, dtype=bool)
