@@ -9,11 +9,14 @@ from mentor_impact.diagnostics.balance import (
     effective_sample_size,
     reuse_summary,
 )
+from mentor_impact.diagnostics.plots import love_plot, ps_density_plot
 
 __all__ = [
     "balance_table",
     "compare_balance",
     "curve_balance",
     "effective_sample_size",
+    "love_plot",
+    "ps_density_plot",
     "reuse_summary",
 ]
