@@ -124,7 +124,7 @@ def ps_density_plot(
         _, ax = plt.subplots(figsize=(6, 3.5))
     for arm, lab in ((True, "treated"), (False, "control")):
         sel = (D == arm) & fin & (w > 0)
-        ax.hist(e[sel], bins=edges, weights=w[sel], density=True, alpha=0.5, label=lab)
+        ax.hist(e[sel], bins=edges.tolist(), weights=w[sel], density=True, alpha=0.5, label=lab)
     ax.set_xlabel("logit propensity score" if logit else "propensity score")
     ax.set_ylabel("density")
     ax.legend(frameon=False)
