@@ -203,3 +203,44 @@ def test_bad_config():
 def test_summary_is_series(study):
     s = study.summary()
     assert s["persons"] == N and s["treated_starts"] == study.potential_outcomes.n_starts
+
+
+# ---------------------------------------------------------------- kernel twins
+def _draw_destination_loop(prev, unif, p_e, p_u):
+    from mentor_impact.datasets.simulate import _P0
+
+    out = []
+    for o, x, pe, pu in zip(prev, unif, p_e, p_u, strict=True):
+        probs = [pe, pu, *list(_P0[int(o), 2:])]
+        acc = 0.0
+        dest = int(o)
+        for d, p in enumerate(probs):
+            acc += p
+            if float(x) < acc:
+                dest = d
+                break
+        out.append(dest)
+    return np.array(out, dtype=np.int8)
+
+
+def test_draw_destination_matches_loop():
+    from mentor_impact.datasets.simulate import _draw_destination
+
+    rng = np.random.default_rng(0)
+    n = 5_000
+    prev = rng.integers(0, 9, n).astype(np.int8)
+    unif = (rng.random(n) * 0.05).astype(np.float32)  # many movers
+    p_e = rng.random(n) * 0.01
+    p_u = rng.random(n) * 0.01
+    got = _draw_destination(prev, unif, p_e, p_u)
+    assert np.array_equal(got, _draw_destination_loop(prev, unif, p_e, p_u))
+    assert (got != prev).mean() > 0.2
+
+
+def test_spell_length_distribution():
+    from mentor_impact.datasets.simulate import _spell_length
+
+    q = np.random.default_rng(1).random(20_000).astype(np.float32)
+    L = _spell_length(q, 21.0, 2.5)
+    assert L.min() >= 1 and abs(L.mean() - 21.0) < 0.5
+    assert np.array_equal(_spell_length(q, 21.0, 2.5), L)  # a function of the uniform only

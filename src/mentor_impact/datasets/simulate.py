@@ -379,6 +379,28 @@ def _spell_length(q: npt.NDArray[np.float32], mean: float, shape: float) -> npt.
     return np.maximum(1, np.rint(g)).astype(np.int32)
 
 
+def _draw_destination(
+    prev: npt.NDArray[np.int8],
+    unif: npt.NDArray[np.float32],
+    p_e: npt.NDArray[np.float64],
+    p_u: npt.NDArray[np.float64],
+) -> npt.NDArray[np.int8]:
+    """Draw next week's state by inverse CDF from one uniform per person (vectorised kernel).
+
+    Destinations are ordered E, U, O, P, A, J, H, R, D with probabilities ``p_e``, ``p_u``
+    (person-specific) and ``_P0[prev, O:]`` (the rest); a uniform at or above their sum means
+    staying in ``prev``.
+    """
+    x = unif.astype(np.float64)
+    new = prev.copy()
+    mv = np.flatnonzero(x < p_e + p_u + _REST_TOT[prev])
+    if mv.size:
+        xm, pe, pu = x[mv], p_e[mv], p_u[mv]
+        rest = O + (xm[:, None] - (pe + pu)[:, None] >= _REST_CUM[prev[mv]]).sum(axis=1)
+        new[mv] = np.where(xm < pe, E, np.where(xm < pe + pu, U, rest))
+    return new
+
+
 def _check_config(
     n_persons: int,
     first_week: int,
@@ -609,13 +631,7 @@ def simulate_mentor_study(
         p_u = _P0[prev, U] * durfac * np.exp(np.minimum(
             lp_u[rows] + lock_u * in_spell + gain_u * post + 1.1 * (age < 30)
             - 0.06 * np.maximum(age - 30.0, 0.0), 3.0))
-        x = unif.astype(np.float64)
-        new = prev.copy()
-        mv = np.flatnonzero(x < p_e + p_u + _REST_TOT[prev])
-        if mv.size:
-            xm, pe, pu = x[mv], p_e[mv], p_u[mv]
-            rest = O + (xm[:, None] - (pe + pu)[:, None] >= _REST_CUM[prev[mv]]).sum(axis=1)
-            new[mv] = np.where(xm < pe, E, np.where(xm < pe + pu, U, rest))
+        new = _draw_destination(prev, unif, p_e, p_u)
         world.prev[rows] = new
         return new
 
