@@ -505,3 +505,67 @@ def test_messages_never_contain_values() -> None:
     with pytest.raises(DataValidationError) as info:
         KaplanMeier().fit(df, duration="t", event="e")
     assert "987654" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- small kernels
+@pytest.mark.parametrize("kind", ["weekly", "continuous", "wide"])
+def test_grid_codes_equals_unique(kind) -> None:
+    rng = np.random.default_rng(21)
+    t = {
+        "weekly": np.ceil(rng.exponential(20, 500)),
+        "continuous": rng.exponential(20, 500),
+        "wide": np.ceil(rng.exponential(1e6, 50)),
+    }[kind]
+    grid, code = K.grid_codes(t)
+    g2, c2 = np.unique(t, return_inverse=True)
+    np.testing.assert_array_equal(grid, g2)
+    np.testing.assert_array_equal(code, c2)
+    for i in range(t.size):  # plain loop
+        assert grid[code[i]] == t[i]
+
+
+def test_risk_table_grouped_equals_loop() -> None:
+    df = make_data(n=80, seed=22, n_causes=2)
+    grid, code = K.grid_codes(df.t.to_numpy())
+    entry = np.floor(df.t.to_numpy() * 0.5)
+    start = np.searchsorted(grid, entry, side="right")
+    n_ev, y, y2, present = K.risk_table_grouped(
+        code, df.e.to_numpy(), df.w.to_numpy(), df.g.to_numpy(), 2, grid.size, 2, start, True
+    )
+    for g in range(2):
+        for j, tj in enumerate(grid):
+            at = (df.g == g) & (entry < tj) & (df.t >= tj)
+            assert y[g, j] == pytest.approx(df.w[at].sum(), abs=1e-12)
+            assert y2[g, j] == pytest.approx((df.w[at] ** 2).sum(), abs=1e-12)
+            for k in range(3):
+                m = (df.g == g) & (df.t == tj) & (df.e == k)
+                assert n_ev[g, j, k] == pytest.approx(df.w[m].sum(), abs=1e-12)
+            assert present[g, j] == bool(((df.g == g) & (df.t == tj)).any())
+
+
+def test_influence_matrix_equals_columns() -> None:
+    df = make_data(n=50, seed=23, n_causes=2)
+    res = AalenJohansen(variance="ij").fit(df, duration="t", event="e", weights="w")
+    c, r = res.curves["all"], res._rows["all"]
+    dc = np.bincount(r.stop[r.event == 2], weights=r.weight[r.event == 2], minlength=c.time.size)
+    ks = np.arange(c.time.size)
+    for cif, d_c in ((None, None), (c.cif[:, 1], dc)):
+        mat = K.aj_influence_matrix(
+            ks, r.stop, r.start, r.event, r.weight, c.n_risk, c.n_event, c.surv, cif, d_c, 2
+        )
+        for k in ks:
+            col = K.aj_influence(
+                int(k), r.stop, r.start, r.event, r.weight, c.n_risk, c.n_event, c.surv, cif,
+                d_c, 2,
+            )
+            np.testing.assert_allclose(mat[:, k], col, rtol=1e-12, atol=1e-15)
+
+
+def test_aj_ij_cells_equal_rowwise_clusters() -> None:
+    df = make_data(n=120, seed=24, n_causes=2)
+    a = AalenJohansen(variance="ij").fit(df, duration="t", event="e", weights="w")
+    b = AalenJohansen(variance="ij").fit(
+        df.assign(r=np.arange(len(df))), duration="t", event="e", weights="w", cluster="r"
+    )
+    np.testing.assert_allclose(a.curves["all"].cif_std_err, b.curves["all"].cif_std_err,
+                               rtol=1e-10)

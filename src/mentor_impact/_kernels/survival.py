@@ -16,8 +16,6 @@ O(n) pass per requested time).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
@@ -26,7 +24,6 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 __all__ = [
-    "RiskTable",
     "aj_curves",
     "aj_influence",
     "aj_influence_matrix",
@@ -35,26 +32,10 @@ __all__ = [
     "grid_codes",
     "km_curve",
     "logrank_test",
-    "risk_table",
     "risk_table_grouped",
     "step_index",
     "subgrid",
 ]
-
-
-@dataclass(frozen=True)
-class RiskTable:
-    """Weighted counts on the time grid (arrays of length T)."""
-
-    n_risk: FloatArray  # sum of weights at risk, entry < t <= stop
-    n_risk_w2: FloatArray  # sum of squared weights at risk (Kish effective size)
-    n_event: FloatArray  # (T, K + 1): column 0 = censored, column k = cause k
-    n_risk_rows: IntArray  # unweighted number of rows at risk
-
-    @property
-    def d(self) -> FloatArray:
-        """All-cause weighted events per grid time."""
-        return self.n_event[:, 1:].sum(axis=1)
 
 
 def grid_codes(time: FloatArray) -> tuple[FloatArray, IntArray]:
@@ -84,52 +65,6 @@ def subgrid(codes: IntArray, n_times: int) -> tuple[IntArray, IntArray]:
     present = np.bincount(codes, minlength=n_times) > 0
     remap = np.cumsum(present) - 1
     return np.flatnonzero(present).astype(np.int64), remap[codes].astype(np.int64)
-
-
-def risk_table(
-    stop: IntArray,
-    event: IntArray,
-    weight: FloatArray,
-    n_times: int,
-    n_causes: int,
-    start: IntArray | None = None,
-) -> RiskTable:
-    """Weighted at-risk and event counts on the grid via bincount + cumulative sums."""
-    T = n_times
-    n_event = np.empty((T, n_causes + 1), dtype=np.float64)
-    # joint bincount of (stop, event) in one pass
-    flat = stop * (n_causes + 1) + event
-    n_event[:] = np.bincount(flat, weights=weight, minlength=T * (n_causes + 1)).reshape(
-        T, n_causes + 1
-    )
-    out_w = np.bincount(stop, weights=weight, minlength=T)
-    out_w2 = np.bincount(stop, weights=weight * weight, minlength=T)
-    out_n = np.bincount(stop, minlength=T).astype(np.int64)
-    # at risk at j  <=>  start <= j <= stop  ->  reverse cumsum of exits minus later entries
-    y = np.cumsum(out_w[::-1])[::-1]
-    y2 = np.cumsum(out_w2[::-1])[::-1]
-    yn = np.cumsum(out_n[::-1])[::-1]
-    if start is not None:
-        late = start > 0
-        if np.any(late):
-            s = start[late]
-            w = weight[late]
-            # rows with start > j are not yet at risk at j: subtract them
-            in_w = np.bincount(s, weights=w, minlength=T + 1)[: T + 1]
-            in_w2 = np.bincount(s, weights=w * w, minlength=T + 1)[: T + 1]
-            in_n = np.bincount(s, minlength=T + 1)[: T + 1]
-            # number with start > j = sum_{m > j} in[m]
-            y = y - (np.cumsum(in_w[::-1])[::-1][1:])
-            y2 = y2 - (np.cumsum(in_w2[::-1])[::-1][1:])
-            yn = yn - (np.cumsum(in_n[::-1])[::-1][1:])
-    # guard tiny negative round-off
-    y = np.where(np.abs(y) < 1e-12 * max(1.0, float(weight.sum())), 0.0, y)
-    return RiskTable(
-        n_risk=np.asarray(y, dtype=np.float64),
-        n_risk_w2=np.asarray(y2, dtype=np.float64),
-        n_event=n_event,
-        n_risk_rows=yn.astype(np.int64),
-    )
 
 
 def risk_table_grouped(
