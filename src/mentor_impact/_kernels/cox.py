@@ -143,11 +143,12 @@ def _risk_sums(
     m = setup.n_slots
     n = r.size
     hi_m = sp.csr_matrix((r, np.arange(n), setup.hi_ptr), shape=(m + 1, n))
-    a1 = -(hi_m @ x)
+    a1 = -np.asarray(hi_m @ x)
     a0 = -np.bincount(setup.hi, weights=r, minlength=m + 1)
     if setup.simple_lo:
-        a0[0] += r.sum()
-        a1[0] += r @ x
+        # every row has one hi, so the column sums of the hi part are sum_i r_i x_i
+        a0[0] -= a0.sum()
+        a1[0] -= a1.sum(axis=0)
     else:
         lo_m = sp.csr_matrix((r[setup.lo_idx], setup.lo_idx, setup.lo_ptr), shape=(m + 1, n))
         a1 += lo_m @ x
@@ -239,7 +240,7 @@ def cox_derivatives(
     the hazard weights ``q0``; with Efron ties the ``f_r = r / d`` terms enter through
     ``q1, k1, k2``.
     """
-    eta = x @ beta
+    eta = _matvec(x, beta)
     w = setup.weight
     r = w * np.exp(eta)
     t = _slot_terms(setup, r, x, ties, full=False)
@@ -265,9 +266,14 @@ def cox_derivatives(
     return loglik, score, info
 
 
+def _matvec(x: FloatArray, beta: FloatArray) -> FloatArray:
+    """``x @ beta`` without BLAS threading (einsum is faster for tall-thin gemv)."""
+    return np.einsum("ij,j->i", x, beta)
+
+
 def events_weighted_sum(x: FloatArray, setup: CoxSetup) -> FloatArray:
     """``sum_{events} w_i x_i`` (constant over Newton iterations)."""
-    return np.asarray((setup.weight * setup.event) @ x)
+    return np.einsum("i,ij->j", setup.weight * setup.event, x)
 
 
 @dataclass
@@ -355,7 +361,7 @@ def cox_score_residuals(beta: FloatArray, x: FloatArray, setup: CoxSetup, ties: 
     ``sum_i w_i resid_i`` is the score.  For Efron ties a death at slot ``s`` takes part in the
     ``r``-th term with weight ``1 - r/d`` and its event part is ``x_i - mean_r xbar_r``.
     """
-    eta = x @ beta
+    eta = _matvec(x, beta)
     w = setup.weight
     e = np.exp(eta)
     r = w * e
@@ -384,7 +390,7 @@ def cox_baseline_increments(
     Breslow fit: ``dw / S0``.  Efron fit: ``sum_r (dw/d) / (S0 - (r/d) S0_deaths)`` (R's
     ``survfit.coxph`` with ``ctype = 2``).
     """
-    eta = x @ beta
+    eta = _matvec(x, beta)
     r = setup.weight * np.exp(eta)
     t = _slot_terms(setup, r, x[:, :0], ties, full=False)
     return t.q0, t.s0

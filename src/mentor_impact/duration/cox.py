@@ -556,7 +556,7 @@ def fit_cox_arrays(
     dh0 = dh0 * float(np.exp(-mean @ beta)) if p else dh0
     fac = np.zeros(p, bool) if factor_columns is None else factor_columns
     r_means = np.where(fac, 0.0, mean) if p else mean
-    eta_sorted = xs @ beta
+    eta_sorted = np.einsum("ij,j->i", xs, beta)
 
     def _conc() -> dict[str, float]:
         return cox_concordance(eta_sorted, setup)
