@@ -244,3 +244,22 @@ def test_spell_length_distribution():
     L = _spell_length(q, 21.0, 2.5)
     assert L.min() >= 1 and abs(L.mean() - 21.0) < 0.5
     assert np.array_equal(_spell_length(q, 21.0, 2.5), L)  # a function of the uniform only
+
+
+def test_design_rebuilds_exactly_the_treated_starts():
+    """Contract with the risk-set design: its treated rows are the simulator's treated starts."""
+    design_mod = pytest.importorskip("mentor_impact.design.risk_set")
+    st = simulate_mentor_study(n_persons=3_000, seed=2)
+    data = design_mod.RiskSetDesign(horizon=156, controls_per_treated=2,
+                                    start_weeks=(201201, 201452)).build(
+        st.register, st.spells, st.baseline, seed=1)
+    tr = np.asarray(data.treatment) == 1
+    rows, cols = np.asarray(data.cluster)[tr], np.asarray(data.start_week)[tr]
+    po = st.potential_outcomes
+    assert tr.sum() == po.n_starts
+    key = np.sort(rows * 10_000 + cols)
+    assert np.array_equal(key, np.sort(po.rows * 10_000 + po.start_cols))
+    # the design's observed treated curves are the treated potential outcomes
+    t = st.truth_for(rows, cols, "employed", "A")
+    y = np.asarray(data.outcome("employed"))[tr]
+    assert np.allclose(y.mean(axis=0), t["treated_mean"].to_numpy())
