@@ -109,7 +109,8 @@ class ToeData:
 
 
 def _exposure(row: IntArray, q: IntArray, length: FloatArray, n: int, Q: int) -> FloatArray:
-    return np.bincount(row * Q + q, length, minlength=n * Q).reshape(n, Q)
+    out = np.bincount(row * Q + q, length, minlength=n * Q).astype(np.float64)
+    return out.reshape(n, Q)
 
 
 def build_toe_data(

@@ -849,7 +849,7 @@ class TimingOfEvents:
             if zcovs
             else np.zeros((n_in, 0))
         )
-        bad = ~np.isfinite(Xall).all(axis=1) | ~np.isfinite(Zall).all(axis=1)
+        bad = np.asarray(~np.isfinite(Xall).all(axis=1) | ~np.isfinite(Zall).all(axis=1))
         if bad.any():
             raise DataValidationError(
                 f"covariates: expected finite numeric values; found {_rows_text(bad)} spells "
@@ -1166,10 +1166,11 @@ class TimingOfEvents:
         )
         res = optimize.minimize(
             f, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-            options={"maxiter": int(self.max_iter), "ftol": 1e-13, "gtol": 1e-7,
+            options={"maxiter": int(self.max_iter), "ftol": 1e-11, "gtol": 1e-6,
                      "maxcor": 30},
         )
-        return np.asarray(res.x), float(-res.fun * W), f"{res.message} (nit={res.nit}, nfev={res.nfev})"
+        msg = f"{res.message} (nit={res.nit}, nfev={res.nfev})"
+        return np.asarray(res.x), float(-res.fun * W), msg
 
     def _polish(self, theta: FloatArray, L: K_.Layout, D: K_.ToeData
                 ) -> tuple[FloatArray, float, bool, FloatArray]:
@@ -1201,7 +1202,13 @@ class TimingOfEvents:
             if not moved:
                 break
         conv = conv or bool(np.max(np.abs(g)) / W < 1e-7)
-        if np.max(np.abs(theta - theta_h)) > 1e-4:
+        # recompute the Hessian when the polish moved by more than 5 % of a standard error
+        try:
+            se = np.sqrt(np.maximum(np.diag(np.linalg.inv(negH)), 1e-300))
+            far = bool(np.max(np.abs(theta - theta_h) / se) > 0.05)
+        except np.linalg.LinAlgError:
+            far = True
+        if far:
             H = _num_hessian(theta, L, D)
         return theta, ll, conv, H
 
