@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 
-from mentor_impact._kernels.glm import glm_fit, glm_loglik
+from mentor_impact._kernels.glm import GLMFit, glm_fit, glm_loglik
 from mentor_impact.duration._regression_results import (
     RegressionResults,
     _positions,
@@ -113,6 +113,57 @@ def _common_inputs(
     return stop, ev, start, w, x, frame, clus
 
 
+def _poisson_irls_r(
+    design: FloatArray,
+    y: FloatArray,
+    expo: FloatArray,
+    n_rows: FloatArray,
+    t_log: FloatArray,
+    c_ev: float,
+    tol: float,
+    max_iter: int,
+) -> GLMFit:
+    """R's ``glm.fit`` path for the split Poisson data, computed on aggregated cells.
+
+    Cell sums: events ``y``, exposure ``expo``, split rows ``n_rows``, ``t_log = sum w (y +
+    0.1) log e``; ``c_ev = sum_events w log e_own``.  The split-data deviance is
+    ``2 (-sum_c y_c lin_c - c_ev - sum y + sum mu)``.
+    """
+    y_tot = float(y.sum())
+
+    def split_dev(lin: FloatArray, mu: FloatArray) -> float:
+        return float(2.0 * (-(y @ lin) - c_ev - y_tot + mu.sum()))
+
+    # first step from mustart = y + 0.1 on every split row
+    sw = y + 0.1 * n_rows
+    swz = 1.1 * np.log(1.1) * y + 0.1 * np.log(0.1) * (n_rows - y) - t_log - 0.1 * n_rows
+    dev_old = float(2.0 * (y_tot * np.log(1.0 / 1.1) + 0.1 * n_rows.sum()))
+    converged = False
+    w_used = sw
+    beta = np.zeros(design.shape[1])
+    mu = expo.copy()
+    it = 0
+    for it in range(1, max_iter + 1):
+        xw = design * w_used[:, None]
+        if it == 1:
+            rhs = design.T @ swz
+        else:
+            lin_old = design @ beta
+            rhs = xw.T @ (lin_old + (y - mu) / mu)
+        beta = np.linalg.solve(xw.T @ design, rhs)
+        lin = design @ beta
+        mu = np.exp(lin) * expo
+        dev = split_dev(lin, mu)
+        if abs(dev - dev_old) / (abs(dev) + 0.1) < tol:
+            converged = True
+            dev_old = dev
+            break
+        dev_old = dev
+        w_used = mu
+    cov = np.linalg.inv((design * w_used[:, None]).T @ design)
+    return GLMFit(beta, cov, np.log(mu), mu, dev_old, it, converged, w_used)
+
+
 class PiecewiseExponential:
     """Piecewise-constant exponential (proportional hazards) model.
 
@@ -125,13 +176,19 @@ class PiecewiseExponential:
     cuts : sequence of float
         Interior cut points ``c_1 < ... < c_K`` (> 0).  Intervals ``(0, c_1], (c_1, c_2], ...,
         (c_K, inf)`` are numbered ``1..K+1`` as ``survSplit``'s ``episode``.
-    max_iter : int, default 50
-        IRLS iterations.
-    tol : float, default 1e-10
-        Relative deviance change for convergence.
+    max_iter : int, default 25
+        IRLS iterations (R's ``glm.control(maxit = 25)``).
+    tol : float, default 1e-8
+        Relative deviance change for convergence (R's ``epsilon``).
 
     Notes
     -----
+    - The IRLS iterations are R's ``glm.fit`` on the split data, reproduced exactly on the
+      aggregated cells: starting values ``mu = y + 0.1`` per split row, convergence when
+      ``|dev - dev_old| / (|dev| + 0.1) < tol`` on the split-data deviance, and the
+      covariance from the working weights of the last iteration (one step behind the
+      returned coefficients).  So coefficients and SEs agree with R to rounding; lower
+      ``tol`` to get closer to the exact MLE.
     - Coefficients are named like R: ``"(Intercept)"``, ``"factor(interval)2"``, ...,
       then the covariates (``"celltypesmallcell"``).  ``exp(coef)`` of covariates are hazard
       (rate) ratios; the intercept is the log hazard of interval 1 at ``x = 0``.
@@ -144,7 +201,7 @@ class PiecewiseExponential:
     - ``entry`` gives delayed entry (exposure counted from ``entry``).
     """
 
-    def __init__(self, *, cuts: Sequence[float], max_iter: int = 50, tol: float = 1e-10) -> None:
+    def __init__(self, *, cuts: Sequence[float], max_iter: int = 25, tol: float = 1e-8) -> None:
         self.cuts = cuts
         self.max_iter = max_iter
         self.tol = tol
@@ -228,12 +285,22 @@ class PiecewiseExponential:
         event_int = np.searchsorted(bounds, stop, side="left") - 1  # c_{k-1} < t <= c_k
         expo = np.zeros(n_pat * n_int)
         events = np.zeros(n_pat * n_int)
+        n_rows = np.zeros(n_pat * n_int)  # weighted split rows per cell (for R's first step)
+        t_log = np.zeros(n_pat * n_int)  # sum w (y + 0.1) log(e) per cell
         evw = (ev == 1).astype(float) * w
         for k in range(n_int):
             e_k = np.clip(np.minimum(stop, bounds[k + 1]) - np.maximum(start, bounds[k]), 0, None)
             key = pat * n_int + k
+            pos = e_k > 0
+            y_k = (ev == 1) & (event_int == k)
             expo += np.bincount(key, weights=w * e_k, minlength=n_pat * n_int)
-            events += np.bincount(key, weights=evw * (event_int == k), minlength=n_pat * n_int)
+            events += np.bincount(key, weights=evw * y_k, minlength=n_pat * n_int)
+            n_rows += np.bincount(key, weights=w * pos, minlength=n_pat * n_int)
+            t_log += np.bincount(
+                key[pos],
+                weights=(w * (y_k + 0.1))[pos] * np.log(e_k[pos]),
+                minlength=n_pat * n_int,
+            )
         expo_int = expo.reshape(n_pat, n_int).sum(axis=0)
         ev_int = events.reshape(n_pat, n_int).sum(axis=0)
         empty = expo_int <= 0
@@ -249,15 +316,12 @@ class PiecewiseExponential:
         design = self._design(x[first][cell_pat], cell_int, n_int)
         names = ("(Intercept)", *tuple(f"factor(interval){k}" for k in range(2, n_int + 1)))
         names += frame.names
-        y, off = events[keep], np.log(expo[keep])
-        fit = glm_fit(
-            design,
-            y,
-            np.ones(y.size),
-            family="poisson",
-            offset=off,
-            max_iter=self.max_iter,
-            tol=self.tol,
+        y = events[keep]
+        is_ev0 = ev == 1
+        e_own0 = stop[is_ev0] - np.maximum(start[is_ev0], bounds[event_int[is_ev0]])
+        c_ev = float(np.sum(w[is_ev0] * np.log(e_own0)))
+        fit = _poisson_irls_r(
+            design, y, expo[keep], n_rows[keep], t_log[keep], c_ev, self.tol, self.max_iter
         )
         _warn_glm(fit.converged, fit.iterations, ev_int, "interval")
         # R's split-data log-likelihood: events contribute log(mu) with their own exposure
