@@ -375,3 +375,14 @@ def test_fit_on_register_spells_stock_sample():
     assert res.truncation == "condition"
     assert res.cov_type == "clustered(person)"
     assert np.isfinite(res.params.std_error).all()
+
+
+@pytest.mark.slow
+def test_demo_runs_on_simulated_study():
+    from mentor_impact.duration import timing_of_events_demo
+
+    demo = timing_of_events_demo(n_persons=3000, seed=2, max_support_points=2)
+    tab = demo.table()
+    assert set(tab.outcome) == {"employment", "education", "other", "survival"}
+    assert np.isfinite(tab.estimate).all() and (tab.std_error > 0).all()
+    assert demo.truth is None or {"tau", "effect"} <= set(demo.truth.columns)

@@ -7,6 +7,7 @@ from mentor_impact.duration.finegray import FineGray, FineGrayResults
 from mentor_impact.duration.hazard import DiscreteTimeHazard, PiecewiseExponential
 from mentor_impact.duration.effects import survival_effect
 from mentor_impact.duration.nonparametric import AalenJohansen, KaplanMeier, logrank_test
+from mentor_impact.duration._toe_demo import ToeDemo, timing_of_events_demo
 from mentor_impact.duration.toe import (
     TimingOfEvents,
     TimingOfEventsResults,
@@ -27,8 +28,10 @@ __all__ = [
     "SurvivalResults",
     "TimingOfEvents",
     "TimingOfEventsResults",
+    "ToeDemo",
     "logrank_test",
     "marginal_hazard_ratio",
     "spells_from_register",
+    "timing_of_events_demo",
     "survival_effect",
 ]
