@@ -366,3 +366,34 @@ def test_no_warning_on_regular_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         CoxPH().fit(_sim(), duration="time", event="status", covariates=["x0", "x1"])
+
+
+def test_marginal_hazard_ratio_evaluation_data():
+    from mentor_impact.design import EvaluationData
+
+    df = _sim(n=150, seed=15)
+    df["trt"] = (df["x1"] > 0).astype(int)
+    data = EvaluationData.from_frame(
+        df,
+        treatment="trt",
+        outcomes="x0",
+        covariates=["x0"],
+        weights="w",
+        cluster="id",
+        durations={"dur": ("time", "status")},
+    )
+    res = marginal_hazard_ratio(data, duration="dur")
+    direct = CoxPH().fit(
+        df, duration="time", event="status", covariates=["trt"], weights="w", cluster="id"
+    )
+    np.testing.assert_allclose(res.coef, direct.coef, rtol=1e-10)
+    np.testing.assert_allclose(res.cov, direct.cov, rtol=1e-8)
+
+
+def test_marginal_hazard_ratio_bad_treatment():
+    df = _sim(n=50, seed=16)
+    df["trt"] = 2
+    with pytest.raises(DataValidationError, match="treatment: expected 0/1; found 50"):
+        marginal_hazard_ratio(df, duration="time", event="status", treatment="trt")
+    with pytest.raises(ConfigurationError, match="expected event= and treatment="):
+        marginal_hazard_ratio(df, duration="time")
