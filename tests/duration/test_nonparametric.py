@@ -569,3 +569,37 @@ def test_aj_ij_cells_equal_rowwise_clusters() -> None:
     )
     np.testing.assert_allclose(a.curves["all"].cif_std_err, b.curves["all"].cif_std_err,
                                rtol=1e-10)
+
+
+def test_evaluation_data_aalen_johansen_and_weights_override() -> None:
+    from mentor_impact.design.evaluation_data import EvaluationData
+
+    df = make_data(n=150, seed=25, n_causes=2)
+    df["y"] = 0.0
+    data = EvaluationData.from_frame(
+        df, treatment="g", outcomes="y", covariates=[], weights="w", cluster="id",
+        durations={"exit": ("t", "e", ("employment", "education"))},
+    )
+    a = AalenJohansen().fit(data, duration="exit")
+    b = AalenJohansen(variance="ij").fit(
+        df, duration="t", event="e", weights="w", group="g", cluster="id",
+        causes=["employment", "education"],
+    )
+    assert a.causes == ("employment", "education")
+    assert a.arms == ("treatment=0", "treatment=1")
+    for x, y in zip(a.arms, b.arms, strict=True):
+        np.testing.assert_allclose(a.curves[x].cif, b.curves[y].cif, rtol=1e-12)
+        np.testing.assert_allclose(a.curves[x].cif_std_err, b.curves[y].cif_std_err, rtol=1e-10)
+    # explicit weights replace data.weight
+    c = KaplanMeier().fit(data, duration="exit", weights=np.ones(len(df)))
+    d = KaplanMeier(variance="ij").fit(df, duration="t", event=(df.e > 0).astype(int),
+                                       group="g", cluster="id")
+    np.testing.assert_allclose(c.curves["treatment=1"].surv, d.curves["g=1"].surv, rtol=1e-12)
+    with pytest.raises(ConfigurationError, match=r"duration: expected a key of data\.durations"):
+        KaplanMeier().fit(data, duration="nope")
+
+
+def test_docstring_example() -> None:
+    df = pd.DataFrame({"t": [1, 2, 2, 3, 5], "e": [1, 1, 0, 1, 0]})
+    res = KaplanMeier().fit(df, duration="t", event="e")
+    assert res.at([2])["surv"].iloc[0] == pytest.approx(0.6)
