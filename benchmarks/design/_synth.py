@@ -31,10 +31,13 @@ def synth(n: int, w: int = 520, starts_per_person: float = 0.07, seed: int = 0):
     weeks = ordinal_to_iso(iso_to_ordinal(200601) + np.arange(w))
     persons = np.arange(n, dtype=np.int64) + 1
     reg = WeeklyRegister(codes, persons=persons, weeks=weeks, catalog=CAT)
-    k = round(starts_per_person * n * 1.6)  # ~60 % of random starts are eligible+in window
-    who = rng.choice(n, size=min(k, n), replace=False)
-    st = rng.integers(1, w, who.size)
-    ln = rng.integers(5, 30, who.size)
+    # ~80 % of the spells start inside the default design's start weeks (156 .. W-157),
+    # ~60 % of those in a target state: about `starts_per_person * n` treated starts
+    k = min(round(starts_per_person * n * 2.1), n)
+    who = rng.choice(n, size=k, replace=False)
+    inside = rng.random(k) < 0.8
+    st = np.where(inside, rng.integers(156, max(w - 156, 157), k), rng.integers(1, w, k))
+    ln = rng.integers(5, 30, k)
     en = np.minimum(st + ln, w - 1)
     sp = TreatmentSpells(persons[who], weeks[st], weeks[en])
     baseline = pd.DataFrame({

@@ -131,6 +131,15 @@ def test_names_are_stable_and_unique(world):
                           "quarter2", "quarter3", "quarter4")
 
 
+def test_member_mask_contiguous_and_not():
+    x = np.array([[-1, 0, 3, 4, 7, 9]], dtype=np.int8)
+    for members in ([3, 4, 5, 6, 7], [0, 4, 9], [9]):
+        lut = np.zeros(NS + 1, dtype=bool)
+        lut[members] = True
+        exp = [v >= 0 and v in members for v in x[0]]
+        assert K.member_mask(x, lut)[0].tolist() == exp
+
+
 def test_row_kernels_match_loops():
     rng = np.random.default_rng(1)
     ind = rng.random((50, 30)) < 0.6

@@ -29,7 +29,9 @@ __all__ = [
     "first_sustained",
     "gather_windows",
     "history_counts",
+    "binned_counts",
     "make_lut",
+    "member_mask",
     "next_start_after",
     "risk_set_sweep",
     "trailing_run",
@@ -93,14 +95,13 @@ def first_sustained(ind: NDArray[np.int8], sustain: int, first: int = 1) -> NDAr
     Missing weeks (-1) never count as 1, so a spell must be fully observed.
     """
     m, t = ind.shape
-    pos = (ind == 1).astype(np.int32)
-    c = np.zeros((m, t + 1), dtype=np.int32)
-    np.cumsum(pos, axis=1, out=c[:, 1:])
-    last_k = t - sustain
-    if last_k < first:
+    nk = t - sustain - first + 1  # candidate k = first .. t - sustain
+    if nk <= 0:
         return np.full(m, -1, dtype=np.int64)
-    ks = np.arange(first, last_k + 1)
-    full = (c[:, ks + sustain] - c[:, ks]) == sustain
+    pos = ind == 1
+    full = pos[:, first : first + nk].copy()
+    for j in range(1, sustain):
+        full &= pos[:, first + j : first + j + nk]
     hit = full.any(axis=1)
     k = np.argmax(full, axis=1).astype(np.int64) + first
     return np.where(hit, k, -1)
@@ -129,11 +130,49 @@ def history_counts(
 
     Returns ``(counts (m, n_states), observed (m,))``; missing weeks (-1) are not counted.
     """
+    cnt = binned_counts(hist, [(a, b)], n_states)[:, 0, :]
+    return cnt, cnt.sum(axis=1)
+
+
+def binned_counts(
+    hist: NDArray[np.int8], bins: list[tuple[int, int]], n_states: int
+) -> NDArray[np.int64]:
+    """Counts ``(m, n_bins, n_states)`` of each state in column ranges ``[a, b)`` of ``hist``.
+
+    One ``bincount`` over all bins; missing weeks (-1) are not counted.
+    """
     m = hist.shape[0]
-    x = hist[:, a:b].astype(np.int64) + 1  # 0 = missing
-    key = (np.arange(m, dtype=np.int64)[:, None] * (n_states + 1) + x).ravel()
-    cnt = np.bincount(key, minlength=m * (n_states + 1)).reshape(m, n_states + 1)
-    return cnt[:, 1:], cnt[:, 1:].sum(axis=1)
+    ns1 = n_states + 1
+    nb = len(bins)
+    total = sum(b - a for a, b in bins)
+    out = np.empty((m, nb, n_states), dtype=np.int64)
+    step = 2048  # keeps the key block and the counts in cache
+    for r0 in range(0, m, step):
+        r1 = min(r0 + step, m)
+        key = np.empty((r1 - r0, total), dtype=np.intp)
+        col = 0
+        for j, (a, b) in enumerate(bins):
+            np.add(hist[r0:r1, a:b], 1 + j * ns1, out=key[:, col : col + b - a],
+                   casting="unsafe")
+            col += b - a
+        key += (np.arange(r1 - r0, dtype=np.intp) * (nb * ns1))[:, None]
+        cnt = np.bincount(key.ravel(), minlength=(r1 - r0) * nb * ns1)
+        out[r0:r1] = cnt.reshape(r1 - r0, nb, ns1)[:, :, 1:]
+    return out
+
+
+def member_mask(x: NDArray[np.int8], member_ids: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """``member_ids[x]`` for int8 state ids (``-1`` = missing -> False).
+
+    Uses two comparisons when the member ids form one contiguous range (no index
+    conversion of ``x``), else a lookup.
+    """
+    ids = np.flatnonzero(member_ids[:-1])
+    if ids.size and ids[-1] - ids[0] + 1 == ids.size:
+        return (x >= ids[0]) & (x <= ids[-1])
+    idx = x.astype(np.intp)
+    idx[idx < 0] = member_ids.shape[0] - 1
+    return member_ids.take(idx)
 
 
 def trailing_run(ind: NDArray[np.bool_]) -> NDArray[np.int64]:
@@ -146,8 +185,8 @@ def trailing_run(ind: NDArray[np.bool_]) -> NDArray[np.int64]:
 
 def count_runs(ind: NDArray[np.bool_]) -> NDArray[np.int64]:
     """Number of maximal runs of True per row (a run open at the left edge counts)."""
-    starts = ind[:, 1:] & ~ind[:, :-1]
-    return (starts.sum(axis=1) + ind[:, 0]).astype(np.int64)
+    starts = ind[:, 1:] > ind[:, :-1]
+    return (np.count_nonzero(starts, axis=1) + ind[:, 0]).astype(np.int64)
 
 
 def next_start_after(

@@ -190,18 +190,22 @@ def history_covariates(
         b0 = min(a0 + chunk, n)
         hist = K.gather_windows(states, rows[a0:b0], s[a0:b0] - lookback, lookback)
         col = 0
-        for a, b in year_bins:
-            cnt, obs = K.history_counts(hist, lookback - 52 * b, lookback - 52 * (a - 1), ns)
-            share = cnt[:, keep_states] / np.maximum(obs, 1)[:, None]
+        cnts = K.binned_counts(
+            hist, [(lookback - 52 * b, lookback - 52 * (a - 1)) for a, b in year_bins], ns
+        )
+        for j in range(len(year_bins)):
+            obs = cnts[:, j, :].sum(axis=1)
+            share = cnts[:, j, keep_states] / np.maximum(obs, 1)[:, None]
             x[a0:b0, col : col + len(keep_states)] = share
             col += len(keep_states)
-        x[a0:b0, col] = (hist >= 0).sum(axis=1)
+        # only weeks before the first register column are unobserved
+        x[a0:b0, col] = np.clip(s[a0:b0], 0, lookback)
         col += 1
         for j in range(1, lags + 1):
             st = hist[:, lookback - j]
             x[a0:b0, col : col + len(groups)] = group_lut[:, st].T
             col += len(groups)
-        onb = onb_lut[hist]
+        onb = K.member_mask(hist, onb_lut)
         el = K.trailing_run(onb)
         elapsed[a0:b0] = el
         x[a0:b0, col] = el

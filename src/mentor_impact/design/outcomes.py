@@ -211,24 +211,33 @@ def event_time_outcomes(
     ex_time = np.empty(n, dtype=np.float64)
     ex_event = np.empty(n, dtype=np.int64)
     elig_until = np.empty(n, dtype=np.int64)
+    acc_dtype: Any = np.float64 if censor_missing else np.int16
+    accs = {(nm, w_): np.empty(n, dtype=acc_dtype) for nm in luts for w_ in win}
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
         ids = K.gather_windows(states, rows[a:b], s[a:b], h1)
+        idp = ids.astype(np.intp)  # one index conversion for all lookups of the block
+        idp[idp < 0] = n_states  # the fill slot of every lut
         for nm, lut in luts.items():
-            c = lut[ids]
+            c = lut.take(idp)
             if censor_missing:
                 cf = c.astype(np.float32)
                 cf[c < 0] = np.nan
                 curves[nm][a:b] = cf
+                for a_, b_ in win:  # NaN when the window reaches past the register end
+                    accs[nm, (a_, b_)][a:b] = cf[:, a_ : b_ + 1].sum(axis=1, dtype=np.float64)
             else:
                 curves[nm][a:b] = c
+                for a_, b_ in win:
+                    accs[nm, (a_, b_)][a:b] = np.add.reduce(
+                        c[:, a_ : b_ + 1], axis=1, dtype=np.int16)
         tau_max = np.minimum(horizon, n_w - 1 - s[a:b])
         # deaths / emigrations
         is_dead = ids == dead
         dhit = is_dead.any(axis=1)
         dtau = np.where(dhit, np.argmax(is_dead, axis=1), np.iinfo(np.int64).max)
         # sustained spell
-        k = K.first_sustained(ss_lut[ids], sustain, first=1)
+        k = K.first_sustained(ss_lut.take(idp), sustain, first=1)
         event = (k >= 1) & (k < dtau)
         admin = np.maximum(tau_max - sustain + 1, 0)
         cens = np.where(dhit & (dtau < admin), dtau, admin)
@@ -241,18 +250,14 @@ def event_time_outcomes(
         ex_time[a:b] = np.where(hit, kx, tau_max)
         ex_event[a:b] = cause
         # eligibility by the state rule after s
-        out = elig_lut[ids] != 1
+        out = elig_lut.take(idp) != 1
         ohit = out.any(axis=1)
         elig_until[a:b] = np.where(ohit, np.argmax(out, axis=1), h1)
     outcomes: dict[str, npt.NDArray[Any]] = {}
     for nm, cur in curves.items():
         outcomes[nm] = cur
         for a_, b_ in win:
-            seg = cur[:, a_ : b_ + 1]
-            if censor_missing:
-                outcomes[f"{nm}_acc_{a_}_{b_}"] = seg.sum(axis=1, dtype=np.float64)
-            else:
-                outcomes[f"{nm}_acc_{a_}_{b_}"] = seg.sum(axis=1, dtype=np.int16)
+            outcomes[f"{nm}_acc_{a_}_{b_}"] = accs[nm, (a_, b_)]
         for t in stw:
             outcomes[f"{nm}_w{t}"] = cur[:, t].copy()
     durations = {
