@@ -555,8 +555,17 @@ def test_influence_matrix_equals_columns() -> None:
         )
         for k in ks:
             col = K.aj_influence(
-                int(k), r.stop, r.start, r.event, r.weight, c.n_risk, c.n_event, c.surv, cif,
-                d_c, 2,
+                int(k),
+                r.stop,
+                r.start,
+                r.event,
+                r.weight,
+                c.n_risk,
+                c.n_event,
+                c.surv,
+                cif,
+                d_c,
+                2,
             )
             np.testing.assert_allclose(mat[:, k], col, rtol=1e-12, atol=1e-15)
 
@@ -567,8 +576,7 @@ def test_aj_ij_cells_equal_rowwise_clusters() -> None:
     b = AalenJohansen(variance="ij").fit(
         df.assign(r=np.arange(len(df))), duration="t", event="e", weights="w", cluster="r"
     )
-    np.testing.assert_allclose(a.curves["all"].cif_std_err, b.curves["all"].cif_std_err,
-                               rtol=1e-10)
+    np.testing.assert_allclose(a.curves["all"].cif_std_err, b.curves["all"].cif_std_err, rtol=1e-10)
 
 
 def test_evaluation_data_aalen_johansen_and_weights_override() -> None:
@@ -577,12 +585,22 @@ def test_evaluation_data_aalen_johansen_and_weights_override() -> None:
     df = make_data(n=150, seed=25, n_causes=2)
     df["y"] = 0.0
     data = EvaluationData.from_frame(
-        df, treatment="g", outcomes="y", covariates=[], weights="w", cluster="id",
+        df,
+        treatment="g",
+        outcomes="y",
+        covariates=[],
+        weights="w",
+        cluster="id",
         durations={"exit": ("t", "e", ("employment", "education"))},
     )
     a = AalenJohansen().fit(data, duration="exit")
     b = AalenJohansen(variance="ij").fit(
-        df, duration="t", event="e", weights="w", group="g", cluster="id",
+        df,
+        duration="t",
+        event="e",
+        weights="w",
+        group="g",
+        cluster="id",
         causes=["employment", "education"],
     )
     assert a.causes == ("employment", "education")
@@ -592,8 +610,9 @@ def test_evaluation_data_aalen_johansen_and_weights_override() -> None:
         np.testing.assert_allclose(a.curves[x].cif_std_err, b.curves[y].cif_std_err, rtol=1e-10)
     # explicit weights replace data.weight
     c = KaplanMeier().fit(data, duration="exit", weights=np.ones(len(df)))
-    d = KaplanMeier(variance="ij").fit(df, duration="t", event=(df.e > 0).astype(int),
-                                       group="g", cluster="id")
+    d = KaplanMeier(variance="ij").fit(
+        df, duration="t", event=(df.e > 0).astype(int), group="g", cluster="id"
+    )
     np.testing.assert_allclose(c.curves["treatment=1"].surv, d.curves["g=1"].surv, rtol=1e-12)
     with pytest.raises(ConfigurationError, match=r"duration: expected a key of data\.durations"):
         KaplanMeier().fit(data, duration="nope")

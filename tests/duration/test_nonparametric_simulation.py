@@ -26,9 +26,7 @@ def one_sample(n: int, rng: np.random.Generator) -> pd.DataFrame:
 # weighted share of x = 1: w1 / (w0 + w1) with w = e / (1 - e) and P(x = 1) = 1/2
 P1 = (0.7 / 0.3) / (0.7 / 0.3 + 0.3 / 0.7)
 TRUE_S52 = (1 - P1) * np.exp(-0.02 * 52) + P1 * np.exp(-0.04 * 52)
-TRUE_RMST104 = float(
-    sum((1 - P1) * np.exp(-0.02 * k) + P1 * np.exp(-0.04 * k) for k in range(104))
-)
+TRUE_RMST104 = float(sum((1 - P1) * np.exp(-0.02 * k) + P1 * np.exp(-0.04 * k) for k in range(104)))
 
 
 @pytest.mark.slow
@@ -70,8 +68,9 @@ def test_clustered_variance_with_repeated_persons_matches_monte_carlo() -> None:
         df = one_sample(n, rng)
         df = pd.concat([df, df.assign(t=np.maximum(df.t - 1, 1))], ignore_index=True)
         df["person"] = np.tile(np.arange(n), 2)
-        a = KaplanMeier(variance="ij").fit(df, duration="t", event="e", weights="w",
-                                           cluster="person")
+        a = KaplanMeier(variance="ij").fit(
+            df, duration="t", event="e", weights="w", cluster="person"
+        )
         b = KaplanMeier(variance="ij").fit(df, duration="t", event="e", weights="w")
         s_hat.append(a.at([52]).surv.iloc[0])
         se_cl.append(a.at([52]).std_err.iloc[0])
