@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "RiskSetSweep",
+    "binned_counts",
     "count_runs",
     "count_starts_before",
     "episode_eligibility",
@@ -29,7 +30,6 @@ __all__ = [
     "first_sustained",
     "gather_windows",
     "history_counts",
-    "binned_counts",
     "make_lut",
     "member_mask",
     "next_start_after",
