@@ -201,3 +201,20 @@ def test_warm_started_fold_logit_equals_cold_start():
     cold = logit_fit(Z[:400], d[:400], w[:400])
     warm = logit_fit(Z[:400], d[:400], w[:400], beta0=logit_fit(Z, d, w).coef)
     np.testing.assert_allclose(warm.coef, cold.coef, rtol=1e-8)
+
+
+def test_one_step_fold_logit_close_to_fold_mle():
+    from mentor_impact._kernels.weighting import crossfit_logit, expit, logit_fit
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    Z = np.column_stack([np.ones(n), rng.normal(size=(n, 3))])
+    d = (rng.random(n) < expit(Z @ np.array([-0.5, 0.7, -0.3, 0.2]))).astype(float)
+    w = np.ones(n)
+    folds = rng.integers(0, 4, size=n)
+    full = logit_fit(Z, d, w)
+    one = crossfit_logit(Z, d, w, folds, 4, full.coef, full.ps)
+    for k in range(4):
+        tr = folds != k
+        exact = expit(Z[~tr] @ logit_fit(Z[tr], d[tr], w[tr]).coef)
+        np.testing.assert_allclose(one[~tr], exact, rtol=2e-3)
