@@ -493,6 +493,7 @@ class SurvivalResults:
         notes = []
         for name, t in self.tests.items():
             notes.append(f"{name}: chisq = {t['stat']:.4g} on {t['df']} df, p = {t['p_value']:.4g}")
+        notes += [str(n) for n in self.config.get("notes", [])]
         return Summary(f"{self.estimator} curves", header, tab, notes)
 
     def __str__(self) -> str:

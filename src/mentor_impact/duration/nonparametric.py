@@ -128,10 +128,14 @@ def _prepare(
         time_raw = np.asarray(dur.time)
         ev_raw = np.asarray(dur.event)
         cause_labels = tuple(getattr(dur, "causes", ()) or ())
+
+        def _col(spec: str | npt.ArrayLike) -> npt.NDArray[Any]:
+            return np.asarray(data.column(spec)) if isinstance(spec, str) else np.asarray(spec)
+
         if weights is None:
             w_raw: npt.NDArray[Any] | None = np.asarray(data.weight)
         else:
-            w_raw = np.asarray(weights)
+            w_raw = _col(weights)
         if group is None or isinstance(group, str):
             gname = group if isinstance(group, str) else "treatment"
             g_raw: npt.NDArray[Any] | None = (
@@ -144,9 +148,9 @@ def _prepare(
             g_raw = np.asarray(group)
             group_name = "group"
         c_raw: npt.NDArray[Any] | None = (
-            np.asarray(data.cluster) if cluster is None else np.asarray(cluster)
+            np.asarray(data.cluster) if cluster is None else _col(cluster)
         )
-        e_raw = None if entry is None else np.asarray(entry)
+        e_raw = None if entry is None else _col(entry)
     elif isinstance(data, pd.DataFrame):
         if duration is None or event is None:
             raise ConfigurationError(
@@ -737,12 +741,18 @@ class AalenJohansen:
             "ij" if (_is_evaluation_data(data) and self.variance == "auto") else self.variance
         )
         curves, rows, used = _fit_curves(p, competing=True, variance=variance, owner=owner)
+        notes: list[str] = []
         tests: dict[str, Any] = {}
         if len(p.arm_labels) > 1:
             integer_w = bool(np.all(p.weight == np.round(p.weight)))
             if p.entry is None and integer_w:
                 for k, c in enumerate(p.causes):
                     tests[f"gray[{c}]"] = _gray(p, k + 1)
+            else:
+                notes.append(
+                    "Gray's test skipped: it is defined for unweighted (or integer frequency "
+                    "weighted) data without delayed entry."
+                )
         return SurvivalResults(
             estimator="aalen-johansen",
             group=p.group_name,
@@ -762,6 +772,7 @@ class AalenJohansen:
                 "weighted": p.weighted,
                 "clustered": p.cluster is not None,
                 "delayed_entry": p.entry is not None,
+                "notes": notes,
             },
             _rows=rows,
         )
