@@ -257,7 +257,10 @@ def test_frame_cells_and_metadata(world):
         assert c in fr.columns, c
     assert set(fr["benefit_type"]) <= {"passive_benefit", "activation"}
     # one cell code per (benefit, period, band) combination
-    combo = fr["benefit_type"] + "|" + fr["calendar_period"] + "|" + fr["duration_band"]
+    combo = (fr["benefit_type"].astype(str) + "|" + fr["calendar_period"].astype(str) + "|"
+             + fr["duration_band"].astype(str))
+    assert fr["calendar_period"].astype(str).str.fullmatch(r"\d{4}Q[1-4]").all()
+    assert set(fr["age_band"].astype(str)) <= {"<18", "18-29", "30-39", "40-49", "50-64", "65+"}
     assert pd.Series(data.cell).groupby(combo.to_numpy()).nunique().max() == 1
     assert combo.groupby(data.cell).nunique().max() == 1
     assert "age" in data.covariate_names and "sexmale" in data.covariate_names
@@ -345,3 +348,15 @@ def test_censor_follow_up_keeps_late_starts(world):
     assert y.dtype == np.float32 and np.isnan(y[late]).any() and not np.isnan(y[~late]).any()
     t = data.durations["first_exit"].time
     assert (t <= np.minimum(30, reg.n_weeks - 1 - data.start_week)).all()
+
+
+def test_monthly_cells_and_bands(world):
+    reg, sp, baseline = world
+    data = RiskSetDesign(horizon=30, min_history=40, controls_per_treated=2,
+                         cell_period="month", duration_bands=(0, 10, 40),
+                         year_bins=((1, 1),)).build(reg, sp, baseline, seed=3)
+    fr = data.frame
+    assert fr["calendar_period"].astype(str).str.fullmatch(r"\d{4}-(0[1-9]|1[0-2])").all()
+    el = data.column("elapsed_benefit_weeks")
+    exp = np.where(el < 10, "0-9", np.where(el < 40, "10-39", "40+"))
+    assert (fr["duration_band"].astype(str).to_numpy() == exp).all()

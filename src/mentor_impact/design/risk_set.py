@@ -498,10 +498,11 @@ class RiskSetDesign:
             blocks.insert(0, age[:, None])
             names.insert(0, "age")
             edges = [b[0] for b in _AGE_BANDS] + [_AGE_BANDS[-1][1]]
-            idx = np.clip(np.searchsorted(edges, age, side="right") - 1, 0, len(_AGE_BANDS))
-            labels = np.array([f"{a}-{b_ - 1}" for a, b_ in _AGE_BANDS] + [f"{edges[-1]}+"])
-            below = age < edges[0]
-            frame["age_band"] = np.where(below, f"<{edges[0]}", labels[idx])
+            # code 0 = below the first edge, then one code per band, last = above
+            code = np.searchsorted(edges, age, side="right")
+            labels = ([f"<{edges[0]}"] + [f"{a}-{b_ - 1}" for a, b_ in _AGE_BANDS]
+                      + [f"{edges[-1]}+"])
+            frame["age_band"] = pd.Categorical.from_codes(code, categories=labels)
         if baseline is not None:
             cols = (
                 [c for c in baseline.columns[1:] if c != self.birth_column]
@@ -537,18 +538,21 @@ class RiskSetDesign:
         band = np.searchsorted(dur_edges, elapsed, side="right") - 1
         key = (period.astype(np.int64) * 64 + btype.astype(np.int64)) * 64 + band
         _, cell = np.unique(key, return_inverse=True)
-        sn = np.array(state_names)
-        frame["benefit_type"] = sn[btype]
-        frame["activity"] = np.where(btype == state_names.index("passive_benefit"),
-                                     "passive", "active") if "passive_benefit" in state_names \
-            else "active"
+        frame["benefit_type"] = pd.Categorical.from_codes(btype.astype(np.int64),
+                                                          categories=list(state_names))
+        passive = (btype == state_names.index("passive_benefit")) if (
+            "passive_benefit" in state_names) else np.zeros(btype.shape, dtype=bool)
+        frame["activity"] = pd.Categorical.from_codes(passive.astype(np.int8),
+                                                      categories=["active", "passive"])
         frame["start_year"] = cal["iso_year"][s]
         sep = "Q" if self.cell_period == "quarter" else "-"
-        per_lab = (cal["year"][s].astype(str).astype(object) + sep
-                   + (cal["quarter"][s] if self.cell_period == "quarter"
-                      else cal["month"][s]).astype(str).astype(object))
-        frame["calendar_period"] = per_lab
-        frame["duration_band"] = np.array(_band_labels(list(self.duration_bands)))[band]
+        per_u, per_code = np.unique(period, return_inverse=True)
+        per_labels = [f"{int(p_) // 100}{sep}{int(p_) % 100:0{1 if sep == 'Q' else 2}d}"
+                      for p_ in per_u]
+        frame["calendar_period"] = pd.Categorical.from_codes(per_code.astype(np.int64),
+                                                             categories=per_labels)
+        frame["duration_band"] = pd.Categorical.from_codes(
+            band.astype(np.int64), categories=_band_labels(list(self.duration_bands)))
         frame["later_start"] = later
         frame["eligible_until"] = elig_until
         frame["sampling_prob"] = 1.0 / w
