@@ -41,6 +41,12 @@ def _positions(mask: npt.NDArray[np.bool_], limit: int = 5) -> str:
     return f"rows {shown}{', ...' if pos.size > limit else ''}"
 
 
+def _cat(codes: npt.NDArray[Any], labels: Sequence[str]) -> pd.Categorical:
+    """A categorical from integer codes and labels (memory: one byte per row)."""
+    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64),
+                                     categories=pd.Index(list(labels)))
+
+
 def _band_labels(edges: Sequence[int]) -> list[str]:
     out = [f"{a}-{b - 1}" for a, b in itertools.pairwise(edges)]
     return [*out, f"{edges[-1]}+"]
@@ -502,7 +508,7 @@ class RiskSetDesign:
             code = np.searchsorted(edges, age, side="right")
             labels = ([f"<{edges[0]}"] + [f"{a}-{b_ - 1}" for a, b_ in _AGE_BANDS]
                       + [f"{edges[-1]}+"])
-            frame["age_band"] = pd.Categorical.from_codes(code, categories=labels)
+            frame["age_band"] = _cat(code, labels)
         if baseline is not None:
             cols = (
                 [c for c in baseline.columns[1:] if c != self.birth_column]
@@ -538,21 +544,17 @@ class RiskSetDesign:
         band = np.searchsorted(dur_edges, elapsed, side="right") - 1
         key = (period.astype(np.int64) * 64 + btype.astype(np.int64)) * 64 + band
         _, cell = np.unique(key, return_inverse=True)
-        frame["benefit_type"] = pd.Categorical.from_codes(btype.astype(np.int64),
-                                                          categories=list(state_names))
+        frame["benefit_type"] = _cat(btype, state_names)
         passive = (btype == state_names.index("passive_benefit")) if (
             "passive_benefit" in state_names) else np.zeros(btype.shape, dtype=bool)
-        frame["activity"] = pd.Categorical.from_codes(passive.astype(np.int8),
-                                                      categories=["active", "passive"])
+        frame["activity"] = _cat(passive, ["active", "passive"])
         frame["start_year"] = cal["iso_year"][s]
         sep = "Q" if self.cell_period == "quarter" else "-"
         per_u, per_code = np.unique(period, return_inverse=True)
         per_labels = [f"{int(p_) // 100}{sep}{int(p_) % 100:0{1 if sep == 'Q' else 2}d}"
                       for p_ in per_u]
-        frame["calendar_period"] = pd.Categorical.from_codes(per_code.astype(np.int64),
-                                                             categories=per_labels)
-        frame["duration_band"] = pd.Categorical.from_codes(
-            band.astype(np.int64), categories=_band_labels(list(self.duration_bands)))
+        frame["calendar_period"] = _cat(per_code, per_labels)
+        frame["duration_band"] = _cat(band, _band_labels(list(self.duration_bands)))
         frame["later_start"] = later
         frame["eligible_until"] = elig_until
         frame["sampling_prob"] = 1.0 / w
