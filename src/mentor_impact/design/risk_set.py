@@ -41,8 +41,8 @@ def _positions(mask: npt.NDArray[np.bool_], limit: int = 5) -> str:
     return f"rows {shown}{', ...' if pos.size > limit else ''}"
 
 
-def _cat(codes: npt.NDArray[Any], labels: Sequence[str]) -> pd.Categorical:
-    """A categorical from integer codes and labels (memory: one byte per row)."""
+def _cat(codes: npt.NDArray[Any], labels: Sequence[str]) -> Any:
+    """Return a categorical from integer codes and labels (one byte per row)."""
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64),
                                      categories=pd.Index(list(labels)))
 
