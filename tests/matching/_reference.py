@@ -103,8 +103,10 @@ def radius_loop(dist, treat, cell, radius):
     n = len(dist)
     cellv = np.zeros(n, dtype=np.int64) if cell is None else cell
     return {
-        int(i): sorted(int(j) for j in range(n)
-                       if not treat[j] and cellv[j] == cellv[i] and abs(dist[j] - dist[i]) <= radius)
+        int(i): sorted(
+            int(j) for j in range(n)
+            if not treat[j] and cellv[j] == cellv[i] and abs(dist[j] - dist[i]) <= radius
+        )
         for i in np.flatnonzero(treat)
     }
 

@@ -206,57 +206,71 @@ def range_max(table: list[IntArray], a: IntArray, b: IntArray) -> IntArray:
 
 
 # ----------------------------------------------------------------------------- greedy
-def _propose(
-    sd: SortedDesign,
-    idx: IntArray,
-    taken: NDArray[np.bool_],
-    nxt_left: IntArray,
-    nxt_right: IntArray,
-) -> tuple[IntArray, FloatArray]:
-    """Nearest available control (MatchIt rule) for treated ``idx``; -1 when none left."""
-    dt = sd.treat_dist[idx]
-    L = _find_avail(nxt_left, sd.split[idx] - 1)
-    R = _find_avail_right(nxt_right, sd.split[idx])
-    vL = L >= sd.lo[idx]
-    vR = R < sd.hi[idx]
-    cd = sd.ctrl_dist
-    dL = np.full(idx.size, np.inf)
-    dR = np.full(idx.size, np.inf)
-    dL[vL] = np.abs(cd[L[vL]] - dt[vL])
-    dR[vR] = np.abs(cd[R[vR]] - dt[vR])
-    takeL = vL & (~vR | (dL <= dR))
-    takeR = vR & ~takeL
-    chosen = np.where(takeL, L, np.where(takeR, R, -1))
-    gap = np.where(takeL, dL, np.where(takeR, dR, np.inf))
-    return chosen, gap
+class _Taken:
+    """Sorted taken control positions, the rank at which each was taken, and their runs."""
 
+    def __init__(self, pos: IntArray, when: IntArray) -> None:
+        o = np.argsort(pos, kind="stable")
+        self.P = pos[o].astype(np.int64)
+        self.W = when[o].astype(np.int64)
+        self._runs()
 
-def _find_avail(nxt_left: IntArray, start: IntArray) -> IntArray:
-    """Nearest available position <= start (-1 if none); links are fully compressed."""
-    out = np.full(start.shape, -1, dtype=np.int64)
-    ok = start >= 0
-    out[ok] = nxt_left[start[ok]]
-    return out
+    def _runs(self) -> None:
+        P = self.P
+        m = P.size
+        if m == 0:
+            self.first = P.copy()
+            self.last = P.copy()
+            return
+        brk = np.ones(m, dtype=bool)
+        brk[1:] = P[1:] != P[:-1] + 1
+        rid = np.cumsum(brk) - 1
+        starts = np.flatnonzero(brk)
+        ends = np.r_[starts[1:] - 1, m - 1]
+        self.first = P[starts][rid]
+        self.last = P[ends][rid]
 
+    def add(self, pos: IntArray, when: IntArray) -> None:
+        if pos.size == 0:
+            return
+        o = np.argsort(pos, kind="stable")
+        pos, when = pos[o], when[o]
+        at = np.searchsorted(self.P, pos)
+        self.P = np.insert(self.P, at, pos)
+        self.W = np.insert(self.W, at, when)
+        self._runs()
 
-def _find_avail_right(nxt_right: IntArray, start: IntArray) -> IntArray:
-    """Nearest available position >= start (n if none)."""
-    n = nxt_right.size
-    out = np.full(start.shape, n, dtype=np.int64)
-    ok = start < n
-    out[ok] = nxt_right[start[ok]]
-    return out
+    def _locate(self, p: IntArray) -> tuple[IntArray, NDArray[np.bool_]]:
+        idx = np.searchsorted(self.P, p)
+        inb = idx < self.P.size
+        hit = np.zeros(p.shape, dtype=bool)
+        hit[inb] = self.P[idx[inb]] == p[inb]
+        return idx, hit
 
+    def left_avail(self, p: IntArray) -> IntArray:
+        """Nearest untaken position <= p (may fall below the cell: caller checks)."""
+        idx, hit = self._locate(p)
+        out = p.copy()
+        out[hit] = self.first[idx[hit]] - 1
+        return out
 
-def _compress_links(taken: NDArray[np.bool_]) -> tuple[IntArray, IntArray]:
-    """For each position: nearest available position to the left (<=) / right (>=)."""
-    n = taken.size
-    pos = np.arange(n)
-    left = np.where(~taken, pos, -1)
-    left = np.maximum.accumulate(left)
-    right = np.where(~taken, pos, n)
-    right = np.minimum.accumulate(right[::-1])[::-1]
-    return left.astype(np.int64), right.astype(np.int64)
+    def right_avail(self, p: IntArray) -> IntArray:
+        """Nearest untaken position >= p."""
+        idx, hit = self._locate(p)
+        out = p.copy()
+        out[hit] = self.last[idx[hit]] + 1
+        return out
+
+    def covered_before(self, a: IntArray, b: IntArray, rank: IntArray) -> NDArray[np.bool_]:
+        """Whether every position in [a, b) is taken, each at a rank < ``rank``."""
+        ia = np.searchsorted(self.P, a)
+        ib = np.searchsorted(self.P, b)
+        length = np.maximum(b - a, 0)
+        full = (ib - ia) == length
+        mx = range_max(sparse_table(self.W), ia, np.maximum(ib, ia)) if self.P.size else (
+            np.full(a.shape, NEG, dtype=np.int64)
+        )
+        return np.asarray((length == 0) | (full & (mx < rank)))
 
 
 def greedy_without_replacement(
@@ -264,71 +278,98 @@ def greedy_without_replacement(
     priority: IntArray,
     k: int,
     caliper: float | None,
-    taken0: NDArray[np.bool_] | None = None,
-    max_restarts: int = 10_000,
+    block: int = 256,
+    safe: bool = True,
 ) -> tuple[IntArray, IntArray]:
     """Greedy matching without replacement, identical to MatchIt's sequential algorithm.
 
     ``priority[i]`` is the rank of treated ``i`` in the matching order (0 = first). MatchIt
     makes ``k`` passes; in each pass every treated unit, in priority order, takes its nearest
-    still-unused control. Each pass is computed in parallel rounds: every unsettled treated
-    unit proposes its nearest available control, the highest-priority proposer of each
-    control wins it; the result is then verified against the sequential characterisation
-    with range-maximum queries, and the pass is recomputed from the first violation (the
-    prefix before it is provably identical to the sequential result).
+    still-unused control (left neighbour on ties). Each pass runs over blocks of ``block``
+    consecutive ranks. Inside a block, parallel rounds let every unsettled unit propose its
+    nearest available control and give each control to its highest-priority proposer.
+
+    ``safe=True`` (default) accepts only the winners ranked above every losing proposer of
+    the round. Proof of exactness: while a unit is unsettled it loses every round, so no
+    lower-ranked unit is accepted before it; hence the taken set it sees holds exactly the
+    controls of higher-ranked units, as in the sequential algorithm; a unit with nothing
+    available (or nothing inside the caliper) stays so because availability only shrinks.
+    ``safe=False`` accepts every winner speculatively, then checks the block against the
+    sequential characterisation (every control nearer than a unit's match, or within its
+    caliper when unmatched, was taken by a higher-ranked unit) with range-maximum queries and
+    recomputes from the first violation (whose predecessors are provably final).
+    Cost per round is O(b log n) in the block and taken-set sizes, never O(n0).
     """
     n1 = sd.treat_dist.shape[0]
-    n0 = sd.ctrl_dist.shape[0]
-    taken = np.zeros(n0, dtype=bool) if taken0 is None else taken0.copy()
     picks = np.full((n1, k), -1, dtype=np.int64)
     by_prio = np.argsort(priority, kind="stable")
     rank = np.empty(n1, dtype=np.int64)
     rank[by_prio] = np.arange(n1)
+    committed = _Taken(np.empty(0, np.int64), np.empty(0, np.int64))
+    cd = sd.ctrl_dist
     for r in range(k):
-        eligible = np.ones(n1, dtype=bool) if r == 0 else picks[:, r - 1] >= 0
-        fixed_before = -1  # ranks <= fixed_before are final in this pass
-        base_taken = taken.copy()
-        match = np.full(n1, -1, dtype=np.int64)
-        settled_prefix = np.zeros(n1, dtype=bool)
-        for _ in range(max_restarts):
-            match = np.where(settled_prefix, match, -1)
-            tk = base_taken.copy()
-            tk[match[settled_prefix & (match >= 0)]] = True
-            unsettled = eligible & ~settled_prefix
-            while unsettled.any():
-                idx = np.flatnonzero(unsettled)
-                nl, nr = _compress_links(tk)
-                ch, gap = _propose(sd, idx, tk, nl, nr)
-                none = ch < 0
-                if caliper is not None:
-                    none |= gap > caliper
-                # treated with nothing available (or outside caliper) settle unmatched
-                unsettled[idx[none]] = False
-                idx2 = idx[~none]
-                ch2 = ch[~none]
-                if idx2.size == 0:
+        elig = by_prio if r == 0 else by_prio[picks[by_prio, r - 1] >= 0]
+        for b0 in range(0, elig.size, block):
+            blk = elig[b0 : b0 + block]
+            rk = rank[blk]
+            dt = sd.treat_dist[blk]
+            lo, hi, sp = sd.lo[blk], sd.hi[blk], sd.split[blk]
+            m = np.full(blk.size, -1, dtype=np.int64)
+            fixed = 0  # blk[:fixed] are final
+            while True:
+                m[fixed:] = -1
+                T = _Taken(
+                    np.concatenate([committed.P, m[:fixed][m[:fixed] >= 0]]),
+                    np.concatenate([committed.W, rk[:fixed][m[:fixed] >= 0]]),
+                )
+                active = np.arange(fixed, blk.size)
+                while active.size:
+                    L = T.left_avail(sp[active] - 1)
+                    R = T.right_avail(sp[active])
+                    vL = L >= lo[active]
+                    vR = R < hi[active]
+                    dL = np.full(active.size, np.inf)
+                    dR = np.full(active.size, np.inf)
+                    dL[vL] = np.abs(cd[L[vL]] - dt[active][vL])
+                    dR[vR] = np.abs(cd[R[vR]] - dt[active][vR])
+                    takeL = vL & (~vR | (dL <= dR))
+                    takeR = vR & ~takeL
+                    ch = np.where(takeL, L, np.where(takeR, R, -1))
+                    gap = np.where(takeL, dL, dR)
+                    none = ch < 0
+                    if caliper is not None:
+                        none |= gap > caliper
+                    act = active[~none]
+                    ch = ch[~none]
+                    if act.size == 0:
+                        break
+                    o = np.lexsort((rk[act], ch))
+                    ch_s = ch[o]
+                    first = np.ones(ch_s.size, dtype=bool)
+                    first[1:] = ch_s[1:] != ch_s[:-1]
+                    win = act[o][first]
+                    wch = ch_s[first]
+                    if safe:
+                        # only winners ranked above every loser are certainly final
+                        losers = np.setdiff1d(act, win, assume_unique=True)
+                        if losers.size:
+                            keep = rk[win] < rk[losers].min()
+                            win, wch = win[keep], wch[keep]
+                    m[win] = wch
+                    T.add(wch, rk[win])
+                    settled = np.zeros(blk.size, dtype=bool)
+                    settled[active[none]] = True
+                    settled[win] = True
+                    active = active[~settled[active]]
+                if safe:
                     break
-                # winner per control: highest priority (smallest rank)
-                o = np.lexsort((rank[idx2], ch2))
-                ch_s = ch2[o]
-                first = np.ones(ch_s.size, dtype=bool)
-                first[1:] = ch_s[1:] != ch_s[:-1]
-                win = idx2[o][first]
-                wc = ch_s[first]
-                match[win] = wc
-                tk[wc] = True
-                unsettled[win] = False
-            # verification against the sequential characterisation
-            bad_rank = _first_violation(sd, match, eligible, rank, base_taken, caliper)
-            if bad_rank < 0:
-                break
-            fixed_before = bad_rank - 1
-            settled_prefix = eligible & (rank <= fixed_before)
-        else:  # pragma: no cover - safety net
-            raise RuntimeError("greedy matching did not stabilise")
-        picks[:, r] = match
-        taken = base_taken
-        taken[match[match >= 0]] = True
+                bad = _violations(sd, blk, m, rk, T, caliper)
+                if not bad.any():
+                    break
+                fixed = int(np.flatnonzero(bad).min())
+            picks[blk, r] = m
+            ok = m >= 0
+            committed.add(m[ok], np.full(int(ok.sum()), -1, dtype=np.int64))
     counts = (picks >= 0).sum(axis=1)
     ptr = np.zeros(n1 + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
@@ -338,57 +379,40 @@ def greedy_without_replacement(
     return ptr, pos
 
 
-def _first_violation(
+def _violations(
     sd: SortedDesign,
+    blk: IntArray,
     match: IntArray,
-    eligible: NDArray[np.bool_],
-    rank: IntArray,
-    base_taken: NDArray[np.bool_],
+    rk: IntArray,
+    T: _Taken,
     caliper: float | None,
-) -> int:
-    """Smallest rank whose assignment differs from the sequential rule (-1 if none)."""
-    n0 = sd.ctrl_dist.shape[0]
-    # time at which each control became unavailable: -1 before this pass, rank when taken
-    when = np.full(n0, POS, dtype=np.int64)
-    when[base_taken] = -1
-    m = match >= 0
-    when[match[m]] = rank[m]
-    table = sparse_table(when)
-    idx = np.flatnonzero(eligible)
-    if idx.size == 0:
-        return -1
-    dt = sd.treat_dist[idx]
-    s = sd.split[idx]
-    lo = sd.lo[idx]
-    hi = sd.hi[idx]
-    c = match[idx]
-    rk = rank[idx]
+) -> NDArray[np.bool_]:
+    """Block members whose assignment breaks the sequential characterisation."""
+    dt = sd.treat_dist[blk]
+    s = sd.split[blk]
+    lo = sd.lo[blk]
+    hi = sd.hi[blk]
     cd = sd.ctrl_dist
-    bad = np.zeros(idx.size, dtype=bool)
-    matched = c >= 0
-    # --- matched units
+    bad = np.zeros(blk.size, dtype=bool)
+    matched = match >= 0
     if matched.any():
         j = np.flatnonzero(matched)
-        cj = c[j]
+        cj = match[j]
         r = np.abs(cd[cj] - dt[j])
         left = cj < s[j]
-        # controls strictly between the match and the split must be gone before rank
         a = np.where(left, cj + 1, s[j])
         b = np.where(left, s[j], cj)
-        bad[j] |= range_max(table, a, b) >= rk[j]
-        # other side: on the right (match on the left) controls with gap < r must be gone;
-        # on the left (match on the right) controls with gap <= r must be gone
+        bad[j] |= ~T.covered_before(a, b, rk[j])
         jl = j[left]
         if jl.size:
-            rr = _extend_pred(sd, idx[jl], s[jl], hi[jl], r[left], strict=True, step=+1)
-            bad[jl] |= range_max(table, s[jl], rr + 1) >= rk[jl]
+            rr = _extend_pred(sd, blk[jl], s[jl], hi[jl], r[left], strict=True, step=+1)
+            bad[jl] |= ~T.covered_before(s[jl], rr + 1, rk[jl])
         jr = j[~left]
         if jr.size:
-            ll = _extend_pred(sd, idx[jr], s[jr] - 1, lo[jr], r[~left], strict=False, step=-1)
-            bad[jr] |= range_max(table, ll, s[jr]) >= rk[jr]
+            ll = _extend_pred(sd, blk[jr], s[jr] - 1, lo[jr], r[~left], strict=False, step=-1)
+            bad[jr] |= ~T.covered_before(ll, s[jr], rk[jr])
         if caliper is not None:
             bad[j] |= r > caliper
-    # --- unmatched units: every control within reach must be gone before rank
     um = np.flatnonzero(~matched)
     if um.size:
         if caliper is None:
@@ -396,12 +420,10 @@ def _first_violation(
             b = hi[um]
         else:
             cal = np.full(um.size, caliper)
-            a = _extend_pred(sd, idx[um], s[um] - 1, lo[um], cal, strict=False, step=-1)
-            b = _extend_pred(sd, idx[um], s[um], hi[um], cal, strict=False, step=+1) + 1
-        bad[um] |= range_max(table, a, b) >= rk[um]
-    if not bad.any():
-        return -1
-    return int(rk[bad].min())
+            a = _extend_pred(sd, blk[um], s[um] - 1, lo[um], cal, strict=False, step=-1)
+            b = _extend_pred(sd, blk[um], s[um], hi[um], cal, strict=False, step=+1) + 1
+        bad[um] |= ~T.covered_before(a, b, rk[um])
+    return bad
 
 
 def _extend_pred(
