@@ -622,3 +622,25 @@ def test_docstring_example() -> None:
     df = pd.DataFrame({"t": [1, 2, 2, 3, 5], "e": [1, 1, 0, 1, 0]})
     res = KaplanMeier().fit(df, duration="t", event="e")
     assert res.at([2])["surv"].iloc[0] == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("tau", [0.5, 7.0, 15.5, 1000.0])
+@pytest.mark.parametrize("entry", [False, True])
+def test_rmst_influence_equals_loop_over_grid(tau, entry) -> None:
+    """O(n) RMST influence = sum over grid steps of width x influence of S (plain loop)."""
+    df = make_data(n=60, seed=26)
+    kw = {}
+    if entry:
+        df["en"] = np.floor(df.t * 0.4)
+        kw["entry"] = "en"
+    res = KaplanMeier(variance="ij").fit(df, duration="t", event="e", weights="w", **kw)
+    c, r = res.curves["all"], res._rows["all"]
+    got = res._rmst_influence("all", tau)
+    want = np.zeros(len(df))
+    keep = np.flatnonzero(c.time <= tau)
+    widths = np.diff(np.concatenate((c.time[keep], [tau])))
+    for j, wdt in zip(keep, widths, strict=True):
+        want += wdt * K.aj_influence(
+            int(j), r.stop, r.start, r.event, r.weight, c.n_risk, c.n_event, c.surv, None, None, 0
+        )
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

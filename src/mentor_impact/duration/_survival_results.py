@@ -350,18 +350,9 @@ class SurvivalResults:
         """Per-row influence of RMST(tau) of one arm (aligned with ``_rows[arm]``)."""
         c = self.curves[arm]
         r = self._rows[arm]
-        keep = np.flatnonzero(c.time <= tau)
-        widths = np.diff(np.concatenate((c.time[keep], [tau])))
-        y = c.n_risk
-        d = c.n_event
-        out = np.zeros(r.stop.size)
-        for j, wdt in zip(keep, widths, strict=True):
-            if wdt == 0:
-                continue
-            out += wdt * K.aj_influence(
-                int(j), r.stop, r.start, r.event, r.weight, y, d, c.surv, None, None, 0
-            )
-        return out
+        return K.km_rmst_influence(
+            r.stop, r.start, r.event, r.weight, c.n_risk, c.n_event, c.surv, c.time, tau
+        )
 
     def rmst(self, tau: float) -> pd.DataFrame:
         """Restricted mean survival time up to ``tau``, per arm.
