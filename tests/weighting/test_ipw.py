@@ -291,3 +291,28 @@ def test_column_blocks_change_nothing(rs, monkeypatch, dynamic):
     np.testing.assert_allclose(blocked.estimate, whole.estimate, rtol=1e-12)
     np.testing.assert_allclose(blocked.influence, whole.influence, rtol=1e-10, atol=1e-14)
     pd.testing.assert_frame_equal(blocked.extra["ess"], whole.extra["ess"])
+
+
+def test_weighting_table_beside_truth(rs):
+    from mentor_impact.weighting import weighting_table
+
+    truth = pd.DataFrame({"estimand": ["A", "B", "A"], "tau": [3, 3, 8], "effect": [0.5, 1, 0.3]})
+    tab = weighting_table(rs, outcome="y", truth=truth, taus=(3, 8), n_folds=2)
+    assert set(tab["estimator"]) == {"IPW", "AIPW"}
+    assert len(tab) == 6
+    row = tab[(tab.estimator == "IPW") & (tab.estimand == "B") & (tab.tau == 3)]
+    assert row["truth"].iloc[0] == 1.0
+    assert np.isnan(tab[(tab.estimand == "B") & (tab.tau == 8)]["truth"].iloc[0])
+
+
+def test_logit_large_n_start_does_not_change_the_mle():
+    rng = np.random.default_rng(0)
+    n = 120_000
+    Z = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    d = (rng.random(n) < K.expit(Z @ np.array([-1.0, 0.5, 0.2]))).astype(float)
+    w = np.ones(n)
+    a = K.logit_fit(Z, d, w)
+    perm = rng.permutation(n)
+    b = K.logit_fit(Z[perm], d[perm], w[perm])
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-9)
+    assert a.converged

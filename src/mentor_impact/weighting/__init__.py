@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mentor_impact.weighting.aipw import AIPW, person_folds
 from mentor_impact.weighting.bands import multiplier_band
+from mentor_impact.weighting.demo import weighting_table
 from mentor_impact.weighting.heterogeneity import (
     CATESummary,
     SubgroupEffects,
@@ -31,4 +32,5 @@ __all__ = [
     "multiplier_band",
     "person_folds",
     "subgroup_effects",
+    "weighting_table",
 ]
