@@ -219,3 +219,47 @@ def test_pre_start_curves_match_loop():
     with pytest.raises(DataValidationError, match="expected a risk-set design"):
         pre_start_curves(reg, EvaluationData(X=np.zeros((2, 0)), covariate_names=(),
                                              treatment=np.array([0, 1])))
+
+
+def _ref_first_run(row, length, first):
+    for k in range(first, len(row) - length + 1):
+        if all(row[k + j] == 1 for j in range(length)):
+            return k
+    return -1
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    given = None
+
+if given is not None:
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        ind=arrays(np.int8, st.tuples(st.integers(1, 6), st.integers(1, 20)),
+                   elements=st.integers(-1, 1)),
+        length=st.integers(1, 6),
+        first=st.integers(0, 3),
+    )
+    def test_first_sustained_property(ind, length, first):
+        got = K.first_sustained(ind, length, first=first)
+        assert got.tolist() == [_ref_first_run(r.tolist(), length, first) for r in ind]
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        w=st.integers(1, 15),
+        length=st.integers(0, 25),
+        starts=st.lists(st.integers(-30, 30), min_size=1, max_size=8),
+    )
+    def test_gather_windows_property(w, length, starts):
+        states = np.arange(3 * w, dtype=np.int8).reshape(3, w) % 9
+        rows = np.arange(len(starts), dtype=np.int64) % 3
+        start = np.array(starts, dtype=np.int64)
+        got = K.gather_windows(states, rows, start, length, chunk=3)
+        for i in range(len(starts)):
+            for j in range(length):
+                c = start[i] + j
+                assert got[i, j] == (states[rows[i], c] if 0 <= c < w else -1)
