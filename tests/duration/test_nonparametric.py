@@ -644,3 +644,27 @@ def test_rmst_influence_equals_loop_over_grid(tau, entry) -> None:
             int(j), r.stop, r.start, r.event, r.weight, c.n_risk, c.n_event, c.surv, None, None, 0
         )
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("entry", [False, True])
+def test_clustered_km_variance_equals_loop_over_times(entry) -> None:
+    """Piecewise cluster-sum variance = per-time cluster sums of the influence (plain loop)."""
+    df = make_data(n=90, seed=27)
+    kw = {}
+    if entry:
+        df["en"] = np.floor(df.t * 0.5)
+        kw["entry"] = "en"
+    res = KaplanMeier(variance="ij").fit(
+        df, duration="t", event="e", weights="w", cluster="id", **kw
+    )
+    c, r = res.curves["all"], res._rows["all"]
+    want = np.zeros(c.time.size)
+    for k in range(c.time.size):
+        infl = K.aj_influence(
+            k, r.stop, r.start, r.event, r.weight, c.n_risk, c.n_event, c.surv, None, None, 0
+        )
+        sums = {}
+        for i, g in enumerate(r.cluster):  # plain loop over rows
+            sums[g] = sums.get(g, 0.0) + infl[i]
+        want[k] = sum(v * v for v in sums.values())
+    np.testing.assert_allclose(c.std_err**2, want, rtol=1e-8, atol=1e-14)

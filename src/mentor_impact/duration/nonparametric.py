@@ -472,6 +472,9 @@ def _ij_se(
                 ks, c_stop, c_start, c_event, ones, y, d, surv, cif_c, d_c, cause
             )
             vals[lo : lo + ks.size] = w2 @ (g * g)
+    elif cif_c is None:
+        var = K.km_ij_variance_clustered(r.stop, r.start, r.event, r.weight, r.cluster, y, d, surv)
+        return np.sqrt(var)
     else:
         for m, k in enumerate(ev_idx):
             infl = K.aj_influence(
