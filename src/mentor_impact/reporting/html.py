@@ -164,5 +164,14 @@ class Report:
                         f"<figcaption>{cap}</figcaption></figure>"
                     )
             parts.append("</section>")
-        parts.append(f"<hr/><p class='note'>{html.escape(self.footer)}</p></body></html>")
+        parts.append(f"<hr/><p class='note'>{html.escape(self.footer)}</p>")
+        # a browser records how many figures decoded and tables rendered (used by the
+        # headless-browser test; harmless elsewhere)
+        parts.append(
+            "<script>window.addEventListener('load',function(){var im=[].slice.call("
+            "document.images);document.body.setAttribute('data-images-loaded',im.filter("
+            "function(i){return i.complete&&i.naturalWidth>0;}).length);document.body."
+            "setAttribute('data-tables',document.querySelectorAll('table').length);});</script>"
+        )
+        parts.append("</body></html>")
         return "\n".join(parts)

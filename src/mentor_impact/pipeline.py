@@ -1,0 +1,507 @@
+"""The study pipeline behind ``mentor-impact evaluate`` and ``mentor-impact demo``.
+
+One validated :class:`~mentor_impact.config.StudySpec` goes in; a folder comes out with
+``results.json`` (every estimate with standard errors, intervals, counts, dropped counts,
+config hash, data fingerprint and versions), tidy CSV tables, PNG figures and a
+self-contained ``report.html``. Everything is written to a temporary folder first and moved
+into place at the end, so a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mentor_impact._meta import fingerprint, to_jsonable, versions
+from mentor_impact._progress import Progress
+from mentor_impact.config import StudySpec
+from mentor_impact.exceptions import ConfigurationError, DataValidationError
+from mentor_impact.reporting.disclosure import suppress_counts
+from mentor_impact.results import EffectResults
+
+__all__ = ["StudyOutcome", "run_study", "effects_table"]
+
+
+@dataclass
+class StudyOutcome:
+    """What a study run produced.
+
+    Attributes
+    ----------
+    out_dir : pathlib.Path
+        The output folder.
+    document : dict
+        The content of ``results.json``.
+    effects : pandas.DataFrame
+        The effects table (weeks 26/52/104/156 and accumulated weeks, A and B, truth where
+        known).
+    overview : pandas.DataFrame
+        Sample overview (persons, starters, rows, controls).
+    timings : dict of str to float
+        Seconds per pipeline stage.
+    """
+
+    out_dir: Path
+    document: dict[str, Any]
+    effects: pd.DataFrame
+    overview: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def effects_text(self) -> str:
+        """The effects table as text (estimates beside the truth where known)."""
+        cols = [c for c in ("outcome", "target", "estimator", "estimand", "estimate",
+                            "std_error", "ci_lower", "ci_upper", "truth") if c in self.effects]
+        tab = self.effects[cols]
+        with pd.option_context("display.width", 160, "display.max_rows", 500):
+            return "Effects (estimate beside the simulator's true effect where known)\n" + \
+                tab.to_string(index=False, float_format=lambda x: f"{x:.4f}")
+
+    def overview_text(self) -> str:
+        """The sample overview as text."""
+        return "Sample overview\n" + self.overview.to_string(index=False)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _load_data(spec: StudySpec, seed: int) -> tuple[Any, Any, pd.DataFrame, Any]:
+    """Return register, spells, baseline and (for the simulator) the study object."""
+    d = spec["data"]
+    if d["source"] == "simulate":
+        from mentor_impact.datasets import simulate_mentor_study
+
+        study = simulate_mentor_study(
+            n_persons=int(d["n_persons"]), seed=seed, confounding=float(d["confounding"])
+        )
+        return study.register, study.spells, study.baseline, study
+    from mentor_impact.registers import TreatmentSpells, WeeklyRegister
+
+    def read_table(key: str) -> pd.DataFrame:
+        p = Path(d[key])
+        if not p.is_file():
+            raise DataValidationError(f"[data].{key}: file not found: {p}.")
+        try:
+            if p.suffix.lower() in (".parquet", ".pq"):
+                return pd.read_parquet(p)
+            return pd.read_csv(p)
+        except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear error
+            raise DataValidationError(
+                f"[data].{key}: could not read {p.name} as "
+                f"{'parquet' if p.suffix.lower() in ('.parquet', '.pq') else 'CSV'} "
+                f"({type(exc).__name__})."
+            ) from None
+
+    register = WeeklyRegister.from_frame(read_table("register"))
+    spells = TreatmentSpells.from_frame(read_table("spells"))
+    baseline = read_table("baseline")
+    return register, spells, baseline, None
+
+
+def _truth(study: Any, data: Any, outcome: str, estimand: str) -> pd.DataFrame | None:
+    if study is None:
+        return None
+    from mentor_impact.design.risk_set import true_effects
+
+    try:
+        return true_effects(study, data, outcome, estimand)
+    except (DataValidationError, ConfigurationError, KeyError):
+        return None
+
+
+def effects_table(
+    res: EffectResults,
+    *,
+    status_weeks: list[int],
+    windows: list[list[int]],
+    truth: pd.DataFrame | None = None,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Tabulate a curve at status weeks and accumulated windows.
+
+    Parameters
+    ----------
+    res : EffectResults
+        An effect curve over ``tau``.
+    status_weeks : list of int
+        Weeks for the status rows (``week 26``, ...).
+    windows : list of [int, int]
+        Accumulated-weeks windows.
+    truth : pandas.DataFrame, optional
+        True curve (``tau, effect, counterfactual_mean``) from the simulator.
+    level : float, default=0.95
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per target with estimate, standard error, interval, control mean, relative
+        effect and (when given) the truth.
+    """
+    parts = [res.at(status_weeks)]
+    parts += [res.accumulated(int(a), int(b)) for a, b in windows]
+    rows = []
+    for p in parts:
+        f = p.to_frame(level)
+        for i, r in f.iterrows():
+            tgt = str(r["target"])
+            row = {
+                "outcome": res.outcome,
+                "target": tgt.replace("tau=", "week "),
+                "estimator": res.estimator,
+                "estimand": res.estimand,
+                "estimate": r["estimate"],
+                "std_error": r["std_error"],
+                "ci_lower": r["ci_lower"],
+                "ci_upper": r["ci_upper"],
+                "control_mean": r.get("counterfactual_mean", np.nan),
+            }
+            cm = row["control_mean"]
+            row["relative_effect"] = row["estimate"] / cm if cm and np.isfinite(cm) else np.nan
+            if truth is not None:
+                eff = truth.set_index("tau")["effect"]
+                if tgt.startswith("tau="):
+                    row["truth"] = float(eff.loc[int(tgt[4:])])
+                else:
+                    a, b = (int(v) for v in tgt.replace("weeks ", "").split("-"))
+                    row["truth"] = float(eff.loc[a:b].sum())
+            rows.append(row)
+            del i
+    return pd.DataFrame(rows)
+
+
+def _fig(fn: Any) -> bytes:
+    """Draw with ``fn(ax)`` on a new figure and return its PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from mentor_impact.reporting.html import figure_png
+
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fn(ax)
+    return figure_png(fig)
+
+
+# ----------------------------------------------------------------------------- the run
+def run_study(  # noqa: C901 - a linear sequence of stages
+    spec: StudySpec,
+    out_dir: str | Path,
+    *,
+    quiet: bool = False,
+    overwrite: bool = False,
+) -> StudyOutcome:
+    """Run a whole evaluation from a study specification.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The validated specification (:func:`mentor_impact.config.load_study`).
+    out_dir : str or Path
+        Output folder; it must not exist unless ``overwrite``.
+    quiet : bool, default=False
+        No progress messages.
+    overwrite : bool, default=False
+        Replace an existing output folder.
+
+    Returns
+    -------
+    StudyOutcome
+        Paths, the results document and the main tables.
+
+    Raises
+    ------
+    ConfigurationError
+        If the output folder exists and ``overwrite`` is false.
+    DataValidationError
+        If the data cannot be read or fail validation (nothing is written then).
+    """
+    import mentor_impact as mi
+    from mentor_impact.reporting.html import Report
+
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise ConfigurationError(
+            f"--out: the folder {out} exists. Hint: choose a new folder or pass --overwrite."
+        )
+    seed = spec.seed
+    level = float(spec["inference"]["level"])
+    cov: Any = mi.Clustered("person") if spec["inference"]["cov"] == "clustered" else mi.IID()
+    min_cell = int(spec["report"]["min_cell"])
+    status_weeks = [int(t) for t in spec["outcomes"]["status_weeks"]]
+    windows = [list(map(int, w)) for w in spec["outcomes"]["accumulate"]]
+    headline = spec["outcomes"]["headline"]
+    curves = list(dict.fromkeys([headline, *spec["outcomes"]["curves"]]))
+    n_steps = 8 + int(spec["toe"]["enabled"])
+    prog = Progress(quiet=quiet, total=n_steps)
+    doc: dict[str, Any] = {
+        "study": spec["study"]["name"],
+        "config": spec.to_dict(),
+        "config_hash": spec.config_hash,
+        "seed": seed,
+        "versions": versions(),
+    }
+    figures: dict[str, bytes] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    all_effects: list[pd.DataFrame] = []
+    report = Report(spec["study"]["name"])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # 1. data ------------------------------------------------------------------
+        with prog.step("data"):
+            register, spells, baseline, study = _load_data(spec, seed)
+            doc["data_fingerprint"] = fingerprint(register.codes, register.weeks)
+        # 2. design ----------------------------------------------------------------
+        with prog.step("risk-set design"):
+            dsg = spec["design"]
+            design = mi.RiskSetDesign(
+                horizon=int(dsg["horizon"]),
+                controls_per_treated=float(dsg["controls_per_treated"]),
+                washout=int(dsg["washout"]),
+                sustain=int(dsg["sustained_weeks"]),
+                follow_up=str(dsg["follow_up"]),
+            )
+            data = design.build(register, spells, baseline, seed=seed)
+            missing = [c for c in curves if c not in data.outcomes]
+            if missing:
+                raise ConfigurationError(
+                    f"[outcomes].curves: {missing} are not outcomes of the design; available: "
+                    f"{sorted(k for k, v in data.outcomes.items() if v.ndim == 2)}."
+                )
+            flow = data.sample_flow
+            overview = pd.DataFrame(
+                {
+                    "item": ["persons in register", "weeks in register", "rows (person, s)",
+                             "treated starts", "sampled controls", "covariates"],
+                    "n": [register.n_persons, register.n_weeks, data.n, data.n_treated,
+                          data.n_control, len(data.covariate_names)],
+                }
+            )
+            tables["sample_overview"] = overview
+            if flow is not None:
+                tables["sample_flow"] = flow
+            doc["sample"] = {"n_rows": data.n, "n_treated": data.n_treated,
+                             "n_control": data.n_control,
+                             "data_fingerprint_design": data.fingerprint}
+        # 3. propensity, overlap, balance -------------------------------------------
+        with prog.step("propensity score and balance"):
+            pm = mi.PropensityModel().fit(data)
+            ps = np.asarray(pm.ps_, dtype=float)
+            d1 = data.treatment == 1
+            desc = pd.DataFrame(
+                {
+                    "covariate": list(data.covariate_names),
+                    "mean_treated": np.average(data.X[d1], axis=0, weights=data.weight[d1]),
+                    "mean_controls": np.average(data.X[~d1], axis=0, weights=data.weight[~d1]),
+                }
+            )
+            tables["descriptives"] = desc
+            figures["ps_density"] = _fig(
+                lambda ax: mi.ps_density_plot(ps, data.treatment, weights=data.weight,
+                                              logit=True, ax=ax)
+            )
+            doc["propensity"] = {
+                "n_ps_below_1e-6": int((ps < 1e-6).sum()),
+                "treated_ps_max": float(ps[d1].max()),
+                "control_ps_max": float(ps[~d1].max()),
+            }
+        # 4. estimators on the headline and the other curves -------------------------
+        results: dict[str, dict[str, EffectResults]] = {}
+        with prog.step("matching"):
+            if spec["matching"]["enabled"]:
+                m = spec["matching"]
+                nn = mi.NearestNeighborMatching(
+                    k=int(m["k"]), replace=bool(m["replace"]),
+                    caliper=mi.Caliper(float(m["caliper"])) if m["caliper"] else None,
+                    exact=list(m["exact"]) or None,
+                )
+                res_nn = nn.fit(data, outcome=headline, ps=ps)
+                results.setdefault(headline, {})["NN matching A"] = res_nn
+        with prog.step("inverse probability weighting (A and B)"):
+            ipw = mi.IPW(estimand="ATT",
+                         truncate=float(spec["ipw"]["truncate"]) or None)
+            for outcome in curves if spec["ipw"]["enabled"] else []:
+                results.setdefault(outcome, {})["IPW A"] = ipw.fit(data, outcome=outcome, cov=cov)
+                if spec["ipw"]["estimand_b"]:
+                    results[outcome]["IPW B"] = ipw.fit(
+                        data, outcome=outcome, cov=cov, dynamic="B"
+                    )
+        with prog.step("augmented IPW (cross-fitted)"):
+            if spec["aipw"]["enabled"]:
+                aipw = mi.AIPW(n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT", seed=seed)
+                results.setdefault(headline, {})["AIPW A"] = aipw.fit(
+                    data, outcome=headline, cov=cov
+                )
+        # effects table with truth
+        for outcome, by_est in results.items():
+            for name, res in by_est.items():
+                est_b = name.endswith(" B")
+                truth = _truth(study, data, outcome, "B" if est_b else "A")
+                tab = effects_table(res, status_weeks=status_weeks, windows=windows,
+                                    truth=truth, level=level)
+                tab["estimator"] = name[:-2]
+                tab["estimand"] = "B" if est_b else "A"
+                all_effects.append(tab)
+        effects = pd.concat(all_effects, ignore_index=True) if all_effects else pd.DataFrame()
+        tables["effects"] = effects
+        doc["effects"] = {o: {n: r.to_dict() for n, r in d.items()} for o, d in results.items()}
+
+        # balance before/after
+        with prog.step("balance diagnostics"):
+            bal_res = results.get(headline, {})
+            ipw_h = bal_res.get("IPW A")
+            if ipw_h is not None:
+                bal = mi.balance_table(data, weights=ipw_h.weights, distance=ps)
+                tables["balance_ipw"] = bal
+                figures["love_plot"] = _fig(lambda ax: mi.love_plot(bal, ax=ax))
+            for name, res in bal_res.items():
+                if res.tau is not None:
+                    band = res.uniform_band(level, n_draws=int(spec["inference"]["band_draws"]),
+                                            seed=seed)
+                    doc["effects"][headline][name]["uniform_band"] = {
+                        "critical_value": band.attrs["critical_value"], "level": level,
+                    }
+
+                    def draw(ax: Any, r: EffectResults = res, nm: str = name) -> None:
+                        r.plot(ax=ax, level=level, label=nm)
+                        tr = _truth(study, data, headline, "B" if nm.endswith("B") else "A")
+                        if tr is not None:
+                            ax.plot(tr["tau"], tr["effect"], "k--", lw=1, label="true effect")
+                            ax.legend(loc="best", fontsize="small")
+
+                    figures[f"effect_{name.replace(' ', '_')}"] = _fig(draw)
+        # 5. durations ------------------------------------------------------------------
+        with prog.step("duration outcomes"):
+            if spec["duration"]["enabled"] and "first_self_support" in data.durations:
+                w = results.get(headline, {}).get("IPW A")
+                weights = w.weights if w is not None else None
+                surv = mi.survival_effect(
+                    data, duration="first_self_support", weights=weights,
+                    rmst_horizon=int(spec["duration"]["rmst_horizon"]), cov=cov,
+                )
+                doc["durations"] = {"first_self_support": surv.to_dict()}
+                tables["duration_effects"] = surv.to_frame(level)
+                km = mi.KaplanMeier().fit(data, duration="first_self_support", weights=weights)
+                figures["km_first_self_support"] = _fig(lambda ax: km.plot(ax=ax))
+                if "first_exit" in data.durations:
+                    aj = mi.AalenJohansen().fit(data, duration="first_exit", weights=weights)
+                    figures["cif_first_exit"] = _fig(lambda ax: aj.plot(ax=ax))
+                    cif = aj.to_frame()
+                    tables["cif_first_exit"] = cif
+        # 6. subgroups ------------------------------------------------------------------
+        sub_tabs = []
+        for var in spec["subgroups"]["variables"]:
+            if var not in data.frame.columns:
+                raise ConfigurationError(
+                    f"[subgroups].variables: {var!r} is not a column of the design's frame; "
+                    f"available: {list(data.frame.columns)}."
+                )
+            try:
+                sg = mi.subgroup_effects(
+                    mi.IPW(estimand="ATT"), data, outcome=spec["subgroups"]["outcome"], by=var,
+                    target=int(spec["subgroups"]["tau"]),
+                )
+            except mi.MentorImpactError as exc:
+                # a subgroup the estimator cannot handle is reported, not fatal
+                doc.setdefault("subgroup_errors", {})[var] = str(exc)
+                continue
+            t = sg.table.copy()
+            t.insert(0, "variable", var)
+            sub_tabs.append(t)
+            figures[f"subgroups_{var}"] = _fig(lambda ax, s=sg: s.plot(ax=ax))
+        if sub_tabs:
+            tables["subgroups"] = pd.concat(sub_tabs, ignore_index=True)
+        doc["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})[:50]
+
+    doc["timings_seconds"] = prog.timings
+    # ----------------------------------------------------------------------- write
+    tables = {k: suppress_counts(v, min_cell=min_cell) for k, v in tables.items()}
+    doc["disclosure"] = {"min_cell": min_cell,
+                         "suppressed_cells": {k: int(v.attrs.get("n_suppressed", 0))
+                                              for k, v in tables.items()}}
+    _build_report(report, tables, figures, doc, headline)
+    tmp = Path(tempfile.mkdtemp(prefix=".mentor-impact-", dir=out.parent if out.parent.exists()
+                                else None))
+    try:
+        (tmp / "tables").mkdir()
+        (tmp / "figures").mkdir()
+        for name, t in tables.items():
+            t.to_csv(tmp / "tables" / f"{name}.csv", index=False)
+        for name, png in figures.items():
+            (tmp / "figures" / f"{name}.png").write_bytes(png)
+        (tmp / "results.json").write_text(json.dumps(to_jsonable(doc), indent=1))
+        if spec["report"]["html"]:
+            (tmp / "report.html").write_text(report.to_html(), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.move(str(tmp), str(out))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return StudyOutcome(out, doc, tables.get("effects", pd.DataFrame()),
+                        tables["sample_overview"], prog.timings)
+
+
+def _build_report(
+    report: Any,
+    tables: dict[str, pd.DataFrame],
+    figures: dict[str, bytes],
+    doc: dict[str, Any],
+    headline: str,
+) -> None:
+    """Assemble the HTML report from the tables and figures."""
+    s = report.section("Sample flow", "sample")
+    s.text("Persons eligible in each start week s form a risk set; starters at s are treated, "
+           "eligible persons not starting at s are controls (they may start later).")
+    s.table(tables["sample_overview"], "Sample overview")
+    if "sample_flow" in tables:
+        s.table(tables["sample_flow"], "Sample flow: starters, exclusions by rule, risk sets")
+    s = report.section("Descriptives and balance", "balance")
+    if "descriptives" in tables:
+        s.table(tables["descriptives"].head(40), "Covariate means, treated vs sampled controls "
+                "(sampling-weighted); first 40 covariates")
+    if "balance_ipw" in tables:
+        s.table(tables["balance_ipw"].reset_index().head(40),
+                "Balance before/after IPW (standardised mean differences)")
+    if "love_plot" in figures:
+        s.figure(figures["love_plot"], "Love plot: |SMD| before and after weighting")
+    s = report.section("Propensity score diagnostics", "ps")
+    if "ps_density" in figures:
+        s.figure(figures["ps_density"], "Logit propensity score by arm")
+    s.text(json.dumps(to_jsonable(doc.get("propensity", {}))))
+    s = report.section(f"Effect curves: {headline}", "curves")
+    for name, png in figures.items():
+        if name.startswith("effect_"):
+            s.figure(png, f"{name[7:].replace('_', ' ')}: effect on {headline} by week since "
+                          "start, pointwise and uniform 95% bands; dashed: true effect")
+    s = report.section("Effects table", "effects")
+    if "effects" in tables and not tables["effects"].empty:
+        s.table(tables["effects"], "Effects at weeks 26/52/104/156 and accumulated weeks; "
+                "estimand A (start now vs not now) and B (start now vs not during follow-up)")
+    s = report.section("Duration outcomes", "durations")
+    if "duration_effects" in tables:
+        s.table(tables["duration_effects"], "Time to first sustained self-support: survival "
+                "differences and ΔRMST (IPW-weighted)")
+    for name in ("km_first_self_support", "cif_first_exit"):
+        if name in figures:
+            s.figure(figures[name], name.replace("_", " "))
+    s = report.section("Heterogeneity", "subgroups")
+    if "subgroups" in tables:
+        s.table(tables["subgroups"], "Pre-specified subgroups (Holm and BH adjusted p-values)")
+    for name, png in figures.items():
+        if name.startswith("subgroups_"):
+            s.figure(png, f"Forest plot: {name[10:]}")
+    s = report.section("Reproducibility", "repro")
+    s.table(pd.DataFrame({"item": ["config hash", "data fingerprint", "seed"],
+                          "value": [doc["config_hash"], doc.get("data_fingerprint", ""),
+                                    str(doc["seed"])]}))
+    s.table(pd.DataFrame(sorted(doc["versions"].items()), columns=["package", "version"]))
+    report.footer = (f"mentor_impact {doc['versions']['mentor_impact']} · config "
+                     f"{doc['config_hash']} · data {doc.get('data_fingerprint', '')}")
