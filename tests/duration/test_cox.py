@@ -397,3 +397,21 @@ def test_marginal_hazard_ratio_bad_treatment():
         marginal_hazard_ratio(df, duration="time", event="status", treatment="trt")
     with pytest.raises(ConfigurationError, match="expected event= and treatment="):
         marginal_hazard_ratio(df, duration="time")
+
+
+def test_kernel_unsorted_rows_equal_sorted():
+    df = _sim(seed=17, entry=True, strata=True)
+    x = df[["x0", "x1"]].to_numpy()
+    args = (df["time"].to_numpy(), df["status"].to_numpy() == 1, df["w"].to_numpy())
+    kw = dict(start=df["start"].to_numpy(), strata=df["g"].to_numpy())
+    a = prepare_cox(*args, **kw)
+    b = prepare_cox(*args, **kw, sort_rows=False)
+    beta = np.array([0.1, 0.4])
+    la, ua, ia = cox_derivatives(beta, x[a.order], a, "efron")
+    lb, ub, ib = cox_derivatives(beta, x, b, "efron")
+    assert la == pytest.approx(lb, rel=1e-12)
+    np.testing.assert_allclose(ua, ub, rtol=1e-10)
+    np.testing.assert_allclose(ia, ib, rtol=1e-10)
+    ra = cox_score_residuals(beta, x[a.order], a, "efron")
+    rb = cox_score_residuals(beta, x, b, "efron")
+    np.testing.assert_allclose(ra, rb[a.order], rtol=1e-10, atol=1e-14)

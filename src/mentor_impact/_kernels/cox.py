@@ -58,9 +58,10 @@ def aeq_times(
 
 @dataclass
 class CoxSetup:
-    """Rows sorted by ``hi`` plus the slot structure (all arrays in sorted row order)."""
+    """Slot structure; per-row arrays are in setup row order (see ``order``)."""
 
-    order: IntArray  # sorted position -> original row
+    order: IntArray  # setup row position -> input row (identity unless sort_rows)
+    hi_idx: IntArray  # setup rows ordered by hi (identity when sorted)
     lo: IntArray
     hi: IntArray
     event: NDArray[np.bool_]
@@ -70,7 +71,7 @@ class CoxSetup:
     n_slots: int
     lo_ptr: IntArray  # CSR structure of the (m + 1, n) indicator of lo (rows = slots)
     lo_idx: IntArray
-    hi_ptr: IntArray  # rows are sorted by hi, so its column indices are 0..n-1
+    hi_ptr: IntArray  # CSR structure of the (m + 1, n) indicator of hi (indices hi_idx)
     death_ptr: IntArray  # CSR structure of the (m, n) indicator of events at their slot
     death_idx: IntArray
     death_count: IntArray  # (m,) number of tied events (unweighted)
@@ -85,6 +86,7 @@ def prepare_cox(
     start: FloatArray | None = None,
     strata: IntArray | None = None,
     frequency_ties: bool = False,
+    sort_rows: bool = True,
 ) -> CoxSetup:
     """Build the slot structure (O(n log n), once per fit).
 
@@ -105,15 +107,25 @@ def prepare_cox(
     else:
         key_start = s_code * big + np.searchsorted(uniq, start)
         lo = np.searchsorted(slot_keys, key_start, side="right").astype(np.int64)
-    order = np.argsort(hi, kind="stable").astype(np.int64)
-    lo, hi = lo[order], hi[order]
-    ev = np.asarray(event, bool)[order]
-    w = np.asarray(weight, np.float64)[order]
-    ev_idx = np.flatnonzero(ev)
+    # sort rows by hi so that the per-slot sums read X sequentially (permute X once with
+    # take_rows); sort_rows=False keeps input order and gathers through hi_idx instead
+    hi_order = np.argsort(hi, kind="stable").astype(np.int64)
+    ev = np.asarray(event, bool)
+    w = np.asarray(weight, np.float64)
+    if sort_rows:
+        order = hi_order
+        lo, hi, ev, w = lo[order], hi[order], ev[order], w[order]
+        hi_idx = np.arange(n, dtype=np.int64)
+    else:
+        order = np.arange(n, dtype=np.int64)
+        hi_idx = hi_order
+    ev_idx = hi_idx[ev[hi_idx]]  # events ordered by slot
     d_slot = hi[ev_idx] - 1
-    lo_idx = np.argsort(lo, kind="stable").astype(np.int64)
+    simple = bool(np.all(lo == 0))
+    lo_idx = np.zeros(0, np.int64) if simple else np.argsort(lo, kind="stable").astype(np.int64)
     return CoxSetup(
         order=order,
+        hi_idx=hi_idx,
         lo=lo,
         hi=hi,
         event=ev,
@@ -132,7 +144,7 @@ def prepare_cox(
             else np.bincount(d_slot, minlength=m).astype(np.int64)
         ),
         death_weight=np.bincount(d_slot, weights=w[ev_idx], minlength=m),
-        simple_lo=bool(np.all(lo == 0)),
+        simple_lo=simple,
     )
 
 
@@ -142,7 +154,7 @@ def _risk_sums(
     """S0 (m,), S1 (m, p) risk-set sums and the death sums S0d, S1d, from per-row r."""
     m = setup.n_slots
     n = r.size
-    hi_m = sp.csr_matrix((r, np.arange(n), setup.hi_ptr), shape=(m + 1, n))
+    hi_m = sp.csr_matrix((r[setup.hi_idx], setup.hi_idx, setup.hi_ptr), shape=(m + 1, n))
     a1 = -np.asarray(hi_m @ x)
     a0 = -np.bincount(setup.hi, weights=r, minlength=m + 1)
     if setup.simple_lo:
@@ -234,7 +246,7 @@ def cox_derivatives(
 ) -> tuple[float, FloatArray, FloatArray]:
     """Log partial likelihood, score and information at ``beta``.
 
-    ``x`` is in sorted row order (``setup.order``) and should be centred.  The information is
+    ``x`` is in setup row order (``x[setup.order]``) and should be centred.  The information is
     ``X' diag(g) X - sum_s [k0 S1 S1' - k1 (S1 S1d' + S1d S1') + k2 S1d S1d']`` where
     ``g_i = r_i (Q0[hi_i] - Q0[lo_i] - event_i q1[slot_i])`` and ``Q0`` is the cumulative sum of
     the hazard weights ``q0``; with Efron ties the ``f_r = r / d`` terms enter through
@@ -256,14 +268,37 @@ def cox_derivatives(
     if ties == "efron":
         g[ev] -= t.q1[setup.hi[ev] - 1]
     g *= r
-    xg = x * np.sqrt(np.maximum(g, 0.0))[:, None]
-    info = xg.T @ xg  # one weighted Gram matrix (BLAS syrk)
+    info = weighted_gram(x, g)
     info -= (t.s1 * t.k0[:, None]).T @ t.s1
     if ties == "efron":
         cross = (t.s1 * t.k1[:, None]).T @ t.s1d
         info += cross + cross.T
         info -= (t.s1d * t.k2[:, None]).T @ t.s1d
     return loglik, score, info
+
+
+def weighted_gram(x: FloatArray, g: FloatArray, chunk: int = 32768) -> FloatArray:
+    """``X' diag(g) X`` for ``g >= 0`` in row chunks (cache-sized buffers, BLAS syrk)."""
+    n, p = x.shape
+    sg = np.sqrt(np.maximum(g, 0.0))
+    out = np.zeros((p, p))
+    buf = np.empty((min(chunk, n), p))
+    for s in range(0, n, chunk):
+        e = min(s + chunk, n)
+        b = buf[: e - s]
+        np.multiply(x[s:e], sg[s:e, None], out=b)
+        out += b.T @ b
+    return out
+
+
+def take_rows(x: FloatArray, order: IntArray, center: FloatArray, chunk: int = 65536) -> FloatArray:
+    """``x[order] - center`` in row chunks (about 3x faster than one fancy-index gather)."""
+    out = np.empty_like(x, dtype=np.float64)
+    for s in range(0, x.shape[0], chunk):
+        o = out[s : s + chunk]
+        np.take(x, order[s : s + chunk], axis=0, out=o)
+        o -= center
+    return out
 
 
 def _matvec(x: FloatArray, beta: FloatArray) -> FloatArray:
@@ -356,7 +391,7 @@ def cox_newton(
 
 
 def cox_score_residuals(beta: FloatArray, x: FloatArray, setup: CoxSetup, ties: str) -> FloatArray:
-    """Unweighted score residuals (n, p), sorted row order (R ``residuals(type='score')``).
+    """Unweighted score residuals (n, p), setup row order (R ``residuals(type='score')``).
 
     ``sum_i w_i resid_i`` is the score.  For Efron ties a death at slot ``s`` takes part in the
     ``r``-th term with weight ``1 - r/d`` and its event part is ``x_i - mean_r xbar_r``.
@@ -425,7 +460,7 @@ def _bit_sum(tree: FloatArray, idx: IntArray) -> FloatArray:
 
 
 def cox_concordance(eta: FloatArray, setup: CoxSetup) -> dict[str, float]:
-    """Weighted concordance counts for risk score ``eta`` (sorted row order).
+    """Weighted concordance counts for risk score ``eta`` (setup row order).
 
     For each event at slot ``s`` the comparable rows are those at risk at ``s`` in the same
     stratum, other than the events tied at ``s`` (counted as ``tied.y``).  Concordant: the

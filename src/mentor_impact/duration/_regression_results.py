@@ -462,10 +462,11 @@ def check_rank(x: FloatArray, names: Sequence[str], w: FloatArray, argument: str
     """Raise when the (weighted, centred) design is rank deficient, naming the columns."""
     if x.shape[1] == 0:
         return
+    from mentor_impact._kernels.cox import weighted_gram
+
     sw = float(w.sum())
-    mean = (w @ x) / sw
-    xw = x * np.sqrt(w)[:, None] if np.any(w != 1.0) else x
-    cov = (xw.T @ xw) / sw - np.outer(mean, mean)  # weighted covariance (one Gram matrix)
+    mean = np.einsum("i,ij->j", w, x) / sw
+    cov = weighted_gram(x, w) / sw - np.outer(mean, mean)  # weighted covariance
     var = np.maximum(np.diag(cov), 0.0)
     scale = np.sqrt(var)
     const = scale <= 1e-7 * np.maximum(1.0, np.abs(mean))

@@ -24,6 +24,7 @@ from mentor_impact._kernels.cox import (
     cox_newton,
     cox_score_residuals,
     prepare_cox,
+    take_rows,
 )
 from mentor_impact.duration._regression_results import (
     ModelFrame,
@@ -504,10 +505,9 @@ def fit_cox_arrays(
 ) -> dict[str, Any]:
     """Core Cox fit on validated arrays (no checks); reused by the bootstrap and Fine-Gray."""
     n, p = x.shape
-    mean = (w @ x) / w.sum() if p else np.zeros(0)
+    mean = np.einsum("i,ij->j", w, x) / w.sum() if p else np.zeros(0)
     setup = prepare_cox(stop, event, w, start=start, strata=strata, frequency_ties=frequency_ties)
-    xs = x[setup.order]
-    xs -= mean
+    xs = take_rows(x, setup.order, mean)  # centred, sorted by last event slot
     nr = cox_newton(xs, setup, ties, max_iter=max_iter, eps=eps)
     beta = nr.beta
     try:
@@ -541,8 +541,7 @@ def fit_cox_arrays(
         resid = cox_score_residuals(beta, xs, setup, ties)
         d = (resid * setup.weight[:, None]) @ v_model
         if cluster is not None:
-            cl = np.asarray(cluster)[setup.order]
-            uniq, inv = np.unique(cl, return_inverse=True)
+            uniq, inv = np.unique(np.asarray(cluster)[setup.order], return_inverse=True)
             agg = sp.csr_matrix((np.ones(n), (inv, np.arange(n))), shape=(uniq.size, n))
             d = agg @ d
             n_clusters = int(uniq.size)
@@ -556,10 +555,10 @@ def fit_cox_arrays(
     dh0 = dh0 * float(np.exp(-mean @ beta)) if p else dh0
     fac = np.zeros(p, bool) if factor_columns is None else factor_columns
     r_means = np.where(fac, 0.0, mean) if p else mean
-    eta_sorted = np.einsum("ij,j->i", xs, beta)
+    eta_c = np.einsum("ij,j->i", xs, beta)
 
     def _conc() -> dict[str, float]:
-        return cox_concordance(eta_sorted, setup)
+        return cox_concordance(eta_c, setup)
 
     base = {
         "names": names,
