@@ -356,6 +356,7 @@ class _World:
 
 
 _NO_SPELL = -(10**6)
+Rows = npt.NDArray[np.int64] | slice
 _NEVER = 10**6
 
 
@@ -585,9 +586,9 @@ def simulate_mentor_study(
     spell_rows: list[npt.NDArray[np.int64]] = []
     spell_cols: list[npt.NDArray[np.int64]] = []
     spell_len: list[npt.NDArray[np.int32]] = []
-    all_rows = np.arange(n, dtype=np.int64)
+    ALL = slice(None)  # the observed regime works on views of all rows
 
-    def features(world: _World, rows: npt.NDArray[np.int64], w: int,
+    def features(world: _World, rows: Rows, w: int,
                  hist: npt.NDArray[np.int8] | None) -> None:
         """Advance dur and emp52 from week w-1 information (in place on ``rows``)."""
         prev = world.prev[rows]
@@ -597,15 +598,19 @@ def simulate_mentor_study(
             delta -= (hist == E).astype(np.int16)
         world.emp52[rows] += delta
 
-    def start_prob(world: _World, rows: npt.NDArray[np.int64], w: int) -> npt.NDArray[np.float64]:
+    def draw_starts(world: _World, rows: Rows, w: int,
+                    v: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+        """Global rows among ``rows`` that are eligible and start in week ``w``."""
         prev = world.prev[rows]
         age = (wk_ord[w] - birth_ord[rows]) / WEEKS_PER_YEAR
-        elig = (_CASH[prev] & (w - world.spell_end[rows] > 52) & (age >= 18) & (age < 65))
-        dur = np.minimum(world.dur[rows], 156) / 52.0
-        logit = (st_static[rows] + year_eff.get(int(year_of_col[w]), 0.5)
-                 - 0.03 * (age - 40.0) + 0.4 * (prev == A) + 0.1 * dur
-                 - 1.5 * world.emp52[rows] / 52.0)
-        return np.where(elig, 1.0 / (1.0 + np.exp(-logit)), 0.0)
+        ok = np.flatnonzero(_CASH[prev] & (w - world.spell_end[rows] > 52)
+                            & (age >= 18) & (age < 65))
+        g = ok if isinstance(rows, slice) else rows[ok]
+        dur = np.minimum(world.dur[g], 156) / 52.0
+        logit = (st_static[g] + year_eff.get(int(year_of_col[w]), 0.5)
+                 - 0.03 * (age[ok] - 40.0) + 0.4 * (prev[ok] == A) + 0.1 * dur
+                 - 1.5 * world.emp52[g] / 52.0)
+        return g[v[g] < 1.0 / (1.0 + np.exp(-logit))].astype(np.int64)
 
     def begin(world: _World, rows: npt.NDArray[np.int64], w: int,
               q: npt.NDArray[np.float32]) -> npt.NDArray[np.int32]:
@@ -616,7 +621,7 @@ def simulate_mentor_study(
         world.first_end[rows[first]] = w + length[first] - 1
         return length
 
-    def transition(world: _World, rows: npt.NDArray[np.int64], w: int,
+    def transition(world: _World, rows: Rows, w: int,
                    unif: npt.NDArray[np.float32]) -> npt.NDArray[np.int8]:
         prev = world.prev[rows]
         in_spell = (world.spell_start[rows] <= w) & (w <= world.spell_end[rows])
@@ -639,10 +644,9 @@ def simulate_mentor_study(
         rnd = _week_uniforms(ss, w, n)
         # -------- observed regime, all persons
         hist = zt[w - 53] if w >= 53 else None
-        features(obs, all_rows, w, hist)
+        features(obs, ALL, w, hist)
         if w >= ws:
-            p = start_prob(obs, all_rows, w)
-            starters = np.flatnonzero(rnd[1] < p)
+            starters = draw_starts(obs, ALL, w, rnd[1])
         else:
             starters = np.zeros(0, np.int64)
         new_t = starters[(treat_col[starters] < 0)] if ws <= w <= we else np.zeros(0, np.int64)
@@ -661,7 +665,7 @@ def simulate_mentor_study(
             spell_rows.append(starters)
             spell_cols.append(np.full(starters.size, w, np.int64))
             spell_len.append(length)
-        zt[w] = transition(obs, all_rows, w, rnd[0])
+        zt[w] = transition(obs, ALL, w, rnd[0])
         # -------- counterfactual regimes, active treated starts only
         old = (np.concatenate(new_by_week[-horizon:]) if new_by_week else np.zeros(0, np.int64))
         new_by_week.append(new_t)
@@ -678,8 +682,7 @@ def simulate_mentor_study(
                 features(cf, old, w, hist_cf)
             act = np.concatenate([old, new_t])
             if allow_later and old.size:
-                p = start_prob(cf, old, w)
-                later = old[rnd[1, old] < p]
+                later = draw_starts(cf, old, w, rnd[1])
                 if later.size:
                     begin(cf, later, w, rnd[2, later])
             path[act, w - treat_col[act]] = transition(cf, act, w, rnd[0, act])
