@@ -668,3 +668,39 @@ def test_clustered_km_variance_equals_loop_over_times(entry) -> None:
             sums[g] = sums.get(g, 0.0) + infl[i]
         want[k] = sum(v * v for v in sums.values())
     np.testing.assert_allclose(c.std_err**2, want, rtol=1e-8, atol=1e-14)
+
+
+@pytest.mark.parametrize("entry", [False, True])
+def test_clustered_aj_variance_equals_loop_over_times(entry) -> None:
+    df = make_data(n=90, seed=28, n_causes=2)
+    kw = {}
+    if entry:
+        df["en"] = np.floor(df.t * 0.5)
+        kw["entry"] = "en"
+    res = AalenJohansen(variance="ij").fit(
+        df, duration="t", event="e", weights="w", cluster="id", **kw
+    )
+    c, r = res.curves["all"], res._rows["all"]
+    for cause in (1, 2):
+        m = r.event == cause
+        d_c = np.bincount(r.stop[m], weights=r.weight[m], minlength=c.time.size)
+        want = np.zeros(c.time.size)
+        for k in range(c.time.size):
+            infl = K.aj_influence(
+                k,
+                r.stop,
+                r.start,
+                r.event,
+                r.weight,
+                c.n_risk,
+                c.n_event,
+                c.surv,
+                c.cif[:, cause - 1],
+                d_c,
+                cause,
+            )
+            sums = {}
+            for i, g in enumerate(r.cluster):  # plain loop over rows
+                sums[g] = sums.get(g, 0.0) + infl[i]
+            want[k] = sum(v * v for v in sums.values())
+        np.testing.assert_allclose(c.cif_std_err[:, cause - 1] ** 2, want, rtol=1e-8, atol=1e-14)

@@ -25,8 +25,10 @@ IntArray = NDArray[np.int64]
 
 __all__ = [
     "aj_curves",
+    "aj_ij_variance_clustered",
     "aj_influence",
     "aj_influence_matrix",
+    "clustered_step_products",
     "cmprsk_variance",
     "gray_test",
     "grid_codes",
@@ -343,6 +345,51 @@ def km_rmst_influence(
     return np.where(start <= K_, weight * val, 0.0)
 
 
+def clustered_step_products(
+    start: IntArray,
+    stop: IntArray,
+    cluster: IntArray,
+    at_risk: FloatArray,
+    after: FloatArray,
+    n_times: int,
+) -> FloatArray:
+    """``sum_g G_g(k) G_g(k)'`` for all ``k`` of per-cluster step functions -> (T, B, B).
+
+    Row ``i`` contributes the vector ``at_risk[i]`` (B,) for ``start_i <= k < stop_i`` and
+    ``after[i]`` for ``k >= stop_i``; ``G_g(k)`` sums the rows of cluster ``g``. Jumps are
+    sorted by (cluster, time) once, cumulated within clusters, and each constant piece adds
+    its outer product over ``[k, k_next)`` through difference arrays: O(n log n + T B^2).
+    """
+    T = n_times
+    n, B = at_risk.shape
+    k_ev = np.concatenate((start, stop))
+    cl_ev = np.concatenate((cluster, cluster))
+    jump = np.concatenate((at_risk, after - at_risk), axis=0)
+    order = np.lexsort((k_ev, cl_ev))
+    k_ev, cl_ev, jump = k_ev[order], cl_ev[order], jump[order]
+    new = np.ones(2 * n, dtype=bool)
+    new[1:] = cl_ev[1:] != cl_ev[:-1]
+    seg_start = np.flatnonzero(new)
+    seg_id = np.cumsum(new) - 1
+    g = np.cumsum(jump, axis=0)
+    base = np.vstack((np.zeros((1, B)), g))[seg_start][seg_id]
+    g = g - base
+    k_next = np.empty(2 * n, dtype=np.int64)
+    k_next[:-1] = k_ev[1:]
+    last = np.ones(2 * n, dtype=bool)
+    last[:-1] = new[1:]
+    k_next[last] = T
+    out = np.zeros((T, B, B))
+    for b1 in range(B):
+        for b2 in range(b1, B):
+            v = g[:, b1] * g[:, b2]
+            diff = np.bincount(k_ev, weights=v, minlength=T + 1) - np.bincount(
+                k_next, weights=v, minlength=T + 1
+            )
+            out[:, b1, b2] = out[:, b2, b1] = np.cumsum(diff)[:T]
+    return out
+
+
 def km_ij_variance_clustered(
     stop: IntArray,
     start: IntArray,
@@ -357,50 +404,74 @@ def km_ij_variance_clustered(
 
     Row ``i`` has influence ``w_i S(k) h_i(k)`` with ``h_i(k) = P2(k) - P2(r_i - 1)`` while
     at risk (``r_i <= k < s_i``) and ``P2(s_i) - P2(r_i - 1) - delta_i c(s_i)`` from its exit
-    on, so a cluster's sum is ``S(k) (P2(k) G1_g(k) + G2_g(k))`` with step functions
-    ``G1, G2`` that jump only at the rows' entry and exit indices. Sorting these jumps by
-    (cluster, time), cumulating within clusters and adding ``G1^2, G1 G2, G2^2`` over each
-    constant piece with difference arrays gives ``sum_g (.)^2`` for all ``k`` at once.
+    on, i.e. ``h = P2(k) G1 + G2`` with row step functions ``G1 = (1, 0)`` and
+    ``G2 = (-P2(r - 1), P2(s) - P2(r - 1) - delta c(s))`` (at risk, after exit); see
+    :func:`clustered_step_products`.
     """
-    T = y.size
     with np.errstate(divide="ignore", invalid="ignore"):
         lam = _safe_div(d_all, y)
         c = np.where(y - d_all > 0, 1.0 / (y - d_all), 0.0)
     p2 = np.cumsum(lam * c)
     p2_rm1 = np.where(start > 0, p2[np.maximum(start - 1, 0)], 0.0)
+    dc = np.where(event > 0, c[stop], 0.0)
+    at_risk = np.column_stack((weight, -weight * p2_rm1))
+    after = np.column_stack((np.zeros_like(weight), weight * (p2[stop] - p2_rm1 - dc)))
+    a = clustered_step_products(start, stop, cluster, at_risk, after, y.size)
+    phi = np.column_stack((p2, np.ones_like(p2)))
+    var = surv * surv * np.einsum("tb,tbc,tc->t", phi, a, phi)
+    return np.maximum(var, 0.0)
+
+
+def aj_ij_variance_clustered(
+    stop: IntArray,
+    start: IntArray,
+    event: IntArray,
+    weight: FloatArray,
+    cluster: IntArray,
+    y: FloatArray,
+    d_all: FloatArray,
+    surv: FloatArray,
+    cif_c: FloatArray,
+    d_c: FloatArray,
+    cause: int,
+) -> FloatArray:
+    """Clustered IJ variance of a weighted Aalen–Johansen CIF at every grid time.
+
+    The influence of :func:`aj_influence` is ``w_i (phi_A(k) G_A + F(k) G_F + G_1)`` with
+    ``phi_A = -P1 + F P2 - P3`` and row step functions (at risk / after exit)
+    ``G_A = (1, 0)``, ``G_F = (-P2(r-1), P2(s) - P2(r-1) - delta c(s))`` and
+    ``G_1 = (P1(r-1) + P3(r-1), delta_c S(s-1)/Y(s) - P1(s) + P1(r-1)
+    + delta F(s) c(s) - P3(s) + P3(r-1))``; see :func:`clustered_step_products`.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = _safe_div(d_all, y)
+        c = np.where(y - d_all > 0, 1.0 / (y - d_all), 0.0)
+    s_prev = np.concatenate(([1.0], surv[:-1]))
+    p1 = np.cumsum(_safe_div(d_c, y) * _safe_div(s_prev, y))
+    p2 = np.cumsum(lam * c)
+    p3 = np.cumsum(cif_c * lam * c)
+
+    def at(p: FloatArray, idx: IntArray) -> FloatArray:
+        return np.where(idx >= 0, p[np.maximum(idx, 0)], 0.0)
+
+    rm1 = start - 1
     died = event > 0
-    n = stop.size
-    k_ev = np.concatenate((start, stop))
-    cl_ev = np.concatenate((cluster, cluster))
-    dg1 = np.concatenate((weight, -weight))
-    dg2 = np.concatenate((-weight * p2_rm1, weight * (p2[stop] - np.where(died, c[stop], 0.0))))
-    order = np.lexsort((k_ev, cl_ev))
-    k_ev, cl_ev, dg1, dg2 = k_ev[order], cl_ev[order], dg1[order], dg2[order]
-    # segment cumulative sums within clusters
-    new = np.ones(2 * n, dtype=bool)
-    new[1:] = cl_ev[1:] != cl_ev[:-1]
-    seg_start = np.flatnonzero(new)
-    seg_id = np.cumsum(new) - 1
-    g1 = np.cumsum(dg1)
-    g2 = np.cumsum(dg2)
-    base1 = np.concatenate(([0.0], g1))[seg_start][seg_id]
-    base2 = np.concatenate(([0.0], g2))[seg_start][seg_id]
-    g1 = g1 - base1
-    g2 = g2 - base2
-    k_next = np.empty(2 * n, dtype=np.int64)
-    k_next[:-1] = k_ev[1:]
-    k_next[-1] = T
-    last = np.ones(2 * n, dtype=bool)
-    last[:-1] = new[1:]
-    k_next[last] = T
-    out = []
-    for v in (g1 * g1, g1 * g2, g2 * g2):
-        diff = np.bincount(k_ev, weights=v, minlength=T + 1) - np.bincount(
-            k_next, weights=v, minlength=T + 1
-        )
-        out.append(np.cumsum(diff)[:T])
-    a11, a12, a22 = out
-    var = surv * surv * (p2 * p2 * a11 + 2.0 * p2 * a12 + a22)
+    died_c = event == cause
+    dcs = np.where(died, c[stop], 0.0)
+    zero = np.zeros_like(weight)
+    at_risk = np.column_stack((weight, -weight * at(p2, rm1), weight * (at(p1, rm1) + at(p3, rm1))))
+    g1_after = (
+        np.where(died_c, _safe_div(s_prev[stop], y[stop]), 0.0)
+        - p1[stop]
+        + at(p1, rm1)
+        + np.where(died, cif_c[stop] * c[stop], 0.0)
+        - p3[stop]
+        + at(p3, rm1)
+    )
+    after = np.column_stack((zero, weight * (p2[stop] - at(p2, rm1) - dcs), weight * g1_after))
+    a = clustered_step_products(start, stop, cluster, at_risk, after, y.size)
+    phi = np.column_stack((-p1 + cif_c * p2 - p3, cif_c, np.ones_like(p2)))
+    var = np.einsum("tb,tbc,tc->t", phi, a, phi)
     return np.maximum(var, 0.0)
 
 

@@ -453,11 +453,13 @@ def _ij_se(
     cause: int,
     cells: tuple[IntArray, IntArray, IntArray, FloatArray] | None = None,
 ) -> FloatArray:
-    """Influence-function SE on the grid, computed at event times and carried forward.
+    """Influence-function SE on the grid.
 
     Without clusters (``cells`` given), rows sharing (entry index, exit index, event code)
     have influences proportional to their weights, so the sum of squares runs over these
-    cells (weights ``sum w^2``); with clusters, one O(n) pass per event time.
+    cells (weights ``sum w^2``) at event times and is carried forward; with clusters, the
+    piecewise cluster sums of :func:`~mentor_impact._kernels.survival.clustered_step_products`
+    give all times in O(n log n).
     """
     T = y.size
     ev_idx = np.flatnonzero(d > 0)
@@ -476,11 +478,11 @@ def _ij_se(
         var = K.km_ij_variance_clustered(r.stop, r.start, r.event, r.weight, r.cluster, y, d, surv)
         return np.sqrt(var)
     else:
-        for m, k in enumerate(ev_idx):
-            infl = K.aj_influence(
-                int(k), r.stop, r.start, r.event, r.weight, y, d, surv, cif_c, d_c, cause
-            )
-            vals[m] = K.cluster_sum_squares(infl, r.cluster, r.n_clusters)
+        assert d_c is not None
+        var = K.aj_ij_variance_clustered(
+            r.stop, r.start, r.event, r.weight, r.cluster, y, d, surv, cif_c, d_c, cause
+        )
+        return np.sqrt(var)
     # carry forward (the influence only changes at event times)
     idx = np.maximum.accumulate(np.where(d > 0, np.arange(T), -1))
     pos = np.searchsorted(ev_idx, idx)
