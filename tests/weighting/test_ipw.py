@@ -15,6 +15,7 @@ from mentor_impact.exceptions import (
     PositivityWarning,
 )
 from mentor_impact.inference import IID, Clustered
+from mentor_impact.weighting import AIPW as AIPW_
 from mentor_impact.weighting import IPW, compare_estimands
 
 from ._reference import ref_ipw
@@ -316,3 +317,18 @@ def test_logit_large_n_start_does_not_change_the_mle():
     b = K.logit_fit(Z[perm], d[perm], w[perm])
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-9)
     assert a.converged
+
+
+def test_aliased_covariates_are_left_out():
+    base = flat_data()
+    X = np.column_stack([base.X, np.ones(base.n) * 3.0, base.X[:, 0] * 2 - base.X[:, 1]])
+    wide = dataclasses.replace(base, X=X, covariate_names=("a", "b", "const", "combo"))
+    a = IPW().fit(base, outcome="y")
+    b = IPW().fit(wide, outcome="y")
+    assert b.extra["ps_aliased_covariates"] == 2
+    np.testing.assert_allclose(b.estimate, a.estimate, rtol=1e-10)
+    np.testing.assert_allclose(b.std_errors, a.std_errors, rtol=1e-8)
+    c = AIPW_(n_folds=1).fit(wide, outcome="y", variance="stacked")
+    d = AIPW_(n_folds=1).fit(base, outcome="y", variance="stacked")
+    np.testing.assert_allclose(c.estimate, d.estimate, rtol=1e-10)
+    np.testing.assert_allclose(c.std_errors, d.std_errors, rtol=1e-8)

@@ -31,6 +31,7 @@ __all__ = [
     "group_matrix",
     "hajek_if",
     "horvitz_thompson_if",
+    "independent_columns",
     "logit_fit",
     "ols_fit",
 ]
@@ -130,6 +131,41 @@ def logit_fit(
     p = expit(eta)
     H = _gram(Z, w * p * (1.0 - p)) if hessian else np.zeros((q, q))
     return LogitResult(beta, p, H, it, converged, float(np.max(np.abs(eta))) if n else 0.0)
+
+
+def independent_columns(X: FloatArray, w: FloatArray, tol: float = 1e-10) -> IntArray:
+    """Columns of ``X`` that are non-constant and linearly independent given an intercept.
+
+    One weighted Gram pass over ``[1, X]``; constant columns (zero weighted variance) are
+    dropped, then a pivoted QR of the correlation matrix keeps a maximal independent set
+    (aliased columns are dropped, as R's ``lm``/``glm`` give them ``NA``). Fitted values of
+    the logit / least squares are unchanged by dropping aliased columns.
+    """
+    import scipy.linalg as sla
+
+    n, p = X.shape
+    if p == 0:
+        return np.arange(0, dtype=np.int64)
+    Z1 = np.empty((n, p + 1))
+    Z1[:, 0] = 1.0
+    Z1[:, 1:] = X
+    G = _gram(Z1, w)
+    W = G[0, 0]
+    if W <= 0:
+        return np.arange(p, dtype=np.int64)
+    m = G[0, 1:] / W
+    cov = G[1:, 1:] / W - np.outer(m, m)
+    var = np.diag(cov).copy()
+    scale = np.maximum(np.abs(np.diag(G[1:, 1:]) / W), 1e-300)
+    nonconst = np.flatnonzero(var > 1e-12 * scale)
+    if nonconst.size == 0:
+        return nonconst.astype(np.int64)
+    sd = np.sqrt(var[nonconst])
+    corr = cov[np.ix_(nonconst, nonconst)] / np.outer(sd, sd)
+    _, R, piv = sla.qr(corr, pivoting=True)
+    diag = np.abs(np.diag(R))
+    rank = int((diag > tol * max(diag[0], 1e-300)).sum())
+    return np.sort(nonconst[piv[:rank]]).astype(np.int64)
 
 
 class PSTerm:

@@ -258,8 +258,10 @@ class AIPW:
                         "fewer folds."
                     )
         fitted: dict[str, Any] = {}
-        Z = _design(X) if (self.propensity_learner is None or self.outcome_learner is None) \
-            else None
+        Z = None
+        if self.propensity_learner is None or self.outcome_learner is None:
+            # constant and aliased covariates are left out (fitted values are unchanged)
+            Z = _design(X[:, K.independent_columns(X, w)])
         e = np.empty(n)
         if self.propensity_learner is None:
             assert Z is not None
@@ -323,7 +325,8 @@ class AIPW:
             m0 = m1 - theta
             ipw_w = np.where(t_arm, w, w * omega)
         if variance == "stacked":
-            infl = infl + self._stacked_terms(X, d, w, e, Y, mu0, mu1, W, fitted)
+            assert Z is not None
+            infl = infl + self._stacked_terms(Z, d, w, e, Y, mu0, mu1, W, fitted)
         nu = np.where(t_arm, ipw_w, 0.0)[:, None]
         positivity_check("AIPW", np.where(t_arm, 0.0, ipw_w)[:, None], ~t_arm, "control")
         if self.estimand == "ATE":
@@ -362,11 +365,10 @@ class AIPW:
         )
 
     def _stacked_terms(
-        self, X: FloatArray, d: FloatArray, w: FloatArray, e: FloatArray, Y: FloatArray,
+        self, Z: FloatArray, d: FloatArray, w: FloatArray, e: FloatArray, Y: FloatArray,
         mu0: FloatArray, mu1: FloatArray | None, W: float, fitted: dict[str, Any],
     ) -> FloatArray:
         """Estimation terms of the logit and least-squares nuisances (n_folds=1)."""
-        Z = _design(X)
         lf = fitted["ps"]
         ps_if = (Z * (w * (d - e))[:, None]) @ np.linalg.inv(lf.hessian)
         dd = d[:, None]

@@ -52,12 +52,15 @@ class PropensityFit:
     source : str
         ``"logit"`` (own Newton fit), ``"model"`` (a PropensityModel logit), or
         ``"given"`` (fixed scores, treated as known).
+    d, w : ndarray of shape (n,), optional
+        Treatment and weights (needed for the sandwich term).
 
     Attributes
     ----------
-    ps_if : ndarray of shape (n, q) or None
-        Scaled influence function of the logit coefficients,
-        ``w_i z_i (D_i - e_i) @ inv(hessian)``.
+    term : PSTerm or None
+        The propensity-estimation term of the influence functions.
+    n_aliased : int
+        Covariates left out of the default logit as constant or collinear.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class PropensityFit:
         self.hessian = hessian
         self.source = source
         self.term: K.PSTerm | None = None
+        self.n_aliased = 0
         if design is not None and hessian is not None and d is not None and w is not None:
             try:
                 hinv = np.asarray(np.linalg.inv(hessian), dtype=np.float64)
@@ -119,9 +123,10 @@ def fit_propensity(
     if ps is not None:
         return PropensityFit(check_ps(ps, data.n), source="given")
     if propensity is None:
-        Z = np.empty((data.n, data.X.shape[1] + 1))
+        cols = K.independent_columns(data.X, w)
+        Z = np.empty((data.n, cols.size + 1))
         Z[:, 0] = 1.0
-        Z[:, 1:] = data.X
+        Z[:, 1:] = data.X[:, cols]
         fit = K.logit_fit(Z, d, w)
         if fit.max_abs_eta > 30.0 or not fit.converged:
             import warnings
@@ -136,7 +141,9 @@ def fit_propensity(
                 SeparationWarning,
                 stacklevel=3,
             )
-        return PropensityFit(fit.ps, Z, fit.hessian, "logit", d, w)
+        out = PropensityFit(fit.ps, Z, fit.hessian, "logit", d, w)
+        out.n_aliased = int(data.X.shape[1] - cols.size)
+        return out
     if not (hasattr(propensity, "fit") and hasattr(propensity, "predict_proba")):
         raise ConfigurationError(
             f"propensity: expected None, a PropensityModel or a scikit-learn classifier with "
@@ -213,6 +220,9 @@ class IPW:
       factor; equal to statsmodels' / Stata's ``teffects ipw``) otherwise. With fixed scores
       (``ps=``) or a non-logit classifier the scores are treated as known; then IID equals
       R's ``sandwich::vcovHC(lm(y ~ treat, weights), type = "HC0")``.
+    * Default logit: constant and collinear covariates are left out (counted in
+      ``extra["ps_aliased_covariates"]``); the fitted scores are those of R's ``glm``, which
+      reports ``NA`` for aliased coefficients.
     * Truncated weights are held fixed in the derivative (their rows get no PS term);
       trimming thresholds are held fixed, and the logit is fitted on all rows.
     * Results expose ``weights`` for reuse by duration estimators: without risk sets the raw
@@ -434,6 +444,7 @@ class IPW:
                 "ess": ess_frame,
                 "ps": e,
                 "ps_source": pf.source,
+                "ps_aliased_covariates": pf.n_aliased,
                 "n_trimmed": n_trim,
                 "n_truncated": n_trunc,
                 "dynamic_estimand": dynamic,
