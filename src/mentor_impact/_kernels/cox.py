@@ -390,7 +390,9 @@ def cox_newton(
     return NewtonResult(beta, old_ll, ll0_at_zero, u, info, score0, info0, it, False, n_halving)
 
 
-def cox_score_residuals(beta: FloatArray, x: FloatArray, setup: CoxSetup, ties: str) -> FloatArray:
+def cox_score_residuals(
+    beta: FloatArray, x: FloatArray, setup: CoxSetup, ties: str, chunk: int = 65536
+) -> FloatArray:
     """Unweighted score residuals (n, p), setup row order (R ``residuals(type='score')``).
 
     ``sum_i w_i resid_i`` is the score.  For Efron ties a death at slot ``s`` takes part in the
@@ -403,17 +405,24 @@ def cox_score_residuals(beta: FloatArray, x: FloatArray, setup: CoxSetup, ties: 
     t = _slot_terms(setup, r, x, ties, full=True)
     c0 = np.concatenate(([0.0], np.cumsum(t.q0)))
     c1 = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(t.h1, axis=0)])
-    lo, hi = setup.lo, setup.hi
-    h0 = c0[hi] - c0[lo]
-    h1 = c1[hi] - c1[lo]
-    ev = setup.event
-    if ties == "efron":
+    d0 = t.q0 - t.e0  # Efron: a death's own slot enters with weights 1 - r/d
+    d1 = t.h1 - t.e1
+    resid = np.empty_like(x)
+    for s in range(0, x.shape[0], chunk):  # row chunks keep the n x p temporaries small
+        sl_ = slice(s, s + chunk)
+        lo, hi, ev = setup.lo[sl_], setup.hi[sl_], setup.event[sl_]
+        xc = x[sl_]
+        h0 = c0[hi] - c0[lo]
+        h1 = c1[hi] - c1[lo]
         sl = hi[ev] - 1
-        h0[ev] -= t.q0[sl] - t.e0[sl]
-        h1[ev] -= t.h1[sl] - t.e1[sl]
-    resid = -(e[:, None] * (x * h0[:, None] - h1))
-    sl = hi[ev] - 1
-    resid[ev] += x[ev] - t.xbar_mean[sl]
+        if ties == "efron":
+            h0[ev] -= d0[sl]
+            h1[ev] -= d1[sl]
+        out = resid[sl_]
+        np.multiply(xc, h0[:, None], out=out)
+        out -= h1
+        out *= -e[sl_, None]
+        out[ev] += xc[ev] - t.xbar_mean[sl]
     return resid
 
 

@@ -486,6 +486,17 @@ class CoxPH:
         )
 
 
+def _dense_codes(codes: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], int]:
+    """Map cluster ids to 0..G-1 (O(n) for small non-negative integers, else via unique)."""
+    if np.issubdtype(codes.dtype, np.integer) and codes.size and codes.min() >= 0:
+        if int(codes.max()) < 4 * codes.size + 1024:
+            present = np.bincount(codes) > 0
+            remap = np.cumsum(present) - 1
+            return remap[codes].astype(np.int64), int(present.sum())
+    uniq, inv = np.unique(codes, return_inverse=True)
+    return inv.ravel().astype(np.int64), int(uniq.size)
+
+
 def fit_cox_arrays(
     x: FloatArray,
     stop: FloatArray,
@@ -539,15 +550,15 @@ def fit_cox_arrays(
     n_clusters = None
     if (robust or cluster is not None) and p:
         resid = cox_score_residuals(beta, xs, setup, ties)
-        d = (resid * setup.weight[:, None]) @ v_model
+        resid *= setup.weight[:, None]
         if cluster is not None:
-            uniq, inv = np.unique(np.asarray(cluster)[setup.order], return_inverse=True)
-            agg = sp.csr_matrix((np.ones(n), (inv, np.arange(n))), shape=(uniq.size, n))
-            d = agg @ d
-            n_clusters = int(uniq.size)
+            inv, n_clusters = _dense_codes(np.asarray(cluster)[setup.order])
+            agg = sp.csr_matrix((np.ones(n), (inv, np.arange(n))), shape=(n_clusters, n))
+            resid = np.asarray(agg @ resid)
             cov_type = "clustered"
         else:
             cov_type = "robust"
+        d = resid @ v_model  # dfbeta (summed within clusters)
         cov_robust = d.T @ d
     cov = cov_robust if cov_robust is not None else v_model
     score_test = float(nr.score0 @ np.linalg.solve(nr.info0, nr.score0)) if p else 0.0
