@@ -33,7 +33,7 @@ TRUE_RMST104 = float(sum((1 - P1) * np.exp(-0.02 * k) + P1 * np.exp(-0.04 * k) f
 @pytest.mark.parametrize("variance", ["ij", "xie-liu"])
 def test_weighted_km_and_rmst_variances_match_monte_carlo(variance) -> None:
     rng = np.random.default_rng(20261128)
-    reps, n = 300, 500
+    reps, n = 1000, 500
     s_hat, s_se, r_hat, r_se = [], [], [], []
     for _ in range(reps):
         df = one_sample(n, rng)
@@ -48,21 +48,26 @@ def test_weighted_km_and_rmst_variances_match_monte_carlo(variance) -> None:
     # unbiased (within Monte Carlo error)
     assert abs(s_hat.mean() - TRUE_S52) < 3 * s_hat.std() / np.sqrt(reps)
     assert abs(r_hat.mean() - TRUE_RMST104) < 3 * r_hat.std() / np.sqrt(reps)
-    # mean estimated SE close to the Monte Carlo SD (MC error of an SD with 300 reps ~ 4%)
-    assert s_se.mean() / s_hat.std() == pytest.approx(1.0, abs=0.15)
-    assert r_se.mean() / r_hat.std() == pytest.approx(1.0, abs=0.15)
+    # mean estimated SE close to the Monte Carlo SD (MC error of an SD with 1000 reps ~ 2%)
+    print(
+        f"{variance}: SE/SD S(52) {s_se.mean() / s_hat.std():.3f}, "
+        f"RMST(104) {r_se.mean() / r_hat.std():.3f}"
+    )
+    assert s_se.mean() / s_hat.std() == pytest.approx(1.0, abs=0.08)
+    assert r_se.mean() / r_hat.std() == pytest.approx(1.0, abs=0.08)
     # 95% coverage
     cov_s = np.mean(np.abs(s_hat - TRUE_S52) <= 1.96 * s_se)
     cov_r = np.mean(np.abs(r_hat - TRUE_RMST104) <= 1.96 * r_se)
-    assert 0.91 <= cov_s <= 0.98
-    assert 0.91 <= cov_r <= 0.98
+    print(f"{variance}: coverage S(52) {cov_s:.3f}, RMST(104) {cov_r:.3f}")
+    assert 0.93 <= cov_s <= 0.97
+    assert 0.93 <= cov_r <= 0.97
 
 
 @pytest.mark.slow
 def test_clustered_variance_with_repeated_persons_matches_monte_carlo() -> None:
     """Each person contributes two rows (e.g. two risk-set starts): naive IJ is too small."""
     rng = np.random.default_rng(7)
-    reps, n = 300, 300
+    reps, n = 1000, 300
     s_hat, se_cl, se_row = [], [], []
     for _ in range(reps):
         df = one_sample(n, rng)
@@ -76,5 +81,6 @@ def test_clustered_variance_with_repeated_persons_matches_monte_carlo() -> None:
         se_cl.append(a.at([52]).std_err.iloc[0])
         se_row.append(b.at([52]).std_err.iloc[0])
     sd = np.std(s_hat)
-    assert np.mean(se_cl) / sd == pytest.approx(1.0, abs=0.15)
+    print(f"clustered SE/SD {np.mean(se_cl) / sd:.3f}, row-wise SE/SD {np.mean(se_row) / sd:.3f}")
+    assert np.mean(se_cl) / sd == pytest.approx(1.0, abs=0.08)
     assert np.mean(se_row) / sd < 0.85
