@@ -191,3 +191,39 @@ def test_bad_inputs():
         Caliper(-1)
     with pytest.raises(ConfigurationError, match="'n_neighbors' parameter"):
         AbadieImbens(n_neighbors=-1)
+
+
+def test_fit_leaves_estimator_unchanged():
+    df = _frame(seed=10)
+    for est in (NearestNeighborMatching(replace=True, caliper=0.3), RadiusMatching(0.3),
+                KernelMatching(0.3)):
+        before = dict(vars(est))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PositivityWarning)
+            est.fit(_data(df), outcome="y")
+        assert vars(est) == before
+
+
+def test_kernel_matching_equals_loop():
+    df = _frame(n=150, seed=11)
+    data = _data(df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PositivityWarning)
+        res = KernelMatching(0.5).fit(data, outcome="y")
+    lg = res.extra["distance"]
+    h = res.extra["caliper"]
+    np.testing.assert_allclose(h, 0.5 * np.std(lg, ddof=1))
+    y = df["y"].to_numpy()
+    d = df["d"].to_numpy()
+    effs = []
+    for i in np.flatnonzero(d == 1):
+        num = den = 0.0
+        for j in np.flatnonzero(d == 0):
+            u = (lg[j] - lg[i]) / h
+            if abs(u) <= 1:
+                k = 0.75 * (1 - u * u)
+                num += k * y[j]
+                den += k
+        if den > 0:
+            effs.append(y[i] - num / den)
+    np.testing.assert_allclose(res.estimate[0], np.mean(effs), rtol=1e-10)

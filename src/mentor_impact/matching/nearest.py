@@ -470,7 +470,14 @@ class _MatchingBase:
         ptr, pos_rows = self._match_rows(
             focal, focal_mask, dist, Xw, calvar, cal_abs, cells, ps, owner
         )
-        pw = self._pair_weights(ptr, focal, pos_rows, dist)
+        pw = self._pair_weights(ptr, focal, pos_rows, dist, cal_abs)
+        keep_pair = pw > 0
+        if not keep_pair.all():  # e.g. Epanechnikov weight 0 at |u| = 1: not a match
+            owner = np.repeat(np.arange(focal.size), np.diff(ptr))
+            cnt = np.bincount(owner[keep_pair], minlength=focal.size)
+            ptr = np.zeros(focal.size + 1, dtype=np.int64)
+            np.cumsum(cnt, out=ptr[1:])
+            pos_rows, pw = pos_rows[keep_pair], pw[keep_pair]
         m = Matches(focal=focal, ptr=ptr, matched=pos_rows, pair_weight=pw, n_rows=n)
         nm = m.n_matches
         unm = nm == 0
@@ -504,7 +511,12 @@ class _MatchingBase:
         return m, reasons
 
     def _pair_weights(
-        self, ptr: IntArray, focal: IntArray, rows: IntArray, dist: FloatArray | None
+        self,
+        ptr: IntArray,
+        focal: IntArray,
+        rows: IntArray,
+        dist: FloatArray | None,
+        cal_abs: float | None,
     ) -> FloatArray:
         return pair_weights_uniform(ptr)
 
@@ -907,7 +919,6 @@ class RadiusMatching(_MatchingBase):
     ) -> tuple[IntArray, IntArray]:
         assert dist is not None and cal_abs is not None
         sd = K.prepare(dist, focal_mask, cells, focal)
-        self._sd = sd
         radius = np.full(focal.size, self._support(cal_abs))
         idx = np.arange(focal.size)
         a = K._extend_pred(sd, idx, sd.split - 1, sd.lo, radius, strict=False, step=-1)
@@ -990,12 +1001,17 @@ class KernelMatching(RadiusMatching):
         return cal_abs * (4.0 if self.kernel == "gaussian" else 1.0)
 
     def _pair_weights(
-        self, ptr: IntArray, focal: IntArray, rows: IntArray, dist: FloatArray | None
+        self,
+        ptr: IntArray,
+        focal: IntArray,
+        rows: IntArray,
+        dist: FloatArray | None,
+        cal_abs: float | None,
     ) -> FloatArray:
-        assert dist is not None
+        assert dist is not None and cal_abs is not None
         nm = np.diff(ptr)
         owner = np.repeat(np.arange(focal.size), nm)
-        h = self._h
+        h = cal_abs
         u = (dist[rows] - dist[focal[owner]]) / h
         kv = 0.75 * (1 - u**2) if self.kernel == "epanechnikov" else np.exp(-0.5 * u**2)
         kv = np.maximum(kv, 0.0)
@@ -1003,21 +1019,3 @@ class KernelMatching(RadiusMatching):
         with np.errstate(invalid="ignore", divide="ignore"):
             w = kv / tot[owner]
         return np.nan_to_num(w)
-
-    def _match_rows(
-        self,
-        focal: IntArray,
-        focal_mask: npt.NDArray[np.bool_],
-        dist: FloatArray | None,
-        Xw: FloatArray | None,
-        calvar: FloatArray,
-        cal_abs: float | None,
-        cells: IntArray | None,
-        ps: FloatArray,
-        owner: str,
-    ) -> tuple[IntArray, IntArray]:
-        assert cal_abs is not None
-        self._h = cal_abs
-        return super()._match_rows(
-            focal, focal_mask, dist, Xw, calvar, cal_abs, cells, ps, owner
-        )
