@@ -704,3 +704,22 @@ def test_clustered_aj_variance_equals_loop_over_times(entry) -> None:
                 sums[g] = sums.get(g, 0.0) + infl[i]
             want[k] = sum(v * v for v in sums.values())
         np.testing.assert_allclose(c.cif_std_err[:, cause - 1] ** 2, want, rtol=1e-8, atol=1e-14)
+
+
+def test_more_bad_input() -> None:
+    df = pd.DataFrame({"t": [1.0, 2.0, 3.0], "e": [1, np.nan, 1], "g": ["a", None, "b"]})
+    with pytest.raises(
+        DataValidationError, match=r"event: .*1 missing or infinite values \(row 1\)"
+    ):
+        KaplanMeier().fit(df, duration="t", event="e")
+    with pytest.raises(DataValidationError, match=r"group: expected no missing labels; .*row 1"):
+        KaplanMeier().fit(df.assign(e=1), duration="t", event="e", group="g")
+    with pytest.raises(DataValidationError, match=r"data: expected at least one row"):
+        KaplanMeier().fit(df.iloc[:0], duration="t", event="e")
+    with pytest.raises(DataValidationError, match=r"event: expected integer codes; .*row 0"):
+        AalenJohansen().fit(df.assign(e=[0.5, 1, 1]), duration="t", event="e")
+    with pytest.warns(DataWarning, match=r"cause 'b' \(code 2\) has no events in 3 rows"):
+        AalenJohansen().fit(df.assign(e=[1, 0, 1]), duration="t", event="e", causes=["a", "b"])
+    # boolean events are accepted
+    res = KaplanMeier().fit(df.assign(e=[True, False, True]), duration="t", event="e")
+    assert res.curves["all"].n_event.sum() == 2
