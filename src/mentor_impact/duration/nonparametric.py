@@ -506,8 +506,9 @@ class KaplanMeier:
         convention: weights equal duplicated rows); ``"xie-liu"``: Xie & Liu (2005)
         Greenwood analogue with the Kish effective size, for matching/IPW weights; ``"ij"``:
         influence function (infinitesimal jackknife) summed within clusters. ``"auto"``
-        chooses ``"ij"`` when a cluster is given, else ``"xie-liu"`` when non-unit weights
-        are given, else ``"greenwood"``.
+        chooses ``"ij"`` when a cluster is given (always for ``EvaluationData``, whose
+        ``cluster`` is the person), else ``"xie-liu"`` when non-unit weights are given, else
+        ``"greenwood"``.
 
     Notes
     -----
@@ -652,7 +653,7 @@ class AalenJohansen:
         ``"cmprsk"``: Gray's (1988) delta-method estimator exactly as ``cmprsk::cuminc``
         (weighted counts plugged in: the frequency-weight convention); ``"ij"``: influence
         function summed within clusters. ``"auto"``: ``"cmprsk"`` without weights and
-        clusters, ``"ij"`` otherwise.
+        clusters, ``"ij"`` otherwise (always for ``EvaluationData``).
 
     Notes
     -----
