@@ -310,6 +310,9 @@ def test_baseline_must_match_register(world):
                        r"2 rows differ \(rows 0, 1\)"):
         RiskSetDesign(horizon=30, min_history=40).build(
             reg, sp, baseline.iloc[[1, 0, *range(2, len(baseline))]], seed=0)
+    strid = baseline.assign(person=baseline["person"].astype(str))
+    with pytest.raises(DataValidationError, match=r"240 rows differ \(rows 0, 1, 2, 3, 4, "):
+        RiskSetDesign(horizon=30, min_history=40).build(reg, sp, strid, seed=0)
     with pytest.raises(DataValidationError, match=r"one row per register row \(240\); found 10"):
         RiskSetDesign(horizon=30, min_history=40).build(reg, sp, baseline.iloc[:10], seed=0)
 

@@ -390,8 +390,8 @@ class RiskSetDesign:
                     f"found {len(baseline) if hasattr(baseline, '__len__') else 'no'} rows. "
                     "Hint: use the simulator's baseline or reindex to register.persons."
                 )
-            ids = baseline.iloc[:, 0].to_numpy()
-            mism = ids != np.asarray(register.persons)
+            ids = baseline.iloc[:, 0].reset_index(drop=True)
+            mism = ~ids.eq(pd.Series(np.asarray(register.persons))).to_numpy()
             if np.any(mism):
                 raise DataValidationError(
                     f"baseline: expected the first column to hold the register person ids in "
