@@ -38,7 +38,6 @@ __all__ = [
     "logrank_test",
     "risk_table_grouped",
     "step_index",
-    "subgrid",
 ]
 
 
@@ -62,13 +61,6 @@ def grid_codes(time: FloatArray) -> tuple[FloatArray, IntArray]:
                 return grid, remap[as_int].astype(np.int64)
     grid, inv = np.unique(time, return_inverse=True)
     return grid.astype(np.float64), inv.astype(np.int64).ravel()
-
-
-def subgrid(codes: IntArray, n_times: int) -> tuple[IntArray, IntArray]:
-    """Restrict pooled grid codes to the times present in a subset: (kept pooled idx, codes)."""
-    present = np.bincount(codes, minlength=n_times) > 0
-    remap = np.cumsum(present) - 1
-    return np.flatnonzero(present).astype(np.int64), remap[codes].astype(np.int64)
 
 
 def risk_table_grouped(

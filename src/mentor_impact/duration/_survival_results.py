@@ -490,6 +490,12 @@ class SurvivalResults:
     def __str__(self) -> str:
         return self.summary().as_text()
 
+    def __repr__(self) -> str:
+        return self.summary().as_text()
+
+    def _repr_html_(self) -> str:
+        return self.summary().as_html()
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dictionary (curves, tests, config, versions).
 

@@ -784,10 +784,6 @@ class AalenJohansen:
         )
 
 
-def _pooled_grid(p: _Prepared) -> tuple[FloatArray, IntArray]:
-    return p.grid, p.code
-
-
 def _logrank(p: _Prepared, tables: dict[str, FloatArray] | None = None) -> dict[str, Any]:
     G = len(p.arm_labels)
     if tables:
@@ -812,7 +808,7 @@ def _logrank(p: _Prepared, tables: dict[str, FloatArray] | None = None) -> dict[
 
 
 def _gray(p: _Prepared, cause: int) -> dict[str, Any]:
-    grid, stop = _pooled_grid(p)
+    grid, stop = p.grid, p.code
     G = len(p.arm_labels)
     w = p.weight
     if np.any(w != 1.0):
