@@ -363,3 +363,23 @@ def test_monthly_cells_and_bands(world):
     el = data.column("elapsed_benefit_weeks")
     exp = np.where(el < 10, "0-9", np.where(el < 40, "10-39", "40+"))
     assert (fr["duration_band"].astype(str).to_numpy() == exp).all()
+
+
+@pytest.mark.parametrize("sampling", ["exact", "bernoulli"])
+def test_control_share(world, sampling):
+    reg, sp, baseline = world
+    kw = {"horizon": 30, "min_history": 40, "year_bins": ((1, 1),)}
+    full = RiskSetDesign(controls_per_treated=None, **kw).build(reg, sp, baseline, seed=1)
+    sub = RiskSetDesign(control_share=0.25, sampling=sampling, **kw).build(
+        reg, sp, baseline, seed=4)
+    assert sub.n_treated == full.n_treated
+    for s in np.unique(full.start_week)[:30]:
+        n0 = int(((full.start_week == s) & (full.treatment == 0)).sum())
+        c = (sub.start_week == s) & (sub.treatment == 0)
+        if sampling == "exact":
+            k = int(np.floor(0.25 * n0 + 0.5))
+            assert c.sum() == k
+            np.testing.assert_allclose(sub.weight[c], n0 / k)
+        else:
+            np.testing.assert_allclose(sub.weight[c], 4.0)
+    np.testing.assert_allclose(sub.frame["sampling_prob"], 1 / sub.weight)

@@ -70,7 +70,8 @@ class RiskSetDesign:
         ``control_share=None`` keeps every eligible control.
     control_share : float, optional
         Alternative to ``controls_per_treated``: sample this share of the eligible controls
-        of each risk set (only used when ``controls_per_treated`` is ``None``).
+        of each risk set (``k_s = round(share * N0(s))`` with ``"exact"``); when given it
+        takes precedence over ``controls_per_treated``.
     sampling : {"exact", "bernoulli"}, default="exact"
         ``"exact"``: draw ``k_s = round(controls_per_treated * N1(s))`` controls without
         replacement (inclusion probability ``k_s / N0(s)``). ``"bernoulli"``: keep each
@@ -446,6 +447,7 @@ class RiskSetDesign:
             washout=int(self.washout), s_lo=lo, s_hi=hi, age_lo=age_lo, age_hi=age_hi,
             first_start=first_start,
             controls_per_treated=(None if self.controls_per_treated is None
+                                  or self.control_share is not None
                                   else float(self.controls_per_treated)),
             control_share=self.control_share, sampling=self.sampling, rng=rng,
         )
