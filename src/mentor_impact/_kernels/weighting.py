@@ -391,32 +391,25 @@ def hajek_if(
     m1 = (pi * m1s).sum(axis=0)
     m0 = (pi * m0s).sum(axis=0)
     n_dropped = (~valid & (T_s > 0)).sum(axis=0)
-    tcol = treated[:, None]
-    if groups is None:
-        R = Y - np.where(tcol, m1s, m0s)  # broadcast (1, K)
-        f1r, f0r = f1, f0
-        tv_dev = tw[:, None] * (delta_s - theta) / T if np.any(delta_s != theta) else None
-        tv = tw[:, None] * valid[gi] if not valid.all() else None
-    else:
-        R = Y - np.where(tcol, m1s[gi], m0s[gi])
-        f1r, f0r = f1[gi], f0[gi]
-        tv = tw[:, None] * valid[gi]
-        tv_dev = tv * (delta_s[gi] - theta) / T
-    a0c = a0 if per_target else a0[:, None]
-    coef = np.where(tcol, a1[:, None] * f1r, -a0c * f0r)
-    phi = coef * R
-    if tv_dev is not None:
-        phi += tv_dev
-    del tv
+    # one gather per (n, K) quantity: row i reads the row of its (risk set, arm) pair
+    arm_row = gi + G * (~treated)  # (n,) index into the stacked (2G, K) tables
+    means = np.concatenate([m1s, m0s])  # (2G, K)
+    fac = np.concatenate([f1, -f0])  # (2G, K): +pi/S1 for treated, -pi/S0 for controls
+    R = Y - means[arm_row]
+    F = fac[arm_row]
+    a_arm = (np.where(treated[:, None], a1[:, None], a0) if per_target
+             else np.where(treated, a1, a0)[:, None])
+    phi = (a_arm * F) * R
+    dv = np.where(valid, delta_s - theta, 0.0) / T  # (G, K)
+    if groups is not None or not valid.all():
+        phi += tw[:, None] * dv[gi]
     if ps is not None:
         # d theta / d gamma: sum_s pi_s (d m1_s - d m0_s) + sum_s (d pi_s) delta_s
-        g0c = (ctrl_w[:, None] * g0) if per_target else (ctrl_w * g0)[:, None]
-        gcoef = np.where(tcol, (np.where(treated, w * g1, 0.0))[:, None] * f1r, -g0c * f0r)
-        C = gcoef * R
+        g_arm = (np.where(treated[:, None], (w * g1)[:, None], ctrl_w[:, None] * g0)
+                 if per_target else np.where(treated, w * g1, ctrl_w * g0)[:, None])
+        C = (g_arm * F) * R
         if np.any(tp != 0):
-            vt = valid[gi] if groups is not None else valid
-            C += (w * tp)[:, None] * vt * (
-                (delta_s[gi] if groups is not None else delta_s) - theta) / T
+            C += (w * tp)[:, None] * dv[gi]
         phi += ps.apply(ps.Z.T @ C)
     return theta, m1, m0, phi, n_dropped
 
