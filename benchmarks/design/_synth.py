@@ -20,14 +20,15 @@ def synth(n: int, w: int = 520, starts_per_person: float = 0.07, seed: int = 0):
     rng = np.random.default_rng(seed)
     probs = np.array([0.12, 0.05, 0.05, 0.35, 0.25, 0.05, 0.08, 0.04, 0.0, 0.01])
     probs = probs / probs.sum()
-    codes = np.empty((n, w), dtype=np.uint16)
+    st_t = np.empty((w, n), dtype=np.int8)  # week-major while simulating (contiguous writes)
     cur = rng.choice(10, n, p=probs).astype(np.int8)
-    codes[:, 0] = CODES[cur]
+    st_t[0] = cur
     for t in range(1, w):
-        move = rng.random(n) < 0.04
-        if move.any():
-            cur[move] = rng.choice(10, int(move.sum()), p=probs)
-        codes[:, t] = CODES[cur]
+        move = np.flatnonzero(rng.random(n) < 0.04)
+        cur[move] = rng.choice(10, move.size, p=probs)
+        st_t[t] = cur
+    codes = np.ascontiguousarray(CODES[st_t].T)
+    del st_t
     weeks = ordinal_to_iso(iso_to_ordinal(200601) + np.arange(w))
     persons = np.arange(n, dtype=np.int64) + 1
     reg = WeeklyRegister(codes, persons=persons, weeks=weeks, catalog=CAT)
