@@ -129,6 +129,8 @@ class TimingOfEventsResults:
     truncation : str
         ``"condition"`` (likelihood conditional on survival to sample entry),
         ``"inflow"`` (only spells observed from their first week) or ``"none"``.
+    notes : list of str
+        Fallbacks taken while selecting K (restarts, flat likelihoods).
     """
 
     params: pd.DataFrame
@@ -154,6 +156,7 @@ class TimingOfEventsResults:
     config: dict[str, Any]
     seed: int | None
     timings: dict[str, float]
+    notes: list[str]
     _layout: K_.Layout = field(repr=False)
     _data: K_.ToeData = field(repr=False)
     _start: IntArray = field(repr=False)
@@ -252,6 +255,7 @@ class TimingOfEventsResults:
             "cov_type": self.cov_type,
             "dropped": dict(self.dropped),
             "converged": self.converged,
+            "notes": list(self.notes),
             "config": self.config,
             "seed": self.seed,
         }
@@ -545,8 +549,14 @@ class TimingOfEvents:
         entry, mixed over the mass points; ``"inflow"`` keeps only spells with
         ``entry == 0`` (others counted in ``dropped``); ``"none"`` ignores the truncation
         (biased for stock samples; for comparison only).
-    min_improvement : float
-        The search stops when adding a mass point raises the log-likelihood by less.
+    min_improvement : float, optional
+        The search stops when adding a mass point raises the log-likelihood by less
+        (default ``R + 2``, the number of parameters a point adds: the first K whose
+        successor does not lower the AIC ends the search).
+    trial_iter : int
+        Iterations of a trial fit of the next K; if the log-likelihood gain is then
+        below half of ``min_improvement`` the search stops without finishing that fit
+        (reported as "trial stopped" in ``k_search``).
     n_random_starts : int
         Random candidate locations (drawn with the fit seed) added to the grid when a
         mass point is added.
@@ -596,7 +606,8 @@ class TimingOfEvents:
         effect_interactions: Sequence[str] = (),
         cause_labels: Sequence[str] | None = None,
         truncation: Literal["condition", "inflow", "none"] = "condition",
-        min_improvement: float = 0.01,
+        min_improvement: float | None = None,
+        trial_iter: int = 150,
         n_random_starts: int = 8,
         max_iter: int = 2000,
         cov: Literal["auto", "hessian", "sandwich"] = "auto",
@@ -610,6 +621,7 @@ class TimingOfEvents:
         self.cause_labels = cause_labels
         self.truncation = truncation
         self.min_improvement = min_improvement
+        self.trial_iter = trial_iter
         self.n_random_starts = n_random_starts
         self.max_iter = max_iter
         self.cov = cov
@@ -625,7 +637,7 @@ class TimingOfEvents:
         keys = (
             "exit_cuts", "start_cuts", "effect_bins", "max_support_points", "support_points",
             "effect_interactions", "cause_labels", "truncation", "min_improvement",
-            "n_random_starts", "max_iter", "cov",
+            "trial_iter", "n_random_starts", "max_iter", "cov",
         )
         out = {}
         for k in keys:
@@ -939,18 +951,31 @@ class TimingOfEvents:
         t_prep = time.perf_counter()
         fits = self._search(D, L1, rng)
         t_search = time.perf_counter()
-        # choose K by AIC among fitted
+        # choose K by AIC among fitted; fall back to the next best K when the selected one
+        # has a flat (singular) or indefinite Hessian after polishing
         aics = np.array([f["aic"] for f in fits])
-        best = int(np.argmin(aics))
-        fb = fits[best]
-        L = fb["layout"]
-        theta, ll, conv, Hs = self._polish(_canonical(fb["theta"], L), L, D)
-        negH = -0.5 * (Hs + Hs.T)
-        eig, vec = np.linalg.eigh(negH)
         tried = ", ".join(
             f"K={f['K']}: loglik {f['loglik']:.3f} ({f['message']})" for f in fits
         )
-        if eig[0] <= 1e-9 * max(1.0, abs(eig[-1])):
+        notes: list[str] = []
+        for attempt, best in enumerate(np.argsort(aics, kind="stable")):
+            best = int(best)
+            fb = fits[best]
+            L = fb["layout"]
+            theta, ll, conv, Hs = self._polish(_canonical(fb["theta"], L), L, D)
+            eig, vec = np.linalg.eigh(-0.5 * (Hs + Hs.T))
+            if eig[0] < -1e-6 * max(1.0, abs(eig[-1])):
+                # a saddle or not yet a maximum: restart the quasi-Newton run tightly
+                th_r, _, msg_r = self._optimize(theta, L, D, tight=True)
+                theta, ll, conv, Hs = self._polish(th_r, L, D)
+                eig, vec = np.linalg.eigh(-0.5 * (Hs + Hs.T))
+                notes.append(f"K={L.K}: indefinite Hessian, restarted ({msg_r})")
+            flat = bool(eig[0] <= 1e-9 * max(1.0, abs(eig[-1])))
+            if not flat or self.support_points is not None or attempt == len(fits) - 1:
+                break
+            notes.append(f"K={L.K}: flat likelihood (smallest eigenvalue {eig[0]:.2e}); "
+                         "next best AIC used")
+        if flat:
             names = L.names(covs, zcovs, causes, _interval_labels(ec), _interval_labels(sc),
                             _interval_labels(bins, "since_start"))
             worst = np.argsort(-np.abs(vec[:, 0]))[:3]
@@ -1021,7 +1046,7 @@ class TimingOfEvents:
                 "K": [f["K"] for f in fits],
                 "loglik": [f["loglik"] for f in fits],
                 "n_params": [f["layout"].size for f in fits],
-                "aic": aics,
+                "aic": [-2 * f["loglik"] + 2 * f["layout"].size for f in fits],
                 "bic": [f["bic"] for f in fits],
                 "improvement": [f["improvement"] for f in fits],
                 "selected": [i == best for i in range(len(fits))],
@@ -1081,6 +1106,7 @@ class TimingOfEvents:
                 "search_s": t_search - t_prep,
                 "polish_and_se_s": t_end - t_search,
             },
+            notes=notes,
             _layout=L,
             _data=D,
             _start=tm,
@@ -1151,7 +1177,8 @@ class TimingOfEvents:
         }
         return L.pack(d)
 
-    def _optimize(self, theta0: FloatArray, L: K_.Layout, D: K_.ToeData
+    def _optimize(self, theta0: FloatArray, L: K_.Layout, D: K_.ToeData, *,
+                  maxiter: int | None = None, tight: bool = False
                   ) -> tuple[FloatArray, float, str]:
         W = float(D.w.sum())
 
@@ -1166,7 +1193,8 @@ class TimingOfEvents:
         )
         res = optimize.minimize(
             f, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-            options={"maxiter": int(self.max_iter), "ftol": 1e-11, "gtol": 1e-6,
+            options={"maxiter": int(self.max_iter if maxiter is None else maxiter),
+                     "ftol": 1e-14 if tight else 1e-11, "gtol": 1e-9 if tight else 1e-6,
                      "maxcor": 30},
         )
         msg = f"{res.message} (nit={res.nit}, nfev={res.nfev})"
@@ -1261,13 +1289,25 @@ class TimingOfEvents:
         theta, ll, msg = self._optimize(theta, L1, D)
         fits = [self._record(theta, L1, ll, msg, W, np.nan)]
         L = L1
+        # AIC improves iff the log-likelihood gain exceeds the R + 2 added parameters
+        thr = float(L1.R + 2) if self.min_improvement is None else float(self.min_improvement)
         while L.K < kmax:
             th2 = self._add_point(theta, L, D, rng)
             L2 = L.with_k(L.K + 1)
-            th2, ll2, msg2 = self._optimize(th2, L2, D)
+            if fixed is None:
+                # trial run: give up on this K when, after `trial_iter` iterations, the gain
+                # is below half the threshold (a non-improving point wanders in a flat
+                # direction for many iterations)
+                th2, ll2, msg2 = self._optimize(th2, L2, D, maxiter=int(self.trial_iter))
+                if "ITERATIONS REACHED LIMIT" in msg2.upper() and ll2 - ll >= 0.5 * thr:
+                    th2, ll2, msg2 = self._optimize(th2, L2, D)
+                elif "LIMIT" in msg2.upper():
+                    msg2 = f"trial stopped: gain {ll2 - ll:.3f} < {0.5 * thr:g} ({msg2})"
+            else:
+                th2, ll2, msg2 = self._optimize(th2, L2, D)
             imp = ll2 - ll
             fits.append(self._record(th2, L2, ll2, msg2, W, imp))
-            if fixed is None and imp < float(self.min_improvement):
+            if fixed is None and imp < thr:
                 break
             theta, ll, L = th2, ll2, L2
         if fixed is not None:
