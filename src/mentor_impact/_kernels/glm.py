@@ -151,3 +151,132 @@ def glm_fit(
     except np.linalg.LinAlgError:
         cov = np.linalg.pinv(gram)
     return GLMFit(beta, cov, eta, mu, float(dev_old), it, converged, ww)
+
+
+@dataclass
+class BlockedGLMFit:
+    """Result of :func:`glm_fit_blocked` in R's parametrisation.
+
+    ``beta`` = (intercept = level-1 effect, level 2..L contrasts, covariate coefficients).
+    """
+
+    beta: FloatArray
+    cov: FloatArray
+    mu: FloatArray  # per cell
+    eta: FloatArray  # per cell (without offset)
+    deviance: float
+    iterations: int
+    converged: bool
+
+
+def glm_fit_blocked(
+    level: NDArray[Any],
+    pattern: NDArray[Any],
+    x_pattern: FloatArray,
+    y: FloatArray,
+    prior: FloatArray,
+    *,
+    n_levels: int,
+    family: str,
+    link: str = "logit",
+    offset: FloatArray | None = None,
+    deviance: Any = None,
+    first: tuple[FloatArray, FloatArray] | None = None,
+    max_iter: int = 25,
+    tol: float = 1e-8,
+    step_tol: float | None = None,
+) -> BlockedGLMFit:
+    """IRLS for ``eta_c = alpha_{level_c} + x_{pattern_c}' beta + offset_c`` on aggregated cells.
+
+    The level dummies are never materialised: the normal equations are solved by blocks
+    (``A = diag`` of level weight sums, ``B`` level-by-covariate sums, ``C`` the pattern Gram
+    matrix) with the Schur complement ``C - B' A^-1 B``.  Memory is O(cells + patterns x p).
+
+    ``first = (W, Wz)`` gives the cell sums of the first IRLS step (R's ``mustart`` on the
+    disaggregated rows); ``deviance(eta_lin, mu)`` the deviance used for convergence
+    (``|dev - dev_old| / (|dev| + 0.1) < tol``; with ``step_tol`` also a relative step).
+    The covariance uses the working weights of the last iteration, as R's ``summary.glm``.
+    """
+    from scipy import sparse
+
+    from mentor_impact._kernels.cox import weighted_gram
+
+    n_pat, p = x_pattern.shape
+    k = n_levels + p
+    off = np.zeros(y.size) if offset is None else offset
+    if deviance is None:
+
+        def deviance(lin: FloatArray, mu: FloatArray) -> float:
+            return _deviance(family, y, mu, prior)
+
+    alpha: FloatArray = np.zeros(n_levels)
+    beta: FloatArray = np.zeros(p)
+    eta: FloatArray = np.zeros(y.size)
+    mu = np.zeros(y.size)
+    dmu = np.zeros(y.size)
+    dev_old = np.inf
+    converged = False
+    w_used = np.zeros(y.size)
+    it = 0
+    for it in range(1, max_iter + 1):
+        if it == 1 and first is not None:
+            w_c, wz_c = first
+        else:
+            if it == 1:  # R's default mustart on the cells
+                mu0 = y + 0.1 if family == "poisson" else (prior * y + 0.5) / (prior + 1.0)
+                if family == "poisson":
+                    eta = np.log(mu0)
+                elif link == "logit":
+                    eta = np.log(mu0 / (1 - mu0))
+                else:
+                    eta = np.log(-np.log1p(-mu0))
+                mu, dmu = _link(family, link, eta)
+                eta = eta - off
+            var = _variance(family, mu)
+            w_c = prior * dmu**2 / np.maximum(var, _EPS)
+            wz_c = w_c * (eta + (y - mu) / dmu)
+        w_used = w_c
+        a_diag = np.bincount(level, weights=w_c, minlength=n_levels)
+        a_vec = np.bincount(level, weights=wz_c, minlength=n_levels)
+        w_pat = np.bincount(pattern, weights=w_c, minlength=n_pat)
+        c_mat = weighted_gram(x_pattern, w_pat)
+        b_vec = x_pattern.T @ np.bincount(pattern, weights=wz_c, minlength=n_pat)
+        m_lp = sparse.csr_matrix((w_c, (level, pattern)), shape=(n_levels, n_pat))
+        b_mat = np.asarray(m_lp @ x_pattern)  # (L, p)
+        schur = c_mat - b_mat.T @ (b_mat / a_diag[:, None])
+        new_beta = np.linalg.solve(schur, b_vec - b_mat.T @ (a_vec / a_diag)) if p else beta
+        new_alpha = (a_vec - b_mat @ new_beta) / a_diag
+        step = float(
+            np.max(
+                np.abs(np.concatenate([new_alpha - alpha, new_beta - beta]))
+                / (np.abs(np.concatenate([new_alpha, new_beta])) + 0.1)
+            )
+        )
+        alpha, beta = new_alpha, new_beta
+        eta = alpha[level] + (x_pattern @ beta)[pattern]
+        mu, dmu = _link(family, link, eta + off)
+        dev = float(deviance(eta, mu))
+        crit = abs(dev - dev_old) / (abs(dev) + 0.1) < tol
+        if crit and (step_tol is None or step < step_tol):
+            converged = True
+            dev_old = dev
+            break
+        dev_old = dev
+    # covariance of (alpha, beta) from the last weights, then R's parametrisation
+    a_diag = np.bincount(level, weights=w_used, minlength=n_levels)
+    w_pat = np.bincount(pattern, weights=w_used, minlength=n_pat)
+    c_mat = weighted_gram(x_pattern, w_pat)
+    m_lp = sparse.csr_matrix((w_used, (level, pattern)), shape=(n_levels, n_pat))
+    b_mat = np.asarray(m_lp @ x_pattern)
+    schur = c_mat - b_mat.T @ (b_mat / a_diag[:, None])
+    s_inv = np.linalg.inv(schur) if p else np.zeros((0, 0))
+    ab = (b_mat / a_diag[:, None]) @ s_inv  # A^-1 B S^-1
+    cov_full = np.empty((k, k))
+    cov_full[:n_levels, :n_levels] = np.diag(1.0 / a_diag) + ab @ (b_mat.T / a_diag[None, :])
+    cov_full[:n_levels, n_levels:] = -ab
+    cov_full[n_levels:, :n_levels] = -ab.T
+    cov_full[n_levels:, n_levels:] = s_inv
+    t = np.eye(k)
+    t[1:n_levels, 0] = -1.0  # contrast_j = alpha_j - alpha_1
+    theta = t @ np.concatenate([alpha, beta])
+    return BlockedGLMFit(theta, t @ cov_full @ t.T, mu, eta, dev_old, it, converged)

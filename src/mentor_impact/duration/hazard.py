@@ -17,7 +17,8 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 
-from mentor_impact._kernels.glm import GLMFit, glm_fit, glm_loglik
+from mentor_impact._kernels.glm import BlockedGLMFit, glm_fit_blocked, glm_loglik
+from mentor_impact._kernels.glm import _link as _link_eval
 from mentor_impact.duration._regression_results import (
     RegressionResults,
     _positions,
@@ -113,55 +114,47 @@ def _common_inputs(
     return stop, ev, start, w, x, frame, clus
 
 
-def _poisson_irls_r(
-    design: FloatArray,
+def _poisson_fit_r(
+    cell_int: IntArray,
+    cell_pat: IntArray,
+    x_pat: FloatArray,
     y: FloatArray,
     expo: FloatArray,
     n_rows: FloatArray,
     t_log: FloatArray,
     c_ev: float,
+    n_int: int,
     tol: float,
     max_iter: int,
-) -> GLMFit:
+) -> BlockedGLMFit:
     """R's ``glm.fit`` path for the split Poisson data, computed on aggregated cells.
 
     Cell sums: events ``y``, exposure ``expo``, split rows ``n_rows``, ``t_log = sum w (y +
     0.1) log e``; ``c_ev = sum_events w log e_own``.  The split-data deviance is
-    ``2 (-sum_c y_c lin_c - c_ev - sum y + sum mu)``.
+    ``2 (-sum_c y_c lin_c - c_ev - sum y + sum mu)``; the first step uses R's
+    ``mustart = y + 0.1`` on every split row.
     """
     y_tot = float(y.sum())
 
     def split_dev(lin: FloatArray, mu: FloatArray) -> float:
         return float(2.0 * (-(y @ lin) - c_ev - y_tot + mu.sum()))
 
-    # first step from mustart = y + 0.1 on every split row
     sw = y + 0.1 * n_rows
     swz = 1.1 * np.log(1.1) * y + 0.1 * np.log(0.1) * (n_rows - y) - t_log - 0.1 * n_rows
-    dev_old = float(2.0 * (y_tot * np.log(1.0 / 1.1) + 0.1 * n_rows.sum()))
-    converged = False
-    w_used = sw
-    beta = np.zeros(design.shape[1])
-    mu = expo.copy()
-    it = 0
-    for it in range(1, max_iter + 1):
-        xw = design * w_used[:, None]
-        if it == 1:
-            rhs = design.T @ swz
-        else:
-            lin_old = design @ beta
-            rhs = xw.T @ (lin_old + (y - mu) / mu)
-        beta = np.linalg.solve(xw.T @ design, rhs)
-        lin = design @ beta
-        mu = np.exp(lin) * expo
-        dev = split_dev(lin, mu)
-        if abs(dev - dev_old) / (abs(dev) + 0.1) < tol:
-            converged = True
-            dev_old = dev
-            break
-        dev_old = dev
-        w_used = mu
-    cov = np.linalg.inv((design * w_used[:, None]).T @ design)
-    return GLMFit(beta, cov, np.log(mu), mu, dev_old, it, converged, w_used)
+    return glm_fit_blocked(
+        cell_int,
+        cell_pat,
+        x_pat,
+        y,
+        np.ones(y.size),
+        n_levels=n_int,
+        family="poisson",
+        offset=np.log(expo),
+        deviance=split_dev,
+        first=(sw, swz),
+        max_iter=max_iter,
+        tol=tol,
+    )
 
 
 class PiecewiseExponential:
@@ -313,15 +306,24 @@ class PiecewiseExponential:
         keep = expo > 0
         cell_pat = np.repeat(np.arange(n_pat), n_int)[keep]
         cell_int = np.tile(np.arange(n_int), n_pat)[keep]
-        design = self._design(x[first][cell_pat], cell_int, n_int)
         names = ("(Intercept)", *tuple(f"factor(interval){k}" for k in range(2, n_int + 1)))
         names += frame.names
         y = events[keep]
         is_ev0 = ev == 1
         e_own0 = stop[is_ev0] - np.maximum(start[is_ev0], bounds[event_int[is_ev0]])
         c_ev = float(np.sum(w[is_ev0] * np.log(e_own0)))
-        fit = _poisson_irls_r(
-            design, y, expo[keep], n_rows[keep], t_log[keep], c_ev, self.tol, self.max_iter
+        fit = _poisson_fit_r(
+            cell_int,
+            cell_pat,
+            x[first],
+            y,
+            expo[keep],
+            n_rows[keep],
+            t_log[keep],
+            c_ev,
+            n_int,
+            self.tol,
+            self.max_iter,
         )
         _warn_glm(fit.converged, fit.iterations, ev_int, "interval")
         # R's split-data log-likelihood: events contribute log(mu) with their own exposure
@@ -335,7 +337,7 @@ class PiecewiseExponential:
         deviance = -2.0 * loglik - 2.0 * float(np.sum(w[is_ev]))
         cov_robust, n_cl, cov_type = None, None, "model"
         if robust or clus is not None:
-            scores = np.zeros((n, design.shape[1]))
+            scores = np.zeros((n, fit.beta.size))
             resid_total = np.zeros(n)
             for k in range(n_int):
                 e_k = np.clip(
@@ -384,11 +386,6 @@ class PiecewiseExponential:
             },
         )
 
-    @staticmethod
-    def _design(xp: FloatArray, cell_int: IntArray, n_int: int) -> FloatArray:
-        dummies = (cell_int[:, None] == np.arange(1, n_int)[None, :]).astype(float)
-        return np.hstack([np.ones((xp.shape[0], 1)), dummies, xp])
-
 
 def _warn_glm(converged: bool, iterations: int, ev_level: FloatArray, what: str) -> None:
     if not converged:
@@ -436,8 +433,16 @@ class DiscreteTimeHazard:
       table (R), computed from counts aggregated by (covariate pattern, baseline level);
       coefficient names ``"(Intercept)"``, ``"factor(period)t"`` (or
       ``"factor(interval)k"`` with ``cuts``), then the covariates.
-    - Standard errors from the expected information (Fisher scoring, as R's ``glm``); the
-      log-likelihood is that of the binary person-period data.
+    - IRLS (Fisher scoring) as R's ``glm`` on the person-period data: starting values
+      ``(y + 0.5) / 2`` per binary row (R's ``mustart`` with unit weights), deviance
+      ``-2 loglik`` of the binary rows, standard errors from the expected information of the
+      last iteration.  Because Fisher scoring converges linearly for cloglog, convergence also
+      requires a relative step below 1e-9 (default ``tol = 1e-10``): estimates are the MLE.
+    - The level dummies are never built: the normal equations are solved by blocks
+      (:func:`mentor_impact._kernels.glm.glm_fit_blocked`); memory is O(cells + patterns x p)
+      where cells are the (covariate pattern, baseline level) pairs with subjects at risk.
+    - Robust / clustered variance: ``A^-1 (S'S) A^-1`` with the expected information ``A``
+      (R ``sandwich::vcovCL(type = "HC0", cadjust = FALSE)``).
     - Non-integer durations are an error (round to periods first).
     """
 
@@ -548,39 +553,77 @@ class DiscreteTimeHazard:
             level_of_period = np.where(level_of_period >= 0, remap[level_of_period], -1)
             labels = [f"factor(interval){int(k) + 1}" for k in used]
         n_lev = len(labels)
-        first, pat = covariate_patterns(x)
-        n_pat = first.size
+        first_row, pat = covariate_patterns(x)
+        n_pat = first_row.size
         # at-risk and event counts per (pattern, level) without a person-period table:
         # cumulative counts over periods per level: risk(t) = #{e < t <= d}
-        atrisk = np.zeros(n_pat * n_lev)
-        events = np.zeros(n_pat * n_lev)
-        # periods t in (e, d] -> levels; count the periods of each level with prefix sums
-        onehot = np.zeros((t_max + 1, n_lev))
-        valid = level_of_period[: t_max + 1] >= 0
-        onehot[np.flatnonzero(valid), level_of_period[: t_max + 1][valid]] = 1.0
-        lev_cum = np.cumsum(onehot, axis=0)  # lev_cum[t, j] = #periods <= t in level j
-        for j in range(n_lev):
-            cnt = lev_cum[d, j] - lev_cum[e, j]
-            atrisk += np.bincount(pat * n_lev + j, weights=w * cnt, minlength=n_pat * n_lev)
+        # (row, level) pairs with the number of the row's at-risk periods in each level, then
+        # summed by (pattern, level): no person-period rows, no replicated covariates
+        per = np.arange(t_max + 2)
+        lop = level_of_period[: t_max + 1]
+        valid = lop >= 0
+        lev_first = np.full(n_lev, t_max + 1)
+        lev_last = np.zeros(n_lev, dtype=np.int64)
+        np.minimum.at(lev_first, lop[valid], per[: t_max + 1][valid])
+        np.maximum.at(lev_last, lop[valid], per[: t_max + 1][valid])
+        lev_lo = level_of_period[e + 1]
+        lev_hi = level_of_period[d]
+        n_pairs = lev_hi - lev_lo + 1
+        rep = np.repeat(np.arange(n), n_pairs)
+        j = lev_lo[rep] + (np.arange(rep.size) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs))
+        cnt = np.minimum(d[rep], lev_last[j]) - np.maximum(e[rep] + 1, lev_first[j]) + 1
+        key = pat[rep] * n_lev + j
         is_ev = ev == 1
         ev_lev = level_of_period[d]
-        np.add.at(events, pat[is_ev] * n_lev + ev_lev[is_ev], w[is_ev])
+        if n_pat == n:  # every row its own pattern: the pairs are the cells
+            cell_key, inv = key, np.arange(key.size)
+        else:
+            cell_key, inv = np.unique(key, return_inverse=True)
+            inv = inv.ravel()
+        atrisk = np.bincount(inv, weights=w[rep] * cnt, minlength=cell_key.size)
+        if n_pat == n:
+            ev_cell = (np.cumsum(n_pairs) - 1)[is_ev]  # a row's last pair holds its event
+        else:
+            ev_cell = np.searchsorted(cell_key, pat[is_ev] * n_lev + ev_lev[is_ev])
+        events = np.bincount(ev_cell, weights=w[is_ev], minlength=cell_key.size)
         keep = atrisk > 0
-        cell_pat = np.repeat(np.arange(n_pat), n_lev)[keep]
-        cell_lev = np.tile(np.arange(n_lev), n_pat)[keep]
-        dummies = (cell_lev[:, None] == np.arange(1, n_lev)[None, :]).astype(float)
-        design = np.hstack([np.ones((cell_pat.size, 1)), dummies, x[first][cell_pat]])
+        cell_pat = (cell_key // n_lev)[keep]
+        cell_lev = (cell_key % n_lev)[keep]
         names = ("(Intercept)", *tuple(labels[1:]), *frame.names)
         n_trials = atrisk[keep]
-        y = events[keep] / n_trials
-        fit = glm_fit(
-            design,
+        ev_k = events[keep]
+        y = ev_k / n_trials
+        # R's mustart on the binary person-period rows: (y + 0.5) / 2, i.e. 0.75 / 0.25
+        first_sums = []
+        for m0 in (0.75, 0.25):
+            eta0 = np.log(m0 / (1 - m0)) if self.link == "logit" else np.log(-np.log1p(-m0))
+            _, dmu0 = _link_eval("binomial", self.link, np.array([eta0]))
+            w0 = float(dmu0[0] ** 2 / (m0 * (1 - m0)))
+            z0 = eta0 + ((1.0 if m0 == 0.75 else 0.0) - m0) / float(dmu0[0])
+            first_sums.append((w0, z0))
+        (w1, z1), (w0_, z0_) = first_sums
+        first = (
+            w1 * ev_k + w0_ * (n_trials - ev_k),
+            w1 * z1 * ev_k + w0_ * z0_ * (n_trials - ev_k),
+        )
+
+        def bin_dev(lin: FloatArray, mu: FloatArray) -> float:
+            return -2.0 * glm_loglik("binomial", y, mu, n_trials)
+
+        fit = glm_fit_blocked(
+            cell_lev,
+            cell_pat,
+            x[first_row],
             y,
             n_trials,
+            n_levels=n_lev,
             family="binomial",
             link=self.link,
+            deviance=bin_dev,
+            first=first,
             max_iter=self.max_iter,
             tol=self.tol,
+            step_tol=1e-9,
         )
         ev_by_level = np.bincount(cell_lev, weights=events[keep], minlength=n_lev).astype(float)
         _warn_glm(fit.converged, fit.iterations, ev_by_level, "period")
