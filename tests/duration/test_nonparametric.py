@@ -723,3 +723,27 @@ def test_more_bad_input() -> None:
     # boolean events are accepted
     res = KaplanMeier().fit(df.assign(e=[True, False, True]), duration="t", event="e")
     assert res.curves["all"].n_event.sum() == 2
+
+
+@pytest.mark.parametrize("conf_type", ["plain", "log-log"])
+def test_other_conf_types(conf_type) -> None:
+    from scipy import stats
+
+    df = make_data(n=80, seed=29)
+    res = KaplanMeier(conf_type=conf_type, conf_level=0.9).fit(df, duration="t", event="e")
+    tab = res.to_frame()
+    z = stats.norm.ppf(0.95)
+    s, se = tab.surv.to_numpy(), tab.std_err.to_numpy()
+    for i in range(len(s)):  # plain loop over rows of the formula
+        if conf_type == "plain":
+            lo, hi = max(s[i] - z * se[i], 0.0), min(s[i] + z * se[i], 1.0)
+        elif 0 < s[i] < 1:
+            ll = np.log(-np.log(s[i]))
+            k = z * (se[i] / s[i]) / np.log(s[i])
+            lo, hi = np.exp(-np.exp(ll - k)), np.exp(-np.exp(ll + k))
+        else:
+            lo = hi = np.nan
+        np.testing.assert_allclose([tab.lower.iloc[i], tab.upper.iloc[i]], [lo, hi], rtol=1e-12)
+    assert np.all(tab.lower.dropna() <= tab.surv[tab.lower.notna()] + 1e-15)
+    with pytest.raises(ConfigurationError, match="'conf_type' parameter of AalenJohansen"):
+        AalenJohansen(conf_type="log-log").fit(df, duration="t", event="e")

@@ -83,12 +83,31 @@ class ArmCurve:
     n_rows: int = 0
 
 
-def _log_ci(est: FloatArray, se: FloatArray, z: float) -> tuple[FloatArray, FloatArray]:
-    """``conf.type = "log"``: ``exp(log p -+ z se/p)``, NaN where ``p == 0``, upper <= 1."""
+def _ci(
+    est: FloatArray, se: FloatArray, z: float, conf_type: str = "log"
+) -> tuple[FloatArray, FloatArray]:
+    """Pointwise intervals as ``survival``'s ``survfit_confint`` (``se`` on the estimate scale).
+
+    ``"log"``: ``exp(log p -+ z se/p)``, upper capped at 1, NaN where ``p == 0``;
+    ``"plain"``: ``p -+ z se`` clipped to [0, 1]; ``"log-log"``:
+    ``exp(-exp(log(-log p) -+ z (se/p)/log p))``, NaN where ``p`` is 0 or 1.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        sl = se / est
-        lo = np.where(est > 0, est * np.exp(-z * sl), np.nan)
-        hi = np.where(est > 0, np.minimum(est * np.exp(z * sl), 1.0), np.nan)
+        sl = se / est  # SE of log(p)
+        if conf_type == "plain":
+            lo = np.maximum(est - z * se, 0.0)
+            hi = np.minimum(est + z * se, 1.0)
+        elif conf_type == "log-log":
+            ok = (est > 0) & (est < 1)
+            se2 = z * sl / np.log(est)
+            lo = np.where(ok, np.exp(-np.exp(np.log(-np.log(est)) - se2)), np.nan)
+            hi = np.where(ok, np.exp(-np.exp(np.log(-np.log(est)) + se2)), np.nan)
+        else:
+            lo = np.where(est > 0, est * np.exp(-z * sl), np.nan)
+            hi = np.where(est > 0, np.minimum(est * np.exp(z * sl), 1.0), np.nan)
+            # se == 0 (e.g. before the first event): the interval collapses on the estimate
+            lo = np.where((se == 0) & (est > 0), est, lo)
+            hi = np.where((se == 0) & (est > 0), est, hi)
     return lo, hi
 
 
@@ -133,7 +152,7 @@ class SurvivalResults:
     conf_level : float
         Level of the pointwise intervals.
     conf_type : str
-        ``"log"`` (survfit's default).
+        ``"log"`` (survfit's default), ``"plain"`` or ``"log-log"`` (survival only).
     n : int
         Rows used.
     tests : dict
@@ -222,9 +241,7 @@ class SurvivalResults:
             if self.estimator == "kaplan-meier":
                 s = np.where(ok, c.surv[jj], 1.0)
                 se = np.where(ok, c.std_err[jj], 0.0)
-                lo, hi = _log_ci(s, se, z)
-                lo = np.where(se == 0, s, lo)
-                hi = np.where(se == 0, s, hi)
+                lo, hi = _ci(s, se, z, self.conf_type)
                 frames.append(
                     pd.DataFrame(
                         {
@@ -246,7 +263,7 @@ class SurvivalResults:
                     se = np.where(ok, c.cif_std_err[jj, k], 0.0)
                     f = np.where(beyond, np.nan, f)
                     se = np.where(beyond, np.nan, se)
-                    lo, hi = _log_ci(f, se, z)
+                    lo, hi = _ci(f, se, z, self.conf_type)
                     frames.append(
                         pd.DataFrame(
                             {
@@ -276,7 +293,7 @@ class SurvivalResults:
         frames = []
         for a in self.arms:
             c = self.curves[a]
-            lo, hi = _log_ci(c.surv, c.std_err, z)
+            lo, hi = _ci(c.surv, c.std_err, z, self.conf_type)
             d: dict[str, Any] = {
                 "arm": a,
                 "time": c.time,
@@ -285,14 +302,14 @@ class SurvivalResults:
                 "n_censor": c.n_censor,
                 "surv": c.surv,
                 "std_err": c.std_err,
-                "lower": np.where(c.std_err == 0, c.surv, lo),
-                "upper": np.where(c.std_err == 0, c.surv, hi),
+                "lower": lo,
+                "upper": hi,
                 "cumhaz": c.cumhaz,
                 "std_chaz": c.std_chaz,
             }
             if c.cif is not None and c.cif_std_err is not None:
                 for k, cause in enumerate(self.causes):
-                    flo, fhi = _log_ci(c.cif[:, k], c.cif_std_err[:, k], z)
+                    flo, fhi = _ci(c.cif[:, k], c.cif_std_err[:, k], z, self.conf_type)
                     d[f"cif[{cause}]"] = c.cif[:, k]
                     d[f"std_err[{cause}]"] = c.cif_std_err[:, k]
                     d[f"lower[{cause}]"] = flo
@@ -320,9 +337,7 @@ class SurvivalResults:
         rows = []
         for a in self.arms:
             c = self.curves[a]
-            lo, hi = _log_ci(c.surv, c.std_err, z)
-            lo = np.where(c.std_err == 0, c.surv, lo)
-            hi = np.where(c.std_err == 0, c.surv, hi)
+            lo, hi = _ci(c.surv, c.std_err, z, self.conf_type)
             rows.append(
                 {
                     "arm": a,

@@ -289,14 +289,17 @@ def _prepare(
     )
 
 
-def _check_conf(owner: str, conf_level: float, conf_type: str) -> None:
+def _check_conf(
+    owner: str, conf_level: float, conf_type: str, allowed: tuple[str, ...] = ("log",)
+) -> None:
     if not (0 < conf_level < 1):
         raise ConfigurationError(
             f"The 'conf_level' parameter of {owner} must be in (0, 1). Got {conf_level!r} instead."
         )
-    if conf_type != "log":
+    if conf_type not in allowed:
+        opts = "{" + ", ".join(repr(a) for a in allowed) + "}"
         raise ConfigurationError(
-            f"The 'conf_type' parameter of {owner} must be one of {{'log'}}. "
+            f"The 'conf_type' parameter of {owner} must be one of {opts}. "
             f"Got {conf_type!r} instead."
         )
 
@@ -499,8 +502,11 @@ class KaplanMeier:
     ----------
     conf_level : float, default=0.95
         Level of the pointwise confidence intervals.
-    conf_type : {"log"}, default="log"
-        Interval type (survfit's default): ``exp(log S -+ z se(log S))``, upper capped at 1.
+    conf_type : {"log", "log-log", "plain"}, default="log"
+        Interval type as ``survfit``'s ``conf.type``: ``"log"`` (default)
+        ``exp(log S -+ z se(log S))`` with the upper limit capped at 1; ``"log-log"``
+        ``exp(-exp(log(-log S) -+ z se(log S)/log S))``; ``"plain"`` ``S -+ z se`` clipped
+        to [0, 1].
     variance : {"auto", "greenwood", "xie-liu", "ij"}, default="auto"
         ``"greenwood"``: Greenwood on weighted counts (survfit; frequency-weight
         convention: weights equal duplicated rows); ``"xie-liu"``: Xie & Liu (2005)
@@ -588,7 +594,7 @@ class KaplanMeier:
             not before exit.
         """
         owner = type(self).__name__
-        _check_conf(owner, self.conf_level, self.conf_type)
+        _check_conf(owner, self.conf_level, self.conf_type, ("log", "log-log", "plain"))
         if self.variance not in _KM_VARIANCES:
             raise ConfigurationError(
                 f"The 'variance' parameter of {owner} must be one of {set(_KM_VARIANCES)}. "
@@ -647,8 +653,9 @@ class AalenJohansen:
     ----------
     conf_level : float, default=0.95
         Level of the pointwise confidence intervals.
-    conf_type : {"log"}, default="log"
-        ``exp(log F -+ z se/F)``, upper capped at 1.
+    conf_type : {"log", "plain"}, default="log"
+        ``"log"``: ``exp(log F -+ z se/F)``, upper capped at 1; ``"plain"``: ``F -+ z se``
+        clipped to [0, 1].
     variance : {"auto", "cmprsk", "ij"}, default="auto"
         ``"cmprsk"``: Gray's (1988) delta-method estimator exactly as ``cmprsk::cuminc``
         (weighted counts plugged in: the frequency-weight convention); ``"ij"``: influence
@@ -717,7 +724,7 @@ class AalenJohansen:
             Event codes outside ``{0, ..., K}``, missing or negative durations, negative weights.
         """
         owner = type(self).__name__
-        _check_conf(owner, self.conf_level, self.conf_type)
+        _check_conf(owner, self.conf_level, self.conf_type, ("log", "plain"))
         if self.variance not in _AJ_VARIANCES:
             raise ConfigurationError(
                 f"The 'variance' parameter of {owner} must be one of {set(_AJ_VARIANCES)}. "
