@@ -249,3 +249,45 @@ def test_hazard_collinear():
         PiecewiseExponential(cuts=[5]).fit(
             df, duration="time", event="status", covariates=["x", "x2"]
         )
+
+
+@pytest.mark.parametrize(
+    "family,link", [("poisson", "log"), ("binomial", "cloglog"), ("binomial", "logit")]
+)
+def test_blocked_glm_equals_dense_glm(family, link):
+    from mentor_impact._kernels.glm import glm_fit, glm_fit_blocked
+
+    rng = np.random.default_rng(7)
+    n_cells, n_lev, n_pat = 300, 4, 60
+    lev = rng.integers(0, n_lev, n_cells)
+    pat = rng.integers(0, n_pat, n_cells)
+    xp = rng.normal(size=(n_pat, 2))
+    eta = np.array([-2.0, -1.5, -1.0, -1.2])[lev] + xp[pat] @ [0.5, -0.3]
+    if family == "poisson":
+        prior, expo = np.ones(n_cells), rng.uniform(1, 5, n_cells)
+        y, off = rng.poisson(np.exp(eta) * expo).astype(float), np.log(expo)
+    else:
+        prior = rng.integers(1, 20, n_cells).astype(float)
+        y, off = rng.binomial(prior.astype(int), 1 / (1 + np.exp(-eta))) / prior, None
+    blocked = glm_fit_blocked(
+        lev,
+        pat,
+        xp,
+        y,
+        prior,
+        n_levels=n_lev,
+        family=family,
+        link=link,
+        offset=off,
+        tol=1e-14,
+        step_tol=1e-12,
+        max_iter=100,
+    )
+    dense_x = np.column_stack(
+        [np.ones(n_cells), *(lev == j for j in range(1, n_lev)), xp[pat]]
+    ).astype(float)
+    dense = glm_fit(
+        dense_x, y, prior, family=family, link=link, offset=off, tol=1e-14, max_iter=100
+    )
+    np.testing.assert_allclose(blocked.beta, dense.beta, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(blocked.cov, dense.cov, rtol=1e-6, atol=1e-12)
