@@ -127,3 +127,16 @@ def test_missing_econml_gives_clear_error(monkeypatch):
     data = EvaluationData.from_frame(df, treatment="d", outcomes="y", covariates=["a"])
     with pytest.raises(MissingDependencyError, match=r"pip install 'mentor_impact\[ml\]'"):
         cate_summary(data, outcome="y")
+
+
+def test_cate_summary_causal_forest_on_risk_sets():
+    rs = simulate(n_persons=500, seed=9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = cate_summary(rs, outcome="y", learner="causal_forest", target=3, n_groups=3,
+                           n_estimators=40, min_samples_leaf=20)
+    assert out.learner == "causal_forest"
+    assert out.gates.shape[0] == 3
+    assert np.isfinite(out.blp["std_error"]).all()
+    with pytest.raises(ConfigurationError, match="target"):
+        cate_summary(rs, outcome="y")

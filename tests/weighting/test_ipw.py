@@ -332,3 +332,23 @@ def test_aliased_covariates_are_left_out():
     d = AIPW_(n_folds=1).fit(base, outcome="y", variance="stacked")
     np.testing.assert_allclose(c.estimate, d.estimate, rtol=1e-10)
     np.testing.assert_allclose(c.std_errors, d.std_errors, rtol=1e-8)
+
+
+def test_propensity_model_logit_gives_same_sandwich():
+    from mentor_impact.propensity import PropensityModel
+
+    data = flat_data()
+    a = IPW().fit(data, outcome="y")
+    b = IPW(propensity=PropensityModel()).fit(data, outcome="y")
+    assert b.extra["ps_source"] == "model"
+    np.testing.assert_allclose(b.estimate, a.estimate, rtol=1e-8)
+    np.testing.assert_allclose(b.std_errors, a.std_errors, rtol=1e-6)
+
+
+def test_sklearn_classifier_scores_treated_as_known():
+    from sklearn.linear_model import LogisticRegression
+
+    data = flat_data()
+    res = IPW(propensity=LogisticRegression()).fit(data, outcome="y")
+    assert res.extra["ps_source"] == "given"
+    assert np.isfinite(res.std_errors).all()
