@@ -22,6 +22,7 @@ positions) per treated unit, in the order the matches were made.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,37 +54,53 @@ class SortedDesign:
     lo: IntArray  # (n1,)
     hi: IntArray  # (n1,)
     treat_cell: IntArray  # (n1,)
-    keys: NDArray[np.complex128]  # (n0,) cell + 1j * distance, sorted lexicographically
+
+    @cached_property
+    def keys(self) -> NDArray[np.complex128]:
+        """``cell + 1j * distance`` of the sorted controls (lexicographic search keys)."""
+        return self.ctrl_cell.astype(np.float64) + 1j * self.ctrl_dist
 
 
 def prepare(
     dist: FloatArray, treat: NDArray[np.bool_], cell: IntArray | None, treat_rows: IntArray
 ) -> SortedDesign:
-    """Sort units by (cell, distance, row) and locate every treated unit among the controls."""
+    """Sort units by (cell, distance, row) and locate every treated unit among the controls.
+
+    ``treat_rows`` must be ``np.flatnonzero(treat)`` (ascending rows).
+    """
     n = dist.shape[0]
-    cellv = np.zeros(n, dtype=np.int64) if cell is None else cell
-    order = np.lexsort((np.arange(n), dist, cellv))
+    # stable sorts: equal keys stay in row order
+    order = np.argsort(dist, kind="stable") if cell is None else np.lexsort((dist, cell))
     is_c = ~treat[order]
     ctrl_rows = order[is_c]
-    # controls strictly before each sorted position
-    nbefore: IntArray = np.cumsum(is_c).astype(np.int64) - is_c
-    split_all = np.empty(n, dtype=np.int64)
-    split_all[order] = nbefore
-    ctrl_cell = cellv[ctrl_rows]
-    tcell = cellv[treat_rows]
-    lo = np.searchsorted(ctrl_cell, tcell, side="left").astype(np.int64)
-    hi = np.searchsorted(ctrl_cell, tcell, side="right").astype(np.int64)
+    tpos = np.flatnonzero(~is_c)
+    # controls before a treated position = inclusive cumsum there (the unit itself is treated)
+    split_sorted = (np.cumsum(is_c)[tpos]).astype(np.int64)
+    t_sorted_rows = order[tpos]
+    split = np.empty(treat_rows.size, dtype=np.int64)
+    split[np.searchsorted(treat_rows, t_sorted_rows)] = split_sorted
+    n0 = ctrl_rows.size
+    if cell is None:
+        ctrl_cell = np.zeros(n0, dtype=np.int64)
+        tcell = np.zeros(treat_rows.size, dtype=np.int64)
+        lo = np.zeros(treat_rows.size, dtype=np.int64)
+        hi = np.full(treat_rows.size, n0, dtype=np.int64)
+    else:
+        ctrl_cell = cell[ctrl_rows]
+        tcell = cell[treat_rows]
+        lo = np.searchsorted(ctrl_cell, tcell, side="left").astype(np.int64)
+        hi = np.searchsorted(ctrl_cell, tcell, side="right").astype(np.int64)
+    del n
     return SortedDesign(
         ctrl_rows=ctrl_rows,
         ctrl_dist=dist[ctrl_rows],
         ctrl_cell=ctrl_cell,
         treat_rows=treat_rows,
         treat_dist=dist[treat_rows],
-        split=split_all[treat_rows].astype(np.int64),
+        split=split,
         lo=lo,
         hi=hi,
         treat_cell=tcell,
-        keys=ctrl_cell.astype(np.float64) + 1j * dist[ctrl_rows],
     )
 
 

@@ -177,7 +177,7 @@ def _knn_self(d: FloatArray, cell: IntArray | None, J: int) -> IntArray:
     """J nearest other units of the same set (local indices), MatchIt merge order."""
     n = d.size
     cellv = np.zeros(n, dtype=np.int64) if cell is None else cell
-    order = np.lexsort((np.arange(n), d, cellv))
+    order = np.argsort(d, kind="stable") if cell is None else np.lexsort((d, cellv))
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(n)
     ds = d[order]

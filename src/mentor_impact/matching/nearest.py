@@ -61,6 +61,15 @@ def _cells_from(data: Any, exact: Any) -> IntArray | None:
     return np.asarray(code, dtype=np.int64).ravel()
 
 
+def _has_repeats(c: npt.NDArray[Any]) -> bool:
+    """Whether any cluster label occurs twice (bincount fast path for small ints)."""
+    if c.size == 0:
+        return False
+    if c.dtype.kind in "iu" and c.min() >= 0 and c.max() < 4 * c.size:
+        return bool(np.bincount(c).max() > 1)
+    return bool(np.unique(c).size < c.size)
+
+
 class _MatchingBase:
     """Shared fit pipeline: distance, cells, focal/pool roles, effects, variance, results."""
 
@@ -341,7 +350,7 @@ class _MatchingBase:
         m_main = parts[0][0]
         # ---- covariance
         clusters = None if getattr(data, "cluster", None) is None else np.asarray(data.cluster)
-        repeated = clusters is not None and np.unique(clusters).size < clusters.size
+        repeated = clusters is not None and _has_repeats(clusters)
         cov_arg: Any
         cov_type = None
         if cov is None:
@@ -473,8 +482,8 @@ class _MatchingBase:
         pw = self._pair_weights(ptr, focal, pos_rows, dist, cal_abs)
         keep_pair = pw > 0
         if not keep_pair.all():  # e.g. Epanechnikov weight 0 at |u| = 1: not a match
-            owner = np.repeat(np.arange(focal.size), np.diff(ptr))
-            cnt = np.bincount(owner[keep_pair], minlength=focal.size)
+            pair_owner = np.repeat(np.arange(focal.size), np.diff(ptr))
+            cnt = np.bincount(pair_owner[keep_pair], minlength=focal.size)
             ptr = np.zeros(focal.size + 1, dtype=np.int64)
             np.cumsum(cnt, out=ptr[1:])
             pos_rows, pw = pos_rows[keep_pair], pw[keep_pair]
