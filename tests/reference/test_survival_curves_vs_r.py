@@ -112,6 +112,7 @@ def test_km_event_totals(km, km_ref) -> None:
     for arm in ARMS:
         assert km.curves[arm].n_rows == km_ref["table"][arm]["records"]
         assert km.curves[arm].n_event.sum() == km_ref["table"][arm]["events"]
+        assert km.curves[arm].n_event_rows == km_ref["table"][arm]["events"]
 
 
 def test_logrank_matches_survdiff_value(km) -> None:

@@ -356,6 +356,7 @@ class _World:
 
 
 _NO_SPELL = -(10**6)
+_BLOCK = 1 << 16  # rows per block of the observed regime (keeps temporaries in cache)
 Rows = npt.NDArray[np.int64] | slice
 _NEVER = 10**6
 
@@ -586,7 +587,6 @@ def simulate_mentor_study(
     spell_rows: list[npt.NDArray[np.int64]] = []
     spell_cols: list[npt.NDArray[np.int64]] = []
     spell_len: list[npt.NDArray[np.int32]] = []
-    ALL = slice(None)  # the observed regime works on views of all rows
 
     def features(world: _World, rows: Rows, w: int,
                  hist: npt.NDArray[np.int8] | None) -> None:
@@ -605,7 +605,7 @@ def simulate_mentor_study(
         age = (wk_ord[w] - birth_ord[rows]) / WEEKS_PER_YEAR
         ok = np.flatnonzero(_CASH[prev] & (w - world.spell_end[rows] > 52)
                             & (age >= 18) & (age < 65))
-        g = ok if isinstance(rows, slice) else rows[ok]
+        g = ok + (rows.start or 0) if isinstance(rows, slice) else rows[ok]
         dur = np.minimum(world.dur[g], 156) / 52.0
         logit = (st_static[g] + year_eff.get(int(year_of_col[w]), 0.5)
                  - 0.03 * (age[ok] - 40.0) + 0.4 * (prev[ok] == A) + 0.1 * dur
@@ -642,30 +642,34 @@ def simulate_mentor_study(
 
     for w in range(n_w):
         rnd = _week_uniforms(ss, w, n)
-        # -------- observed regime, all persons
-        hist = zt[w - 53] if w >= 53 else None
-        features(obs, ALL, w, hist)
-        if w >= ws:
-            starters = draw_starts(obs, ALL, w, rnd[1])
-        else:
-            starters = np.zeros(0, np.int64)
-        new_t = starters[(treat_col[starters] < 0)] if ws <= w <= we else np.zeros(0, np.int64)
-        if new_t.size:
-            treat_col[new_t] = w
-            elapsed_at[new_t] = obs.dur[new_t]
-            for cf in (cf_a, cf_b):
-                cf.prev[new_t] = obs.prev[new_t]
-                cf.dur[new_t] = obs.dur[new_t]
-                cf.emp52[new_t] = obs.emp52[new_t]
-                cf.spell_start[new_t] = obs.spell_start[new_t]
-                cf.spell_end[new_t] = obs.spell_end[new_t]
-                cf.first_end[new_t] = obs.first_end[new_t]
-        if starters.size:
-            length = begin(obs, starters, w, rnd[2, starters])
-            spell_rows.append(starters)
-            spell_cols.append(np.full(starters.size, w, np.int64))
-            spell_len.append(length)
-        zt[w] = transition(obs, ALL, w, rnd[0])
+        # -------- observed regime, all persons, in cache-sized blocks of rows
+        new_parts: list[npt.NDArray[np.int64]] = []
+        for a in range(0, n, _BLOCK):
+            blk = slice(a, min(n, a + _BLOCK))
+            features(obs, blk, w, zt[w - 53, blk] if w >= 53 else None)
+            if w < ws:
+                zt[w, blk] = transition(obs, blk, w, rnd[0, blk])
+                continue
+            starters = draw_starts(obs, blk, w, rnd[1])
+            new_b = starters[treat_col[starters] < 0] if w <= we else starters[:0]
+            if new_b.size:
+                treat_col[new_b] = w
+                elapsed_at[new_b] = obs.dur[new_b]
+                for cf in (cf_a, cf_b):
+                    cf.prev[new_b] = obs.prev[new_b]
+                    cf.dur[new_b] = obs.dur[new_b]
+                    cf.emp52[new_b] = obs.emp52[new_b]
+                    cf.spell_start[new_b] = obs.spell_start[new_b]
+                    cf.spell_end[new_b] = obs.spell_end[new_b]
+                    cf.first_end[new_b] = obs.first_end[new_b]
+                new_parts.append(new_b)
+            if starters.size:
+                length = begin(obs, starters, w, rnd[2, starters])
+                spell_rows.append(starters)
+                spell_cols.append(np.full(starters.size, w, np.int64))
+                spell_len.append(length)
+            zt[w, blk] = transition(obs, blk, w, rnd[0, blk])
+        new_t = np.concatenate(new_parts) if new_parts else np.zeros(0, np.int64)
         # -------- counterfactual regimes, active treated starts only
         old = (np.concatenate(new_by_week[-horizon:]) if new_by_week else np.zeros(0, np.int64))
         new_by_week.append(new_t)

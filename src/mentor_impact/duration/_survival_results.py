@@ -66,6 +66,8 @@ class ArmCurve:
         (Xie–Liu) used for the RMST variance; ``None`` with the influence-function variance.
     n_rows : int
         Rows in the arm.
+    n_event_rows : int
+        Rows of the arm with an event (unweighted).
     """
 
     label: str
@@ -81,6 +83,7 @@ class ArmCurve:
     cif_std_err: FloatArray | None = None
     rmst_inc: FloatArray | None = None
     n_rows: int = 0
+    n_event_rows: int = 0
 
 
 def _ci(
@@ -481,7 +484,8 @@ class SurvivalResults:
         tab = pd.DataFrame(
             {
                 "n": [self.curves[a].n_rows for a in self.arms],
-                "events": [float(self.curves[a].n_event.sum()) for a in self.arms],
+                "events": [self.curves[a].n_event_rows for a in self.arms],
+                "weighted events": [float(self.curves[a].n_event.sum()) for a in self.arms],
                 "median": med["median"].to_numpy(),
                 f"{self.conf_level:.0%} lower": med["lower"].to_numpy(),
                 f"{self.conf_level:.0%} upper": med["upper"].to_numpy(),

@@ -341,6 +341,7 @@ def _fit_curves(
         start_pooled,
         need_w2=variance == "xie-liu",
     )
+    ev_rows = np.bincount(p.group[p.event > 0], minlength=G)
     tables["y"] = y_g
     tables["d"] = n_event_g[:, :, 1:].sum(axis=2)
     need_rows = variance == "ij" or keep_rows
@@ -429,6 +430,7 @@ def _fit_curves(
             cif_std_err=cif_se,
             rmst_inc=rmst_inc,
             n_rows=n_rows,
+            n_event_rows=int(ev_rows[a]),
         )
     return curves, rows, variance
 

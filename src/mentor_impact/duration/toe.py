@@ -607,7 +607,7 @@ class TimingOfEvents:
         cause_labels: Sequence[str] | None = None,
         truncation: Literal["condition", "inflow", "none"] = "condition",
         min_improvement: float | None = None,
-        trial_iter: int = 150,
+        trial_iter: int = 80,
         n_random_starts: int = 8,
         max_iter: int = 2000,
         cov: Literal["auto", "hessian", "sandwich"] = "auto",
@@ -1194,7 +1194,7 @@ class TimingOfEvents:
         res = optimize.minimize(
             f, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
             options={"maxiter": int(self.max_iter if maxiter is None else maxiter),
-                     "ftol": 1e-14 if tight else 1e-11, "gtol": 1e-9 if tight else 1e-6,
+                     "ftol": 1e-14 if tight else 1e-10, "gtol": 1e-9 if tight else 1e-5,
                      "maxcor": 30},
         )
         msg = f"{res.message} (nit={res.nit}, nfev={res.nfev})"

@@ -340,7 +340,9 @@ class PropensityModel:
         self.covariate_names_ = names
         if self.standardize:
             mean = X.mean(axis=0)
-            sd = X.std(axis=0)
+            sd = np.sqrt(np.einsum("ij,ij->j", X, X) / n - mean**2)  # one pass, no copy
+            if np.any(sd < 1e-6 * np.maximum(np.abs(mean), 1.0)):  # cancellation: recompute
+                sd = X.std(axis=0)
             const = sd <= 1e-12 * np.maximum(np.abs(mean), 1.0)
             sd = np.where(const, 1.0, sd)
             mean = np.where(const, 0.0, mean)
