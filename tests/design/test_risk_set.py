@@ -383,3 +383,12 @@ def test_control_share(world, sampling):
         else:
             np.testing.assert_allclose(sub.weight[c], 4.0)
     np.testing.assert_allclose(sub.frame["sampling_prob"], 1 / sub.weight)
+
+
+def test_wrong_input_types(world):
+    reg, sp, baseline = world
+    with pytest.raises(DataValidationError, match=r"spells: expected a TreatmentSpells; got "
+                       r"DataFrame without"):
+        RiskSetDesign().build(reg, sp.to_frame(), baseline, seed=0)
+    with pytest.raises(DataValidationError, match=r"register: expected a WeeklyRegister"):
+        RiskSetDesign().build(reg.codes, sp, baseline, seed=0)

@@ -378,6 +378,18 @@ class RiskSetDesign:
         """
         from mentor_impact.registers.isoweek import iso_to_ordinal
 
+        for arg, obj, attrs, kind in (
+            ("register", register, ("states", "catalog", "persons", "weeks"), "WeeklyRegister"),
+            ("spells", spells, ("person", "start", "end", "episodes", "locate"),
+             "TreatmentSpells"),
+        ):
+            missing = [a for a in attrs if not hasattr(obj, a)]
+            if missing:
+                raise DataValidationError(
+                    f"{arg}: expected a {kind}; got {type(obj).__name__} without "
+                    f"{len(missing)} of its attributes ({', '.join(missing)}). Hint: build it "
+                    f"with mentor_impact.registers.{kind}."
+                )
         catalog = register.catalog
         state_names = tuple(catalog.STATES)
         self._check_config(state_names)
