@@ -512,16 +512,18 @@ def gray_test(
     n_times: int,
     cause: int,
     rho: float = 0.0,
+    weight: FloatArray | None = None,
 ) -> tuple[float, FloatArray, FloatArray]:
     """Gray's (1988) K-sample test for one cause, as ``cmprsk::crstm`` (no strata, unweighted).
 
     Vectorised over pooled grid times (arrays ``(T, G)`` and ``(T, G, G)``); returns
     ``(stat, score, var)`` with ``stat = s' V^{-1} s`` on ``G - 1`` degrees of freedom.
+    Integer ``weight`` (frequency weights) give the result of duplicated rows.
     """
     T, G = n_times, n_groups
     m = np.where(event == 0, 0, np.where(event == cause, 1, 2))
     cnt: FloatArray = (
-        np.bincount((stop * G + group) * 3 + m, minlength=T * G * 3)
+        np.bincount((stop * G + group) * 3 + m, weights=weight, minlength=T * G * 3)
         .reshape(T, G, 3)
         .astype(np.float64)
     )

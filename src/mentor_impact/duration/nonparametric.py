@@ -817,17 +817,9 @@ def _logrank(p: _Prepared, tables: dict[str, FloatArray] | None = None) -> dict[
 
 
 def _gray(p: _Prepared, cause: int) -> dict[str, Any]:
-    grid, stop = p.grid, p.code
     G = len(p.arm_labels)
-    w = p.weight
-    if np.any(w != 1.0):
-        reps = w.astype(np.int64)
-        stop = np.repeat(stop, reps)
-        ev = np.repeat(p.event, reps)
-        grp = np.repeat(p.group, reps)
-    else:
-        ev, grp = p.event, p.group
-    stat, _, _ = K.gray_test(stop, ev, grp, G, grid.size, cause)
+    w = None if not p.weighted else p.weight
+    stat, _, _ = K.gray_test(p.code, p.event, p.group, G, p.grid.size, cause, weight=w)
     return {"stat": stat, "df": G - 1, "p_value": float(stats.chi2.sf(stat, G - 1))}
 
 
