@@ -290,6 +290,19 @@ class _Taken:
         return np.asarray((length == 0) | (full & (mx < rank)))
 
 
+def _avail2(a: _Taken, b: _Taken, p: IntArray, *, left: bool) -> IntArray:
+    """Nearest position not taken in either set, moving left (or right) from ``p``."""
+    q = p
+    while True:
+        if left:
+            q2 = b.left_avail(a.left_avail(q))
+        else:
+            q2 = b.right_avail(a.right_avail(q))
+        if np.array_equal(q2, q):
+            return q
+        q = q2
+
+
 def greedy_without_replacement(
     sd: SortedDesign,
     priority: IntArray,
@@ -335,14 +348,12 @@ def greedy_without_replacement(
             fixed = 0  # blk[:fixed] are final
             while True:
                 m[fixed:] = -1
-                T = _Taken(
-                    np.concatenate([committed.P, m[:fixed][m[:fixed] >= 0]]),
-                    np.concatenate([committed.W, rk[:fixed][m[:fixed] >= 0]]),
-                )
+                fm = m[:fixed] >= 0
+                own = _Taken(m[:fixed][fm], rk[:fixed][fm])  # taken inside this block
                 active = np.arange(fixed, blk.size)
                 while active.size:
-                    L = T.left_avail(sp[active] - 1)
-                    R = T.right_avail(sp[active])
+                    L = _avail2(committed, own, sp[active] - 1, left=True)
+                    R = _avail2(committed, own, sp[active], left=False)
                     vL = L >= lo[active]
                     vR = R < hi[active]
                     dL = np.full(active.size, np.inf)
@@ -366,20 +377,23 @@ def greedy_without_replacement(
                     first[1:] = ch_s[1:] != ch_s[:-1]
                     win = act[o][first]
                     wch = ch_s[first]
-                    if safe:
+                    if safe and win.size < act.size:
                         # only winners ranked above every loser are certainly final
-                        losers = np.setdiff1d(act, win, assume_unique=True)
-                        if losers.size:
-                            keep = rk[win] < rk[losers].min()
-                            win, wch = win[keep], wch[keep]
+                        lost = np.ones(blk.size, dtype=bool)
+                        lost[win] = False
+                        min_loser = rk[act[lost[act]]].min()
+                        keep = rk[win] < min_loser
+                        win, wch = win[keep], wch[keep]
                     m[win] = wch
-                    T.add(wch, rk[win])
+                    own.add(wch, rk[win])
                     settled = np.zeros(blk.size, dtype=bool)
                     settled[active[none]] = True
                     settled[win] = True
                     active = active[~settled[active]]
                 if safe:
                     break
+                T = _Taken(np.concatenate([committed.P, own.P]),
+                           np.concatenate([committed.W, own.W]))
                 bad = _violations(sd, blk, m, rk, T, caliper)
                 if not bad.any():
                     break
