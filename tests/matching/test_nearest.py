@@ -227,3 +227,34 @@ def test_kernel_matching_equals_loop():
         if den > 0:
             effs.append(y[i] - num / den)
     np.testing.assert_allclose(res.estimate[0], np.mean(effs), rtol=1e-10)
+
+
+def test_mahalanobis_equals_brute_force_loop():
+    df = _frame(n=120, seed=12)
+    data = _data(df)
+    X = df[["x1", "x2"]].to_numpy()
+    d = df["d"].to_numpy()
+    xc = X.copy()
+    for arm in (0, 1):
+        xc[d == arm] -= X[d == arm].mean(axis=0)
+    S_inv = np.linalg.inv(xc.T @ xc / (len(X) - 2))
+    res = NearestNeighborMatching(distance="mahalanobis", replace=True).fit(data, outcome="y")
+    got = res.extra["matches"].as_dict()
+    for t in np.flatnonzero(d == 1):
+        dist = [(X[t] - X[c]) @ S_inv @ (X[t] - X[c]) for c in np.flatnonzero(d == 0)]
+        assert got[int(t)] == [int(np.flatnonzero(d == 0)[int(np.argmin(dist))])]
+
+
+def test_bias_correction_removes_linear_bias_exactly():
+    rng = np.random.default_rng(13)
+    n = 300
+    x1 = rng.normal(size=n)
+    x2 = rng.normal(size=n)
+    d = (rng.random(n) < 1 / (1 + np.exp(-2 * x1))).astype(int)
+    y = 1.0 + 3.0 * x1 - 2.0 * x2 + 0.7 * d  # linear, no noise: exact after correction
+    df = pd.DataFrame({"x1": x1, "x2": x2, "d": d, "y": y, "g": 0})
+    data = _data(df)
+    plain = NearestNeighborMatching(replace=True, k=2).fit(data, outcome="y")
+    bc = NearestNeighborMatching(replace=True, k=2, bias_correction=True).fit(data, outcome="y")
+    assert abs(plain.estimate[0] - 0.7) > 1e-3
+    np.testing.assert_allclose(bc.estimate[0], 0.7, atol=1e-10)
