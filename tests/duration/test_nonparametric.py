@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mentor_impact._kernels import survival as K
 from mentor_impact.duration import AalenJohansen, KaplanMeier, SurvivalResults, logrank_test
@@ -747,3 +749,36 @@ def test_other_conf_types(conf_type) -> None:
     assert np.all(tab.lower.dropna() <= tab.surv[tab.lower.notna()] + 1e-15)
     with pytest.raises(ConfigurationError, match="'conf_type' parameter of AalenJohansen"):
         AalenJohansen(conf_type="log-log").fit(df, duration="t", event="e")
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(1, 12),  # weekly duration
+            st.integers(0, 2),  # 0 = censored, 1..2 causes
+            st.integers(1, 3),  # frequency weight
+            st.integers(0, 1),  # arm
+        ),
+        min_size=2,
+        max_size=30,
+    )
+)
+def test_properties_random_data(rows) -> None:
+    df = pd.DataFrame(rows, columns=["t", "e", "fw", "g"]).astype(float)
+    df["e"] = df.e.astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        aj = AalenJohansen(variance="cmprsk").fit(
+            df, duration="t", event="e", weights="fw", causes=["a", "b"]
+        )
+        dup = df.loc[df.index.repeat(df.fw.astype(int))].reset_index(drop=True)
+        aj2 = AalenJohansen().fit(dup, duration="t", event="e", causes=["a", "b"])
+    c = aj.curves["all"]
+    assert np.all(np.diff(c.surv) <= 1e-15)  # survival is non-increasing
+    assert np.all(np.diff(c.cif, axis=0) >= -1e-15)  # CIFs are non-decreasing
+    np.testing.assert_allclose(c.cif.sum(axis=1) + c.surv, 1.0, atol=1e-12)
+    pd.testing.assert_frame_equal(aj.to_frame(), aj2.to_frame(), rtol=1e-10)
