@@ -574,6 +574,10 @@ def simulate_mentor_study(
         spell_end=np.full(n, _NO_SPELL, np.int32),
         first_end=np.full(n, _NEVER, np.int32),
     )
+    # lookup tables: gain build-up g(t) = 1 - exp(-t / kappa) for t = weeks since the first
+    # episode ended (0 before), and duration dependence (1 + d / 52) ** -0.5 for d weeks
+    post_lut = np.r_[0.0, -np.expm1(-np.arange(1, n_w + 1) / kappa)]
+    dur_lut = 1.0 / np.sqrt(1.0 + np.arange(int(dur0.max(initial=0)) + n_w + 2) / 52.0)
     zt = np.empty((n_w, n), dtype=np.int8)  # week-major: one contiguous row per week
     treat_col = np.full(n, -1, np.int64)  # s_i of the treated start (first start in window)
     elapsed_at = np.zeros(n, np.int64)
@@ -625,9 +629,8 @@ def simulate_mentor_study(
                    unif: npt.NDArray[np.float32]) -> npt.NDArray[np.int8]:
         prev = world.prev[rows]
         in_spell = (world.spell_start[rows] <= w) & (w <= world.spell_end[rows])
-        t_post = (w - world.first_end[rows]).astype(np.float64)
-        post = np.where(t_post > 0, -np.expm1(-np.maximum(t_post, 0.0) / kappa), 0.0)
-        durfac = np.where(_BENEFIT[prev], 1.0 / np.sqrt(1.0 + world.dur[rows] / 52.0), 1.0)
+        post = post_lut[np.clip(w - world.first_end[rows], 0, n_w)]
+        durfac = dur_lut[world.dur[rows]]  # dur is 0 (factor 1) unless on benefit in w - 1
         age = (wk_ord[w] - birth_ord[rows]) / WEEKS_PER_YEAR
         emp = world.emp52[rows] / 52.0
         p_e = _P0[prev, E] * durfac * np.exp(np.minimum(
