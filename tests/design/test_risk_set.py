@@ -392,3 +392,37 @@ def test_wrong_input_types(world):
         RiskSetDesign().build(reg, sp.to_frame(), baseline, seed=0)
     with pytest.raises(DataValidationError, match=r"register: expected a WeeklyRegister"):
         RiskSetDesign().build(reg.codes, sp, baseline, seed=0)
+
+
+def test_sampling_does_not_depend_on_register_row_order(world):
+    reg, sp, baseline = world
+    perm = np.random.default_rng(7).permutation(reg.n_persons)
+    reg2 = WeeklyRegister(reg.codes[perm], persons=reg.persons[perm], weeks=reg.weeks,
+                          catalog=CAT)
+    design = RiskSetDesign(horizon=30, min_history=40, controls_per_treated=2,
+                           year_bins=((1, 1),))
+    for sampling in ("exact", "bernoulli"):
+        design.sampling = sampling
+        a = design.build(reg, sp, baseline, seed=5)
+        b = design.build(reg2, sp, baseline.iloc[perm].reset_index(drop=True), seed=5)
+        ka = sorted(zip(reg.persons[a.cluster].tolist(), a.start_week.tolist(),
+                        a.weight.tolist(), strict=True))
+        kb = sorted(zip(reg2.persons[b.cluster].tolist(), b.start_week.tolist(),
+                        b.weight.tolist(), strict=True))
+        assert ka == kb
+        c = design.build(reg, sp, baseline, seed=6)
+        assert not np.array_equal(a.cluster, c.cluster)
+
+
+def test_pair_uniforms_are_uniform_and_keyed():
+    from scipy import stats
+
+    from mentor_impact._kernels.design import pair_uniforms
+
+    keys = np.arange(20_000, dtype=np.uint64) * np.uint64(2654435761)
+    u = pair_uniforms(keys, 123, 7)
+    assert ((u >= 0) & (u < 1)).all()
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    np.testing.assert_array_equal(u[::-1], pair_uniforms(keys[::-1], 123, 7))
+    assert abs(np.corrcoef(u, pair_uniforms(keys, 123, 8))[0, 1]) < 0.05
+    assert abs(np.corrcoef(u, pair_uniforms(keys, 124, 7))[0, 1]) < 0.05

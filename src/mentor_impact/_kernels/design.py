@@ -33,6 +33,7 @@ __all__ = [
     "make_lut",
     "member_mask",
     "next_start_after",
+    "pair_uniforms",
     "risk_set_sweep",
     "trailing_run",
 ]
@@ -267,6 +268,29 @@ def episode_eligibility(
     return reason
 
 
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _splitmix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def pair_uniforms(person_key: NDArray[np.uint64], seed_key: int, s: int) -> NDArray[np.float64]:
+    """Uniforms in [0, 1) that depend only on (seed, person key, start week).
+
+    A counter-based generator (splitmix64 finaliser): the draw of a (person, s) pair does
+    not depend on the row order of the register or on which other persons are present.
+    """
+    k = np.uint64((seed_key + (s + 1) * _GOLDEN) & 0xFFFFFFFFFFFFFFFF)
+    with np.errstate(over="ignore"):
+        z = _splitmix(person_key ^ _splitmix(np.asarray(k, dtype=np.uint64)))
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+
+
 @dataclass
 class RiskSetSweep:
     """Output of :func:`risk_set_sweep` (one entry per design row, plus per-week counts)."""
@@ -298,7 +322,8 @@ def risk_set_sweep(
     controls_per_treated: float | None,
     control_share: float | None,
     sampling: str,
-    rng: np.random.Generator,
+    person_key: NDArray[np.uint64],
+    seed_key: int,
     block: int = 64,
 ) -> RiskSetSweep:
     """Sweep start weeks ``s_lo..s_hi-1``: eligible controls, treated rows and sampling.
@@ -374,12 +399,13 @@ def risk_set_sweep(
                 if pi >= 1.0:
                     sel = cand
                 elif sampling == "bernoulli":
-                    sel = cand[rng.random(n0[s]) < pi]
+                    sel = cand[pair_uniforms(person_key[cand], seed_key, s) < pi]
                 else:
                     k = int(np.floor(target + 0.5))
                     k = min(max(k, 0), int(n0[s]))
                     pi = k / n0[s] if n0[s] > 0 else 0.0
-                    sel = np.sort(cand[rng.choice(n0[s], size=k, replace=False)])
+                    u = pair_uniforms(person_key[cand], seed_key, s)
+                    sel = np.sort(cand[np.argpartition(u, k - 1)[:k]]) if k > 0 else cand[:0]
             k0[s] = sel.shape[0]
             pi_w[s] = pi
             out_rows += [trows, sel.astype(np.int64)]

@@ -140,7 +140,10 @@ class RiskSetDesign:
     * Controls at ``s``: eligible at ``s``, no episode starting at ``s`` (nor active in the
       washout window), and with ``starts="first"`` no eligible start before or at ``s``.
     * Sampling weight: treated 1; controls ``1 / pi_s``. Risk sets without treated are not
-      sampled. The random draw is sequential over ``s`` from one generator (``seed``).
+      sampled. Each (person, s) pair gets its own uniform from a counter-based generator
+      keyed by ``seed``, the person id (hashed) and ``s``: ``"exact"`` keeps the ``k_s``
+      smallest, ``"bernoulli"`` those below ``pi_s``. The sample therefore does not depend
+      on the row order of the register (nor on which other persons it holds).
     * ``later_start`` (estimand B): weeks from ``s`` to the row's next episode start after
       ``s`` (any episode, eligible or not), ``-1`` if none in the register; 0 for treated.
     * ``frame["eligible_until"]``: ``E``, the number of consecutive weeks ``s+1 .. s+E`` in
@@ -461,7 +464,9 @@ class RiskSetDesign:
             controls_per_treated=(None if self.controls_per_treated is None
                                   or self.control_share is not None
                                   else float(self.controls_per_treated)),
-            control_share=self.control_share, sampling=self.sampling, rng=rng,
+            control_share=self.control_share, sampling=self.sampling,
+            person_key=pd.util.hash_array(np.asarray(register.persons)),
+            seed_key=int(rng.integers(0, 2**63 - 1)),
         )
         # treated in risk sets without any eligible control are dropped (and counted)
         no_ctrl_w = (sweep.n1 > 0) & (sweep.n0 == 0)
