@@ -258,3 +258,33 @@ def test_bias_correction_removes_linear_bias_exactly():
     bc = NearestNeighborMatching(replace=True, k=2, bias_correction=True).fit(data, outcome="y")
     assert abs(plain.estimate[0] - 0.7) > 1e-3
     np.testing.assert_allclose(bc.estimate[0], 0.7, atol=1e-10)
+
+
+def test_ate_ai_variance_equals_loop():
+    df = _frame(n=200, seed=14)
+    data = _data(df)
+    res = NearestNeighborMatching(k=2, replace=True, estimand="ATE").fit(
+        data, outcome="y", cov=AbadieImbens(n_neighbors=1))
+    y = df["y"].to_numpy()
+    d = df["d"].to_numpy()
+    lg = res.extra["distance"]
+    n = len(y)
+    K = np.zeros(n)
+    KK = np.zeros(n)
+    tau = np.zeros(n)
+    for m in res.extra["matches"]:
+        for f, cs in m.as_dict().items():
+            for c in cs:
+                K[c] += 1 / len(cs)
+                KK[c] += 1 / len(cs) ** 2
+            imp = np.mean(y[cs])
+            tau[f] = y[f] - imp if d[f] == 1 else imp - y[f]
+    s2 = np.zeros(n)
+    for i in range(n):
+        same = [j for j in range(n) if d[j] == d[i] and j != i]
+        best = min(same, key=lambda j: (abs(lg[j] - lg[i]), 0 if (lg[j], j) < (lg[i], i) else 1))
+        s2[i] = 0.5 * (y[i] - y[best]) ** 2
+    est = tau.mean()
+    v = (np.sum((K**2 + 2 * K - KK) * s2) + np.sum((tau - est) ** 2)) / n**2
+    np.testing.assert_allclose(res.estimate[0], est, rtol=1e-12)
+    np.testing.assert_allclose(res.cov[0, 0], v, rtol=1e-10)

@@ -402,3 +402,70 @@ def bias_correction(
     adj = np.zeros((m.focal.size, Y.shape[1]))
     _add_rows(adj, owner, diff * m.pair_weight[:, None])
     return adj
+
+
+def ai_covariance_ate(
+    parts: list[tuple[Matches, FloatArray, FloatArray]],
+    s: FloatArray,
+    resid: FloatArray | None,
+    population: bool,
+) -> tuple[FloatArray, FloatArray]:
+    """Abadie–Imbens covariance of the ATE (Matching's ``estimand = "ATE"`` formulas).
+
+    ``parts`` holds, for the ATT and the ATC matching, ``(matches, tau_focal, Ys)`` with
+    ``tau_focal`` (n_focal, k) the unit-level effects ``Y(1) - Y(0)`` imputed for each focal
+    unit and ``Ys`` the outcome on the sign scale of that matching. With ``K_i`` the (weighted)
+    times unit ``i`` is used as a match in either direction, ``KK_i`` the sum of its squared
+    pair weights and ``N = sum s``:
+    ``V_sample = sum (s_i + K_i)^2 sigma_i^2 / N^2`` and
+    ``V_pop = [sum (K_i^2 + 2 s_i K_i - KK_i) sigma_i^2 + sum s_i (tau_i - tau)^2] / N^2``.
+    Returns ``(cov, estimate)``.
+    """
+    n = s.size
+    k = parts[0][1].shape[1]
+    Kc = np.zeros(n)
+    KK = np.zeros(n)
+    taus = []
+    sws = []
+    for m, tau_f, _ in parts:
+        ok = m.n_matches > 0
+        pf = m.pair_focal
+        Kc += np.bincount(m.matched, weights=s[pf] * m.pair_weight, minlength=n)
+        KK += np.bincount(m.matched, weights=s[pf] * m.pair_weight**2, minlength=n)
+        taus.append(tau_f[ok])
+        sws.append(s[m.focal[ok]])
+    tau = np.concatenate(taus)
+    sw = np.concatenate(sws)
+    S = float(sw.sum())
+    est = (sw[:, None] * tau).sum(axis=0) / S
+    dev = tau - est
+    het = (dev * sw[:, None]).T @ dev
+    if resid is None:
+        num = np.zeros((k, k))
+        den = 0.0
+        for m, _, Ys in parts:
+            nm = m.n_matches
+            fidx = np.repeat(np.arange(m.focal.size), nm)
+            wts = s[m.pair_focal] * m.pair_weight
+            tr = Ys[m.focal[fidx]] - Ys[m.matched] - est
+            num += (tr * wts[:, None]).T @ tr
+            den += float(wts.sum())
+        sig = 0.5 * num / den
+        used = np.zeros(n, dtype=bool)
+        for m, _, _ in parts:
+            used[m.focal[m.n_matches > 0]] = True
+        if population:
+            v = sig * float(np.sum((Kc**2 + 2 * s * Kc - KK)[used | (Kc > 0)])) + het
+        else:
+            v = sig * float(np.sum(((s * used) + Kc) ** 2))
+        return v / S**2, est
+    if population:
+        ew = resid * np.sqrt(np.maximum(Kc**2 + 2 * s * Kc - KK, 0.0))[:, None]
+        v = ew.T @ ew + het
+    else:
+        used = np.zeros(n)
+        for m, _, _ in parts:
+            used[m.focal[m.n_matches > 0]] = 1.0
+        ew = resid * (s * used + Kc)[:, None]
+        v = ew.T @ ew
+    return v / S**2, est

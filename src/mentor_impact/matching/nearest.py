@@ -21,6 +21,7 @@ from mentor_impact.inference.covariance import CovarianceEstimator
 from mentor_impact.matching._core import (
     Matches,
     ai_covariance,
+    ai_covariance_ate,
     bias_correction,
     focal_effects,
     matched_set_covariance,
@@ -298,6 +299,8 @@ class _MatchingBase:
             )
         # ---- effects
         ests, phis, covs_ai, tmeans, cmeans, weights = [], [], [], [], [], np.zeros(data.n)
+        ate_parts = []
+        resid_orig = None
         S_parts = []
         unmatched: dict[str, int] = {}
         for focal_is_treated, (m, reasons) in zip(roles, parts, strict=True):
@@ -322,6 +325,9 @@ class _MatchingBase:
                 resid_phi if J >= 1 else None
             )
             v_ai, phi = ai_covariance(m, Ys, fy, cf, est, s, resid, ai.population, resid_phi)
+            ate_parts.append((m, fy - cf, Ys))
+            if resid is not None:
+                resid_orig = resid * sign
             ests.append(est)
             phis.append(phi)
             covs_ai.append(v_ai)
@@ -344,7 +350,8 @@ class _MatchingBase:
             a1, a0 = S_parts[0] / S, S_parts[1] / S
             est = a1 * ests[0] + a0 * ests[1]
             phi = (phis[0] * S_parts[0] + phis[1] * S_parts[1]) / S
-            v_ai = a1**2 * covs_ai[0] + a0**2 * covs_ai[1]
+            ai_opt = cov if isinstance(cov, AbadieImbens) else AbadieImbens()
+            v_ai, _ = ai_covariance_ate(ate_parts, s, resid_orig, ai_opt.population)
             treated_mean = a1 * tmeans[0] + a0 * cmeans[1]
             cf_mean = a1 * cmeans[0] + a0 * tmeans[1]
         m_main = parts[0][0]
@@ -619,7 +626,9 @@ class NearestNeighborMatching(_MatchingBase):
         Abadie–Imbens (2011) regression bias correction on all covariates.
     estimand : {"ATT", "ATC", "ATE"}, default="ATT"
         ATT matches controls to treated units, ATC treated to controls; ATE combines both
-        (with replacement only), weighted by the arm sizes.
+        (with replacement only), weighted by the arm sizes, with Matching's ATE variance
+        (``K^2 + 2K - KK`` weights); its influence function (for clustering) is the
+        size-weighted combination of the two parts.
     propensity : PropensityModel or None, default=None
         The propensity model (default: logistic MLE on all covariates).
     support : {"minmax", "crump"}, (float, float) or None, default=None
