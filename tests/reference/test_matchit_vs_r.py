@@ -24,7 +24,7 @@ from mentor_impact.diagnostics import balance_table, effective_sample_size
 from mentor_impact.matching import AbadieImbens, MatchedSetRegression, NearestNeighborMatching
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _lalonde_ref import lalonde, values  # noqa: E402
+from _lalonde_ref import lalonde, values
 
 BAL_COLS = ["age", "educ", "raceblack", "racehispan", "racewhite", "married", "nodegree",
             "re74", "re75"]
