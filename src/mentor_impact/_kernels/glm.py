@@ -209,6 +209,18 @@ def glm_fit_blocked(
         def deviance(lin: FloatArray, mu: FloatArray) -> float:
             return _deviance(family, y, mu, prior)
 
+    # level x pattern sums through a CSR matrix whose structure is built once
+    key_lp = np.asarray(level, np.int64) * n_pat + np.asarray(pattern, np.int64)
+    uniq_lp, pos_lp = np.unique(key_lp, return_inverse=True)
+    pos_lp = pos_lp.ravel()
+    lp_ptr = np.concatenate(([0], np.cumsum(np.bincount(uniq_lp // n_pat, minlength=n_levels))))
+    lp_idx = uniq_lp % n_pat
+
+    def level_by_covariate(wc: FloatArray) -> FloatArray:
+        data = np.bincount(pos_lp, weights=wc, minlength=uniq_lp.size)
+        m = sparse.csr_matrix((data, lp_idx, lp_ptr), shape=(n_levels, n_pat))
+        return np.asarray(m @ x_pattern)
+
     alpha: FloatArray = np.zeros(n_levels)
     beta: FloatArray = np.zeros(p)
     eta: FloatArray = np.zeros(y.size)
@@ -241,8 +253,7 @@ def glm_fit_blocked(
         w_pat = np.bincount(pattern, weights=w_c, minlength=n_pat)
         c_mat = weighted_gram(x_pattern, w_pat)
         b_vec = x_pattern.T @ np.bincount(pattern, weights=wz_c, minlength=n_pat)
-        m_lp = sparse.csr_matrix((w_c, (level, pattern)), shape=(n_levels, n_pat))
-        b_mat = np.asarray(m_lp @ x_pattern)  # (L, p)
+        b_mat = level_by_covariate(w_c)  # (L, p)
         schur = c_mat - b_mat.T @ (b_mat / a_diag[:, None])
         new_beta = np.linalg.solve(schur, b_vec - b_mat.T @ (a_vec / a_diag)) if p else beta
         new_alpha = (a_vec - b_mat @ new_beta) / a_diag
@@ -266,8 +277,7 @@ def glm_fit_blocked(
     a_diag = np.bincount(level, weights=w_used, minlength=n_levels)
     w_pat = np.bincount(pattern, weights=w_used, minlength=n_pat)
     c_mat = weighted_gram(x_pattern, w_pat)
-    m_lp = sparse.csr_matrix((w_used, (level, pattern)), shape=(n_levels, n_pat))
-    b_mat = np.asarray(m_lp @ x_pattern)
+    b_mat = level_by_covariate(w_used)
     schur = c_mat - b_mat.T @ (b_mat / a_diag[:, None])
     s_inv = np.linalg.inv(schur) if p else np.zeros((0, 0))
     ab = (b_mat / a_diag[:, None]) @ s_inv  # A^-1 B S^-1
