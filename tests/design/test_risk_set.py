@@ -167,7 +167,7 @@ def test_later_start_and_outcomes_alignment(world):
         emp = [int(st[i, s + t] == 0) for t in range(31)]
         assert data.outcome("employed")[j].tolist() == emp
         assert data.outcome("employed_acc_1_52") is not None if False else True
-    assert data.frame["start_week"].tolist() == reg.weeks[data.start_week].tolist()
+    assert data.frame["start_iso_week"].tolist() == reg.weeks[data.start_week].tolist()
 
 
 @pytest.mark.parametrize("sampling", ["exact", "bernoulli"])
@@ -251,7 +251,7 @@ def test_frame_cells_and_metadata(world):
     data = RiskSetDesign(horizon=30, min_history=40, controls_per_treated=4,
                          year_bins=((1, 1),)).build(reg, sp, baseline, seed=3)
     fr = data.frame
-    for c in ("person_row", "start_week", "benefit_type", "activity", "start_year",
+    for c in ("person_row", "start_iso_week", "benefit_type", "activity", "start_year",
               "calendar_period", "duration_band", "later_start", "eligible_until",
               "sampling_prob", "age_band", "sex"):
         assert c in fr.columns, c

@@ -369,7 +369,13 @@ class RiskSetDesign:
         -------
         EvaluationData
             One row per (person, s) pair; ``cluster`` = register row, ``start_week`` = start
-            column, ``meta["sample_flow"]`` the sample flow table.
+            column ``s``, ``later_start``, ``cell``, ``weight`` (sampling), ``tau = 0..H``,
+            ``outcomes`` (curves, ``*_acc_a_b``, ``*_wT``), ``durations``
+            (``first_self_support``, ``first_exit``), ``meta["sample_flow"]`` (also
+            ``data.sample_flow``) and ``frame`` with ``person_row``, ``start_iso_week``,
+            ``age_band``, baseline columns, ``benefit_type``, ``activity``
+            (passive/active in ``s - 1``), ``start_year``, ``calendar_period``,
+            ``duration_band``, ``later_start``, ``eligible_until``, ``sampling_prob``.
 
         Raises
         ------
@@ -517,7 +523,7 @@ class RiskSetDesign:
         )
         blocks = [xh]
         names = list(hnames)
-        frame = pd.DataFrame({"person_row": rows, "start_week": week_labels[s]})
+        frame = pd.DataFrame({"person_row": rows, "start_iso_week": week_labels[s]})
         if birth is not None:
             age = (wk_ord[s] - birth[rows]) / WEEKS_PER_YEAR
             blocks.insert(0, age[:, None])
