@@ -426,3 +426,52 @@ def test_pair_uniforms_are_uniform_and_keyed():
     np.testing.assert_array_equal(u[::-1], pair_uniforms(keys[::-1], 123, 7))
     assert abs(np.corrcoef(u, pair_uniforms(keys, 123, 8))[0, 1]) < 0.05
     assert abs(np.corrcoef(u, pair_uniforms(keys, 124, 7))[0, 1]) < 0.05
+
+
+def test_exclusion_reasons_match_plain_loop(world):
+    """Every episode start is attributed to exactly the first rule it fails (loop twin)."""
+    reg, sp, baseline = world
+    h, mh, wash, band = 30, 40, 26, (20, 60)
+    lo_lab, hi_lab = int(reg.weeks[60]), int(reg.weeks[150])
+    data = RiskSetDesign(horizon=h, min_history=mh, washout=wash, age_band=band,
+                         start_weeks=(lo_lab, hi_lab), controls_per_treated=3,
+                         year_bins=((1, 1),)).build(reg, sp, baseline, seed=0)
+    st = reg.states()
+    w = reg.n_weeks
+    eps = episodes_cols(reg, sp)
+    ord0 = int(iso_to_ordinal(reg.weeks[0]))
+    birth = iso_to_ordinal(baseline["birth_year"].to_numpy() * 100 + 26)
+    counts = dict.fromkeys(["hist", "fu", "window", "state", "wash", "age", "first", "kept"], 0)
+    for i, lst in eps.items():
+        first_found = False
+        for e, (a, _) in enumerate(lst):
+            age = (ord0 + a - birth[i]) / 52.1775
+            ok_state = a >= 1 and st[i, a - 1] in TARGET
+            ok_wash = all(b < a - wash for _, b in lst[:e])
+            ok_age = band[0] <= age < band[1]
+            elig = ok_state and ok_wash and ok_age
+            was_first = elig and not first_found
+            first_found = first_found or elig
+            if a < mh:
+                counts["hist"] += 1
+            elif a >= w - h:
+                counts["fu"] += 1
+            elif not 60 <= a <= 150:
+                counts["window"] += 1
+            elif not ok_state:
+                counts["state"] += 1
+            elif not ok_wash:
+                counts["wash"] += 1
+            elif not ok_age:
+                counts["age"] += 1
+            elif not was_first:
+                counts["first"] += 1
+            else:
+                counts["kept"] += 1
+    flow = data.sample_flow
+    got = flow.loc[flow.section == "exclusions", "count"].tolist()
+    exp = [counts[k] for k in ("hist", "fu", "window", "state", "wash", "age", "first")]
+    assert got[:7] == exp
+    assert got[7] == 0  # no risk set without controls here
+    assert data.n_treated == counts["kept"]
+    assert data.start_week.min() >= 60 and data.start_week.max() <= 150
