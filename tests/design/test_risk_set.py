@@ -472,6 +472,7 @@ def test_exclusion_reasons_match_plain_loop(world):
     got = flow.loc[flow.section == "exclusions", "count"].tolist()
     exp = [counts[k] for k in ("hist", "fu", "window", "state", "wash", "age", "first")]
     assert got[:7] == exp
+    assert min(exp) > 0  # every rule is exercised
     assert got[7] == 0  # no risk set without controls here
     assert data.n_treated == counts["kept"]
     assert data.start_week.min() >= 60 and data.start_week.max() <= 150
