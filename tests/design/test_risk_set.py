@@ -476,3 +476,31 @@ def test_exclusion_reasons_match_plain_loop(world):
     assert got[7] == 0  # no risk set without controls here
     assert data.n_treated == counts["kept"]
     assert data.start_week.min() >= 60 and data.start_week.max() <= 150
+
+
+def test_benefit_type_column_and_missing_baseline(world):
+    reg, sp, baseline = world
+    bl = baseline.assign(btype=np.where(np.arange(len(baseline)) % 3 == 0, "insured", "cash"))
+    data = RiskSetDesign(horizon=30, min_history=40, controls_per_treated=2,
+                         benefit_type_column="btype", baseline_covariates=["x1"],
+                         year_bins=((1, 1),)).build(reg, sp, bl, seed=0)
+    fr = data.frame
+    exp = np.where(data.cluster % 3 == 0, "insured", "cash")
+    assert (fr["benefit_type"].astype(str).to_numpy() == exp).all()
+    combo = fr["benefit_type"].astype(str) + fr["calendar_period"].astype(str) \
+        + fr["duration_band"].astype(str)
+    assert combo.groupby(data.cell).nunique().max() == 1
+    assert pd.Series(data.cell).groupby(combo.to_numpy()).nunique().max() == 1
+    assert data.covariate_names[0] == "x1" and "sexmale" not in data.covariate_names
+    bad = baseline.copy()
+    bad.loc[[3, 8], "x1"] = np.nan
+    with pytest.raises(DataValidationError, match=r"baseline: column 'x1' has 2 missing values "
+                       r"\(baseline rows 3, 8\)"):
+        RiskSetDesign(horizon=30, min_history=40).build(reg, sp, bad, seed=0)
+    with pytest.raises(ConfigurationError, match=r"baseline_covariates: expected baseline "
+                       r"columns; 1 not found"):
+        RiskSetDesign(horizon=30, min_history=40, baseline_covariates=["nope"]).build(
+            reg, sp, baseline, seed=0)
+    with pytest.raises(ConfigurationError, match="benefit_type_column: expected a baseline"):
+        RiskSetDesign(horizon=30, min_history=40, benefit_type_column="nope").build(
+            reg, sp, baseline, seed=0)

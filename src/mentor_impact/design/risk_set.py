@@ -122,6 +122,10 @@ class RiskSetDesign:
         Baseline columns entering ``X`` (strings/categoricals get treatment contrasts named
         like R). Default: every baseline column except the first (the person id) and
         ``birth_column`` (replaced by ``age`` at ``s``).
+    benefit_type_column : str, optional
+        Baseline column with the person's benefit type (e.g. cash benefit vs insured
+        unemployment) used as the benefit-type part of the exact-match cell and as
+        ``frame["benefit_type"]``. Default: the state in week ``s - 1``.
     chunk_rows : int, default=32768
         Rows per block when gathering windows (memory control).
 
@@ -151,9 +155,9 @@ class RiskSetDesign:
       weeks at risk of a later start in ``(s, s + tau]`` are ``min(tau, E)``, as used by the
       estimand B censoring weights of van den Berg & Vikström (weeks after leaving
       eligibility contribute a factor 1). Washout and age are not re-checked after ``s``.
-    * Exact cell: benefit type in ``s - 1`` × calendar quarter (or month) of ``s`` ×
-      elapsed-benefit-duration band; ``cell`` is the rank of the combination among those
-      observed, labels in ``frame`` (``benefit_type``, ``calendar_period``,
+    * Exact cell: benefit type (the state in ``s - 1``, or ``benefit_type_column``) ×
+      calendar quarter (or month) of ``s`` × elapsed-benefit-duration band; ``cell`` is
+      the rank of the combination among those observed, labels in ``frame`` (``benefit_type``, ``calendar_period``,
       ``duration_band``).
     * Row order: by ``s``; within ``s`` treated then controls, each in register row order.
 
@@ -190,6 +194,7 @@ class RiskSetDesign:
         year_bins: Sequence[tuple[int, int]] = DEFAULT_YEAR_BINS,
         lags: int = 13,
         baseline_covariates: Sequence[str] | None = None,
+        benefit_type_column: str | None = None,
         chunk_rows: int = 32_768,
     ) -> None:
         self.horizon = horizon
@@ -215,6 +220,7 @@ class RiskSetDesign:
         self.year_bins = year_bins
         self.lags = lags
         self.baseline_covariates = baseline_covariates
+        self.benefit_type_column = benefit_type_column
         self.chunk_rows = chunk_rows
 
     def get_params(self) -> dict[str, Any]:
@@ -540,6 +546,20 @@ class RiskSetDesign:
                 if self.baseline_covariates is None
                 else list(self.baseline_covariates)
             )
+            unknown = [c for c in cols if c not in baseline.columns]
+            if unknown:
+                raise ConfigurationError(
+                    f"baseline_covariates: expected baseline columns; {len(unknown)} not found "
+                    f"({unknown}). Hint: baseline has {baseline.shape[1]} columns."
+                )
+            for c in cols:
+                na = baseline[c].isna().to_numpy()
+                if na.any():
+                    raise DataValidationError(
+                        f"baseline: column {c!r} has {int(na.sum())} missing values "
+                        f"(baseline {_positions(na)}). Hint: impute or add a missing level, "
+                        "or leave the column out with baseline_covariates=[...]."
+                    )
             bsub = baseline.iloc[rows].reset_index(drop=True)
             if cols:
                 xb, bnames, _ = encode_covariates(bsub, cols)
@@ -567,9 +587,28 @@ class RiskSetDesign:
                                           else cal["month"][s]))
         dur_edges = np.asarray(list(self.duration_bands), dtype=np.int64)
         band = np.searchsorted(dur_edges, elapsed, side="right") - 1
-        key = (period.astype(np.int64) * 64 + btype.astype(np.int64)) * 64 + band
+        if self.benefit_type_column is not None:
+            if baseline is None or self.benefit_type_column not in baseline.columns:
+                raise ConfigurationError(
+                    f"benefit_type_column: expected a baseline column; "
+                    f"{self.benefit_type_column!r} not found. Hint: pass None to use the state "
+                    "in week s - 1."
+                )
+            bt_codes, bt_labels = pd.factorize(baseline[self.benefit_type_column], sort=True)
+            if (bt_codes < 0).any():
+                na = bt_codes < 0
+                raise DataValidationError(
+                    f"baseline: column {self.benefit_type_column!r} has {int(na.sum())} missing "
+                    f"values (baseline {_positions(na)}). Hint: add an explicit level."
+                )
+            bt = bt_codes[rows].astype(np.int64)
+            bt_names = [str(x) for x in bt_labels]
+        else:
+            bt = btype.astype(np.int64)
+            bt_names = list(state_names)
+        key = (period.astype(np.int64) * 4096 + bt) * 64 + band
         _, cell = np.unique(key, return_inverse=True)
-        frame["benefit_type"] = _cat(btype, state_names)
+        frame["benefit_type"] = _cat(bt, bt_names)
         passive = (btype == state_names.index("passive_benefit")) if (
             "passive_benefit" in state_names) else np.zeros(btype.shape, dtype=bool)
         frame["activity"] = _cat(passive, ["active", "passive"])
