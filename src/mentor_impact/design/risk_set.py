@@ -157,8 +157,8 @@ class RiskSetDesign:
       eligibility contribute a factor 1). Washout and age are not re-checked after ``s``.
     * Exact cell: benefit type (the state in ``s - 1``, or ``benefit_type_column``) ×
       calendar quarter (or month) of ``s`` × elapsed-benefit-duration band; ``cell`` is
-      the rank of the combination among those observed, labels in ``frame`` (``benefit_type``, ``calendar_period``,
-      ``duration_band``).
+      the rank of the combination among those observed, labels in ``frame``
+      (``benefit_type``, ``calendar_period``, ``duration_band``).
     * Row order: by ``s``; within ``s`` treated then controls, each in register row order.
 
     Examples
