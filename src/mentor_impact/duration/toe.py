@@ -1210,13 +1210,17 @@ class TimingOfEvents:
         theta_h = theta.copy()
         negH = -H
         conv = False
+        dec = np.inf
         for _ in range(20):
-            if np.max(np.abs(g)) / W < 1e-10:
-                conv = True
-                break
             try:
                 step = np.linalg.solve(negH, g)
             except np.linalg.LinAlgError:
+                break
+            dec = float(g @ step)  # squared Newton decrement (log-likelihood units)
+            if abs(dec) < 1e-12:
+                conv = True
+                break
+            if dec < 0:  # not an ascent direction: the Hessian is indefinite here
                 break
             s = 1.0
             moved = False
@@ -1230,7 +1234,12 @@ class TimingOfEvents:
                 s *= 0.5
             if not moved:
                 break
-        conv = conv or bool(np.max(np.abs(g)) / W < 1e-7)
+        if not conv:
+            try:
+                dec = float(g @ np.linalg.solve(negH, g))
+            except np.linalg.LinAlgError:
+                dec = np.inf
+            conv = bool(0 <= dec < 1e-6 or np.max(np.abs(g)) / W < 1e-9)
         # recompute the Hessian when the polish moved far relative to the standard errors
         # (1 % of a standard error for small problems; 50 % for large ones, where the
         # Hessian changes by O(n^-1/2) per standard error moved)
