@@ -418,3 +418,30 @@ def test_effect_interval_coverage():
         hits.extend(((eff.ci_lower <= eff.value) & (eff.value <= eff.ci_upper)).tolist())
     cover = float(np.mean(hits))
     assert 0.93 <= cover <= 0.97, cover
+
+
+def test_reporting_and_bootstrap(tmp_path):
+    sim = simulate_toe(1200, n_support_points=1, seed=9)
+    res = TimingOfEvents(exit_cuts=(0, 13, 52), start_cuts=(0, 26), support_points=1,
+                         cause_labels=("employment", "education")).fit(
+        sim.data, duration="duration", exit="exit", start="start", covariates=["x1", "x2"])
+    text = res.summary()
+    assert "K search" in text and "hazard ratio" in text.lower()
+    js = res.to_json(str(tmp_path / "toe.json"))
+    assert '"estimator": "TimingOfEvents"' in js
+    ax = res.plot()
+    assert ax.get_ylabel() == "hazard ratio"
+    curves = res.probability_curves(horizon=30)
+    assert {"tau", "survival_treated", "survival_counterfactual",
+            "cif_education_counterfactual"} <= set(curves.columns)
+    total = (curves.survival_treated + curves.cif_employment_treated
+             + curves.cif_education_treated)
+    np.testing.assert_allclose(total, 1.0, rtol=1e-12)
+    d = res.effects_on_probabilities((13, 26), outcome="employment")
+    b = res.effects_on_probabilities((13, 26), outcome="employment", method="bootstrap",
+                                     n_boot=200, seed=1)
+    np.testing.assert_allclose(d.estimate, b.estimate)
+    np.testing.assert_allclose(b.std_errors, d.std_errors, rtol=0.35)
+    assert b.cov_type == "parametric-bootstrap"
+    with pytest.raises(ConfigurationError, match="outcome: expected 'survival' or one of"):
+        res.effects_on_probabilities((13,), outcome="nope")
