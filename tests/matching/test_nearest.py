@@ -288,3 +288,10 @@ def test_ate_ai_variance_equals_loop():
     v = (np.sum((K**2 + 2 * K - KK) * s2) + np.sum((tau - est) ** 2)) / n**2
     np.testing.assert_allclose(res.estimate[0], est, rtol=1e-12)
     np.testing.assert_allclose(res.cov[0, 0], v, rtol=1e-10)
+
+
+def test_ps_adjustment_not_available_yet():
+    df = _frame(seed=15)
+    with pytest.raises(ConfigurationError, match=r"ps_adjustment=True\) is not available"):
+        NearestNeighborMatching(replace=True).fit(_data(df), outcome="y",
+                                                  cov=AbadieImbens(ps_adjustment=True))

@@ -106,9 +106,10 @@ class AbadieImbens(_NeedsFit):
         ``True``: variance of the population ATT (adds the heterogeneity term
         ``sum_t (tau_t - tau)^2 / N_1^2``); ``False``: sample ATT (conditional on X).
     ps_adjustment : bool, default=False
-        Apply the Abadie–Imbens (2016) correction for a propensity score estimated by
-        logistic regression (only with ``distance="ps"`` or ``"logit"`` and the default
-        logistic propensity model).
+        Reserved for the Abadie–Imbens (2016) correction for an estimated propensity score.
+        Not available yet: ``True`` raises ``ConfigurationError`` in ``fit`` (a prototype
+        did not pass its coverage check). Ignoring PS estimation is conservative for the
+        ATE; for the ATT it can go either way.
 
     Notes
     -----
