@@ -7,6 +7,7 @@ See ``docs/`` for the user guide and ``help(name)`` for each name.
 from mentor_impact import datasets
 from mentor_impact._version import __version__
 from mentor_impact.design import DurationOutcome, EvaluationData, RiskSetDesign
+from mentor_impact.design.outcomes import pre_start_curves
 from mentor_impact.design.risk_set import true_effects
 from mentor_impact.diagnostics import (
     balance_table,
@@ -113,6 +114,7 @@ __all__ = [
     "curve_balance",
     "datasets",
     "effective_sample_size",
+    "pre_start_curves",
     "logrank_test",
     "love_plot",
     "marginal_hazard_ratio",

@@ -12,7 +12,7 @@ import numpy as np
 
 from mentor_impact._version import __version__
 
-__all__ = ["versions", "fingerprint", "to_jsonable"]
+__all__ = ["fingerprint", "to_jsonable", "versions"]
 
 _DEPENDENCIES = ("numpy", "pandas", "scipy", "scikit-learn", "matplotlib", "pyarrow")
 

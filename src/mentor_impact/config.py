@@ -24,11 +24,11 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = [
+    "DEFAULT_DEMO_SPEC",
+    "STUDY_SCHEMA",
     "StudySpec",
     "load_study",
     "parse_study",
-    "STUDY_SCHEMA",
-    "DEFAULT_DEMO_SPEC",
 ]
 
 # --------------------------------------------------------------------------------------

@@ -9,20 +9,20 @@ person identifiers or data values) and a hint on what to do next.
 from __future__ import annotations
 
 __all__ = [
-    "MentorImpactError",
-    "DataValidationError",
     "ConfigurationError",
-    "NotFittedError",
     "ConvergenceError",
-    "EstimationError",
-    "MissingDependencyError",
-    "MentorImpactWarning",
-    "PositivityWarning",
-    "ImbalanceWarning",
-    "SeparationWarning",
     "ConvergenceWarning",
+    "DataValidationError",
     "DataWarning",
     "DisclosureWarning",
+    "EstimationError",
+    "ImbalanceWarning",
+    "MentorImpactError",
+    "MentorImpactWarning",
+    "MissingDependencyError",
+    "NotFittedError",
+    "PositivityWarning",
+    "SeparationWarning",
 ]
 
 

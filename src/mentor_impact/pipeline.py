@@ -27,7 +27,7 @@ from mentor_impact.exceptions import ConfigurationError, DataValidationError
 from mentor_impact.reporting.disclosure import suppress_counts
 from mentor_impact.results import EffectResults
 
-__all__ = ["StudyOutcome", "run_study", "effects_table"]
+__all__ = ["StudyOutcome", "effects_table", "run_study"]
 
 
 @dataclass
@@ -56,7 +56,7 @@ class StudyOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
     def effects_text(self) -> str:
-        """The effects table as text (estimates beside the truth where known)."""
+        """Return the effects table as text (estimates beside the truth where known)."""
         cols = [c for c in ("outcome", "target", "estimator", "estimand", "estimate",
                             "std_error", "ci_lower", "ci_upper", "truth") if c in self.effects]
         tab = self.effects[cols]
@@ -65,7 +65,7 @@ class StudyOutcome:
                 tab.to_string(index=False, float_format=lambda x: f"{x:.4f}")
 
     def overview_text(self) -> str:
-        """The sample overview as text."""
+        """Return the sample overview as text."""
         return "Sample overview\n" + self.overview.to_string(index=False)
 
 
@@ -90,7 +90,7 @@ def _load_data(spec: StudySpec, seed: int) -> tuple[Any, Any, pd.DataFrame, Any]
             if p.suffix.lower() in (".parquet", ".pq"):
                 return pd.read_parquet(p)
             return pd.read_csv(p)
-        except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear error
+        except Exception as exc:
             raise DataValidationError(
                 f"[data].{key}: could not read {p.name} as "
                 f"{'parquet' if p.suffix.lower() in ('.parquet', '.pq') else 'CSV'} "
@@ -190,7 +190,7 @@ def _fig(fn: Any) -> bytes:
 
 
 # ----------------------------------------------------------------------------- the run
-def run_study(  # noqa: C901 - a linear sequence of stages
+def run_study(
     spec: StudySpec,
     out_dir: str | Path,
     *,
@@ -295,11 +295,12 @@ def run_study(  # noqa: C901 - a linear sequence of stages
             pm = mi.PropensityModel().fit(data)
             ps = np.asarray(pm.ps_, dtype=float)
             d1 = data.treatment == 1
+            wts = np.asarray(data.weight, dtype=float)
             desc = pd.DataFrame(
                 {
                     "covariate": list(data.covariate_names),
-                    "mean_treated": np.average(data.X[d1], axis=0, weights=data.weight[d1]),
-                    "mean_controls": np.average(data.X[~d1], axis=0, weights=data.weight[~d1]),
+                    "mean_treated": np.average(data.X[d1], axis=0, weights=wts[d1]),
+                    "mean_controls": np.average(data.X[~d1], axis=0, weights=wts[~d1]),
                 }
             )
             tables["descriptives"] = desc
@@ -397,11 +398,12 @@ def run_study(  # noqa: C901 - a linear sequence of stages
                     tables["cif_first_exit"] = cif
         # 6. subgroups ------------------------------------------------------------------
         sub_tabs = []
+        frame = data.frame if data.frame is not None else pd.DataFrame()
         for var in spec["subgroups"]["variables"]:
-            if var not in data.frame.columns:
+            if var not in frame.columns:
                 raise ConfigurationError(
                     f"[subgroups].variables: {var!r} is not a column of the design's frame; "
-                    f"available: {list(data.frame.columns)}."
+                    f"available: {list(frame.columns)}."
                 )
             try:
                 sg = mi.subgroup_effects(

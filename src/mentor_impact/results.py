@@ -29,7 +29,7 @@ from mentor_impact.inference.covariance import IID, CovarianceEstimator, resolve
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["EffectResults", "Summary", "make_effect_results", "curve_targets"]
+__all__ = ["EffectResults", "Summary", "curve_targets", "make_effect_results"]
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -180,9 +180,12 @@ class PSTerm:
         self.Z = Z
         self.resid = resid
         self.hinv = hinv
+        self._zr: FloatArray | None = None
 
     def apply(self, Dg: FloatArray) -> FloatArray:
-        return self.resid[:, None] * (self.Z @ (self.hinv @ Dg))
+        if self._zr is None:
+            self._zr = self.Z * self.resid[:, None]
+        return np.asarray(self._zr @ (self.hinv @ Dg))
 
 
 def ols_fit(Z: FloatArray, Y: FloatArray, w: FloatArray) -> FloatArray:
@@ -391,8 +394,36 @@ def hajek_if(
     m1 = (pi * m1s).sum(axis=0)
     m0 = (pi * m0s).sum(axis=0)
     n_dropped = (~valid & (T_s > 0)).sum(axis=0)
-    # one gather per (n, K) quantity: row i reads the row of its (risk set, arm) pair
     arm_row = gi + G * (~treated)  # (n,) index into the stacked (2G, K) tables
+    if not per_target:
+        # estimand A: the normalising factors pi_s / S_as do not vary by target, so
+        # phi = c * Y + E @ table with c (n,) and a sparse E holding two entries per row
+        # (its (risk set, arm) mean and its risk-set share term); no (n, K) gathers.
+        fac_g = np.concatenate([f1[:, :1], -f0[:, :1]])[:, 0]  # (2G,)
+        c = np.where(treated, a1, a0) * fac_g[arm_row]  # (n,)
+        means = np.concatenate([m1s, m0s])  # (2G, K)
+        dv = np.where(valid, delta_s - theta, 0.0) / T  # (G, K)
+        rows_ = np.arange(n)
+        E = sp.csr_matrix(
+            (np.concatenate([-c, tw]), (np.concatenate([rows_, rows_]),
+                                        np.concatenate([arm_row, 2 * G + gi]))),
+            shape=(n, 3 * G),
+        )
+        phi = c[:, None] * Y
+        phi += np.asarray(E @ np.concatenate([means, dv]))
+        if ps is not None:
+            gc = np.where(treated, w * g1, ctrl_w * g0) * fac_g[arm_row]  # (n,)
+            Zg = ps.Z * gc[:, None]
+            # Z' C with C = gc (Y - mean_arm) (+ ATO share term), without forming C
+            Dg = Zg.T @ Y
+            grp = sp.csr_matrix((np.ones(n), (arm_row, rows_)), shape=(2 * G, n))
+            Dg -= np.asarray(grp @ Zg).T @ means
+            if np.any(tp != 0):
+                Et = sp.csr_matrix(((w * tp), (gi, rows_)), shape=(G, n))
+                Dg += np.asarray(Et @ ps.Z).T @ dv
+            phi += ps.apply(Dg)
+        return theta, m1, m0, phi, n_dropped
+    # estimand B: one gather per (n, K) quantity (row i reads its (risk set, arm) row)
     means = np.concatenate([m1s, m0s])  # (2G, K)
     fac = np.concatenate([f1, -f0])  # (2G, K): +pi/S1 for treated, -pi/S0 for controls
     R = Y - means[arm_row]

@@ -236,7 +236,7 @@ class EvaluationData:
     frame: pd.DataFrame | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:  # noqa: C901 - one validation pass, kept in one place
+    def __post_init__(self) -> None:
         x = np.asarray(self.X, dtype=np.float64)
         if x.ndim == 1:
             x = x[:, None]
@@ -248,7 +248,7 @@ class EvaluationData:
                 f"covariate_names: expected {x.shape[1]} names (columns of X); "
                 f"found {len(self.covariate_names)}."
             )
-        bad = ~np.isfinite(x).all(axis=1)
+        bad = np.asarray(~np.isfinite(x).all(axis=1))
         if bad.any():
             raise DataValidationError(
                 f"X: expected finite covariates; found {int(bad.sum())} rows with missing or "

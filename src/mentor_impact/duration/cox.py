@@ -588,6 +588,11 @@ def fit_cox_arrays(
         "exp_label": "hazard_ratio",
         "n_clusters": n_clusters,
         "_lazy": {"concordance": _conc},
+        "extra": {
+            "step_halvings": nr.halvings,
+            "n_event_times": int(setup.n_slots),
+            "max_abs_score": float(np.max(np.abs(nr.score))) if p else 0.0,
+        },
     }
     return {
         "base": base,

@@ -268,6 +268,7 @@ class FineGray:
             factor_columns=frame.factor_columns,
         )
         base = dict(res["base"])
+        base_extra = base.pop("extra")
         base["n"] = int(n)
         base["exp_label"] = "subdistribution_hazard_ratio"
         base["_lazy"] = {}  # concordance on the expanded rows would be meaningless
@@ -285,7 +286,11 @@ class FineGray:
                 "cluster": cluster,
                 "robust": robust,
             },
-            extra={"n_expanded_rows": int(stop.size), "events_by_code": counts},
+            extra={
+                **base_extra,
+                "n_expanded_rows": int(stop.size),
+                "events_by_code": counts,
+            },
             frame=frame,
             means=res["means"],
             slot_time=res["slot_time"],

@@ -8,7 +8,7 @@ import numpy.typing as npt
 from mentor_impact._rng import SeedLike, as_generator
 from mentor_impact.exceptions import ConfigurationError
 
-__all__ = ["sup_t_critical_value", "multiplier_bootstrap_critical_value"]
+__all__ = ["multiplier_bootstrap_critical_value", "sup_t_critical_value"]
 
 
 def _check_level(level: float) -> None:

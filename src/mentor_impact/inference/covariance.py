@@ -177,9 +177,9 @@ class Clustered(CovarianceEstimator):
         else:
             if frame is None or self.by not in getattr(frame, "columns", ()):
                 raise ConfigurationError(
-                    f"Clustered(by={self.by!r}): expected a per-row column named {self.by!r} in the "
-                    "results' frame; none found. Hint: use by='person' or keep the column in "
-                    "EvaluationData.frame."
+                    f"Clustered(by={self.by!r}): expected a per-row column named {self.by!r} "
+                    "in the results' frame; none found. Hint: use by='person' or keep the "
+                    "column in EvaluationData.frame."
                 )
             labels = np.asarray(frame[self.by])
         if labels is None:
@@ -195,7 +195,9 @@ class Clustered(CovarianceEstimator):
         return f"clustered({self.by})"
 
 
-def resolve_cov(cov: CovarianceEstimator | str | None, default: CovarianceEstimator) -> CovarianceEstimator:
+def resolve_cov(
+    cov: CovarianceEstimator | str | None, default: CovarianceEstimator
+) -> CovarianceEstimator:
     """Turn a covariance option into an estimator.
 
     Parameters

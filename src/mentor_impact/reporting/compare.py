@@ -42,7 +42,7 @@ def flatten_estimates(doc: dict[str, Any]) -> dict[tuple[str, ...], float | None
                 for fld in _COMPARED:
                     vals = node.get(fld)
                     if isinstance(vals, list):
-                        for t, v in zip(node["targets"], vals):
+                        for t, v in zip(node["targets"], vals, strict=False):
                             out[(*path, str(t), fld)] = v
                 return
             for k, v in node.items():

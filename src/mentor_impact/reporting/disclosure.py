@@ -15,7 +15,7 @@ import pandas as pd
 
 from mentor_impact.exceptions import ConfigurationError
 
-__all__ = ["suppress_counts", "is_count_column", "SUPPRESSED"]
+__all__ = ["SUPPRESSED", "is_count_column", "suppress_counts"]
 
 SUPPRESSED = "suppressed"
 

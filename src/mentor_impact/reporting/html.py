@@ -16,7 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Report", "Section", "figure_png"]
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
+margin:2em auto;
 color:#1b1b1b;line-height:1.45;padding:0 1em}
 h1{border-bottom:2px solid #335;padding-bottom:.3em}h2{margin-top:2em;color:#223}
 table{border-collapse:collapse;margin:.8em 0;font-size:.88em}

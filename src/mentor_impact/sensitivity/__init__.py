@@ -17,7 +17,7 @@ __all__ = ["e_value", "e_value_risk_difference", "rosenbaum_mcnemar", "rosenbaum
 
 
 def e_value(rr: float, lower: float | None = None, upper: float | None = None) -> dict[str, float]:
-    """E-value of a risk ratio and of its confidence limit closest to 1.
+    """Compute the E-value of a risk ratio and of its confidence limit closest to 1.
 
     ``E = RR + sqrt(RR (RR - 1))`` for ``RR >= 1``; for ``RR < 1`` the formula is applied to
     ``1 / RR``. For the interval, the limit closest to 1 is used, and ``E = 1`` when the
@@ -64,7 +64,7 @@ def e_value(rr: float, lower: float | None = None, upper: float | None = None) -
 def e_value_risk_difference(
     effect: float, control_mean: float, lower: float | None = None, upper: float | None = None
 ) -> dict[str, float]:
-    """E-value of a risk difference, converted with the control mean, ``RR = (p0 + RD) / p0``.
+    """Compute the E-value of a risk difference via the control mean, ``RR = (p0 + RD) / p0``.
 
     Parameters
     ----------

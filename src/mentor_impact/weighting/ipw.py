@@ -35,7 +35,7 @@ FloatArray = npt.NDArray[np.float64]
 
 _ESTIMANDS = ("ATT", "ATE", "ATC", "ATO")
 #: elements of an (n, block) temporary when curves are processed in column blocks
-_BLOCK_ELEMS = 8_000_000
+_BLOCK_ELEMS = 24_000_000
 
 
 class PropensityFit:
