@@ -295,3 +295,11 @@ def test_ps_adjustment_not_available_yet():
     with pytest.raises(ConfigurationError, match=r"ps_adjustment=True\) is not available"):
         NearestNeighborMatching(replace=True).fit(_data(df), outcome="y",
                                                   cov=AbadieImbens(ps_adjustment=True))
+
+
+def test_random_order_is_seeded():
+    df = _frame(seed=16)
+    a = NearestNeighborMatching(order="random", seed=3).fit(_data(df), outcome="y")
+    b = NearestNeighborMatching(order="random", seed=3).fit(_data(df), outcome="y")
+    np.testing.assert_array_equal(a.extra["matches"].matched, b.extra["matches"].matched)
+    assert a.seed == 3
