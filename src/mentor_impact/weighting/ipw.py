@@ -337,6 +337,7 @@ class IPW:
             )
         Y_raw = np.asarray(data.outcome(outcome))
         curve = Y_raw.ndim == 2
+        int_outcome = bool(np.issubdtype(Y_raw.dtype, np.integer) or Y_raw.dtype == bool)
         n = Y_raw.shape[0]
         Kt = Y_raw.shape[1] if curve else 1
         d = data.treatment.astype(np.float64)
@@ -404,7 +405,8 @@ class IPW:
             else:
                 omega0, g0 = omega, g
                 uses = used
-            check_outcome_finite(Yb, uses, outcome)
+            if not int_outcome:  # integer / boolean outcomes cannot be missing
+                check_outcome_finite(Yb, uses, outcome)
             if self.normalized:
                 th, a1, a0, ph, ne = K.hajek_if(
                     Yb, d, wk, omega, omega0, g, g0, t, tp, pf.term, groups, n_groups,
