@@ -1,4 +1,4 @@
-"""Vectorised matching kernels vs their plain-loop twins (tests/matching/_reference.py)."""
+"""Vectorised matching kernels vs their plain-loop twins (tests/matching/_matching_reference.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from mentor_impact._kernels import matching as K
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _reference as ref
+import _matching_reference as ref
 
 
 def _design(seed, n=120, p_treat=0.3, n_cells=1, discrete=False):

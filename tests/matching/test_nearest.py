@@ -24,7 +24,7 @@ from mentor_impact.matching import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _reference as ref
+import _matching_reference as ref
 
 
 def _frame(n=300, seed=0, H=None):
