@@ -55,14 +55,44 @@ class StudyOutcome:
     overview: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
 
-    def effects_text(self) -> str:
-        """Return the effects table as text (estimates beside the truth where known)."""
-        cols = [c for c in ("outcome", "target", "estimator", "estimand", "estimate",
-                            "std_error", "ci_lower", "ci_upper", "truth") if c in self.effects]
-        tab = self.effects[cols]
-        with pd.option_context("display.width", 160, "display.max_rows", 500):
-            return "Effects (estimate beside the simulator's true effect where known)\n" + \
-                tab.to_string(index=False, float_format=lambda x: f"{x:.4f}")
+    def effects_text(self, outcomes: list[str] | None = None) -> str:
+        """Return the effects table as text: estimators side by side, truth beside them.
+
+        Parameters
+        ----------
+        outcomes : list of str, optional
+            Outcomes to show (default all, headline first).
+
+        Returns
+        -------
+        str
+            One block per outcome; rows are weeks 26/52/104/156 and accumulated windows,
+            columns ``estimator (estimand)`` estimates and, for simulated data, ``truth A`` and
+            ``truth B``.
+        """
+        if self.effects.empty:
+            return "No effect estimates."
+        eff = self.effects
+        names = outcomes or list(dict.fromkeys(eff["outcome"]))
+        blocks = []
+        for outcome in names:
+            sub = eff[eff["outcome"] == outcome]
+            order = list(dict.fromkeys(sub["target"]))
+            wide = sub.pivot_table(index="target", columns=["estimator", "estimand"],
+                                   values="estimate", sort=False)
+            wide.columns = [f"{e} {a}" for e, a in wide.columns]
+            if "truth" in sub:
+                for est in ("A", "B"):
+                    t = sub[sub["estimand"] == est].groupby("target", sort=False)["truth"].first()
+                    if not t.empty:
+                        wide[f"truth {est}"] = t
+            wide = wide.reindex(order)
+            with pd.option_context("display.width", 200):
+                blocks.append(f"Outcome: {outcome}\n" + wide.to_string(
+                    float_format=lambda x: f"{x:8.4f}"))
+        return ("Effects of starting mentor support (A: now vs not now; B: now vs not during "
+                "follow-up)\nweeks = status in that week; weeks a-b = accumulated weeks\n\n"
+                + "\n\n".join(blocks))
 
     def overview_text(self) -> str:
         """Return the sample overview as text."""
