@@ -1,0 +1,1 @@
+"""Private vectorised kernels on plain ndarrays (no pandas, no validation)."""
