@@ -175,16 +175,17 @@ def test_trimming_counts_and_crump():
     assert IPW(estimand="ATE", trim="crump").fit(data, outcome="y").n <= data.n
 
 
-def test_crump_alpha_known_value():
-    from mentor_impact.weighting._common import crump_alpha
+def test_trim_rules_are_the_propensity_modules():
+    from mentor_impact.propensity import common_support, crump_alpha
 
-    assert crump_alpha(np.full(50, 0.5)) == 0.0
-    ps = np.concatenate([np.full(95, 0.5), np.full(5, 0.001)])
-    a = crump_alpha(ps)
-    assert 0.0 < a < 0.5
-    g = 1 / (ps * (1 - ps))
-    gam = 1 / (a * (1 - a))
-    assert gam == pytest.approx(2 * g[g <= gam].mean(), rel=1e-12)
+    data = flat_data(n=400, seed=2)
+    res = IPW(estimand="ATE", trim="crump").fit(data, outcome="y")
+    a = crump_alpha(res.extra["ps"])
+    ps = res.extra["ps"]
+    assert res.dropped.get("trimmed", 0) == int(((ps < a) | (ps > 1 - a)).sum())
+    mm = IPW(trim="minmax").fit(data, outcome="y")
+    keep = common_support(ps, data.treatment, estimand="ATT")
+    assert mm.n == int(keep.sum())
 
 
 def test_truncation_caps_weights():

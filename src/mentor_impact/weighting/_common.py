@@ -86,35 +86,18 @@ def trim_mask(
     if rule is None:
         return np.ones(n, dtype=bool)
     if isinstance(rule, str):
+        from mentor_impact.propensity import common_support
+        from mentor_impact.propensity import crump_alpha as _crump
+
         if rule == "crump":
-            a = crump_alpha(ps)
+            a = _crump(ps)
             return (ps >= a) & (ps <= 1.0 - a)
-        if rule == "common_support":
-            codes = np.zeros(n, dtype=np.int64) if cell is None else np.unique(
-                cell, return_inverse=True
-            )[1]
-            G = int(codes.max()) + 1 if n else 0
-            t = d > 0.5
-            lo_c = np.full(G, np.inf)
-            hi_c = np.full(G, -np.inf)
-            np.minimum.at(lo_c, codes[~t], ps[~t])
-            np.maximum.at(hi_c, codes[~t], ps[~t])
-            lo_t = np.full(G, np.inf)
-            hi_t = np.full(G, -np.inf)
-            np.minimum.at(lo_t, codes[t], ps[t])
-            np.maximum.at(hi_t, codes[t], ps[t])
-            if estimand == "ATT":  # drop treated outside the control range of their cell
-                keep_t = (ps >= lo_c[codes]) & (ps <= hi_c[codes])
-                return np.where(t, keep_t, np.isfinite(lo_t[codes]))
-            if estimand == "ATC":
-                keep_c = (ps >= lo_t[codes]) & (ps <= hi_t[codes])
-                return np.where(t, np.isfinite(lo_c[codes]), keep_c)
-            lo = np.maximum(lo_c, lo_t)[codes]
-            hi = np.minimum(hi_c, hi_t)[codes]
-            return (ps >= lo) & (ps <= hi)
+        if rule in ("common_support", "minmax"):
+            est = estimand if estimand in ("ATT", "ATC") else "ATE"
+            return np.asarray(common_support(ps, d, estimand=est, cells=cell), dtype=bool)
         raise ConfigurationError(
-            "trim: expected None, a float alpha in (0, 0.5), a (lower, upper) pair, 'crump' or "
-            f"'common_support'; got {rule!r}."
+            "trim: expected None, a float alpha in (0, 0.5), a (lower, upper) pair, 'crump', "
+            f"'minmax' or 'common_support'; got {rule!r}."
         )
     if isinstance(rule, (tuple, list)) and len(rule) == 2:
         lo_, hi_ = float(rule[0]), float(rule[1])
@@ -135,23 +118,10 @@ def trim_mask(
 
 
 def crump_alpha(ps: FloatArray) -> float:
-    """Crump, Hotz, Imbens & Mitnik (2009) optimal trimming threshold alpha.
+    """Crump, Hotz, Imbens & Mitnik (2009) optimal alpha (see ``propensity.crump_alpha``)."""
+    from mentor_impact.propensity import crump_alpha as _crump
 
-    ``alpha`` solves ``1/(alpha(1-alpha)) = 2 E[g | g <= 1/(alpha(1-alpha))]`` with
-    ``g = 1/(e(1-e))``; ``alpha = 0`` when ``max g <= 2 E[g]``.
-    """
-    g = np.sort(1.0 / (ps * (1.0 - ps)))
-    if g.size == 0 or g[-1] <= 2.0 * g.mean():
-        return 0.0
-    cm = np.cumsum(g) / np.arange(1, g.size + 1)
-    # f(gamma) = gamma - 2 E[g | g <= gamma] changes sign between g_(k-1) and g_(k), the
-    # first order statistic with g_(k) >= 2 mean(g_(1..k)); there E[g | g <= gamma] is
-    # mean(g_(1..k-1)) and the root is gamma = 2 mean(g_(1..k-1)).
-    ok = g >= 2.0 * cm
-    k = int(np.argmax(ok)) if ok.any() else g.size
-    gam = 2.0 * cm[k - 1] if k > 0 else g[0]
-    # alpha(1 - alpha) = 1 / gam
-    return float(0.5 - np.sqrt(max(0.25 - 1.0 / gam, 0.0)))
+    return float(_crump(ps))
 
 
 def truncate_weights(

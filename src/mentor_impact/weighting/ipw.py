@@ -180,12 +180,14 @@ class IPW:
     normalized : bool, default=True
         Hajek (weights normalised to sum to one within each arm and risk set) if True,
         Horvitz-Thompson (divided by the target count) if False.
-    trim : None, float, (float, float), "crump" or "common_support", default=None
-        Trimming on the propensity score before weighting: ``alpha`` keeps
+    trim : None, float, (float, float), "crump", "minmax" or "common_support", default=None
+        Trimming on the propensity score before weighting, with the rules of
+        :mod:`mentor_impact.propensity` (shared with matching): ``alpha`` keeps
         ``alpha <= e <= 1 - alpha`` (rule of thumb 0.1); a pair keeps ``lower <= e <= upper``;
-        ``"crump"`` the Crump, Hotz, Imbens & Mitnik (2009) optimal alpha; ``"common_support"``
-        min-max common support within exact cells (ATT: treated outside the control range
-        of their cell are dropped). Trimming changes the estimand; counts are in
+        ``"crump"`` the Crump, Hotz, Imbens & Mitnik (2009) optimal alpha;
+        ``"minmax"`` (alias ``"common_support"``) min-max common support within exact cells
+        (ATT: treated outside the control range of their cell are dropped; ATE/ATO: units
+        outside both ranges). Trimming changes the estimand; counts are in
         ``results.dropped``.
     truncate : None, float or (float, float), default=None
         Cap the weights of the weighted arm(s) at percentiles of their distribution
