@@ -445,3 +445,25 @@ def test_reporting_and_bootstrap(tmp_path):
     assert b.cov_type == "parametric-bootstrap"
     with pytest.raises(ConfigurationError, match="outcome: expected 'survival' or one of"):
         res.effects_on_probabilities((13,), outcome="nope")
+
+
+def test_em_start_values_raise_the_likelihood():
+    sim = simulate_toe(1500, n_support_points=2, seed=12)
+    df = sim.data
+    D = K_.build_toe_data(
+        df.duration.to_numpy(), df.exit.to_numpy(), df.start.to_numpy(), df.entry.to_numpy(),
+        df[["x1", "x2"]].to_numpy(), np.zeros((len(df), 0)), np.ones(len(df)),
+        np.array([0, 13, 52]), np.array([0, 26]), np.array([0, 13, 26, 52]), 2,
+        condition_on_entry=False)
+    L = K_.Layout(R=2, Qe=3, Qm=2, J=4, p=2, pz=0, K=1)
+    truth = sim.truth.set_index(["equation", "block", "term"])["value"]
+    theta = truth.to_numpy()[: L.size]  # structural part (K = 1 layout)
+    pc = K_.pieces(theta, L, D)
+    lv0 = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
+    a0 = np.array([0.0, -1.0])
+    ll0 = K_.mixture_loglik(pc, lv0, a0, D)
+    lv1, a1, ll1 = K_.em_heterogeneity(pc, lv0, a0, D, n_iter=15)
+    assert ll1 > ll0
+    assert K_.mixture_loglik(pc, lv1, a1, D) >= ll1 - 1e-8
+    # the second point moves towards the true (lower) location
+    assert lv1[1, 0] < 0.5

@@ -570,7 +570,7 @@ def mixture_loglik(pc: Pieces, lv: FloatArray, a: FloatArray, D: ToeData) -> flo
 
 
 def em_heterogeneity(
-    pc: Pieces, lv: FloatArray, a: FloatArray, D: ToeData, n_iter: int = 20, tol: float = 1e-8
+    pc: Pieces, lv: FloatArray, a: FloatArray, D: ToeData, n_iter: int = 12, tol: float = 1e-8
 ) -> tuple[FloatArray, FloatArray, float]:
     """EM on the mass-point locations and probabilities with the structural part fixed.
 
@@ -598,7 +598,7 @@ def em_heterogeneity(
         for k in range(1, K):
             wk = ww[:, k]
             for h in range(R + 1):
-                for _newton in range(3):
+                for _newton in range(2):
                     v = np.exp(lv[k, h])
                     if h < R:
                         Sx = (pc.S_e[:, h] + pc.A_e[:, h])

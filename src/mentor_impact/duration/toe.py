@@ -1286,7 +1286,7 @@ class TimingOfEvents:
             if llc > best_ll:
                 best_ll, best = llc, lv_c
         assert best is not None
-        lv2, a2, _ = K_.em_heterogeneity(pc, best, a_new, D, n_iter=30)
+        lv2, a2, _ = K_.em_heterogeneity(pc, best, a_new, D, n_iter=12)
         L2 = L.with_k(L.K + 1)
         d = dict(P)
         d["lv"] = lv2
