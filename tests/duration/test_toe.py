@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _toe_reference import curves_loop, loglik_loop
 
 from mentor_impact._kernels import toe as K_
 from mentor_impact.datasets.toe_sim import simulate_toe
@@ -12,8 +13,6 @@ from mentor_impact.exceptions import (
     DataValidationError,
     EstimationError,
 )
-
-from _toe_reference import curves_loop, loglik_loop
 
 EC = np.array([0, 5, 12])
 SC = np.array([0, 8])
