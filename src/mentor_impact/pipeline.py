@@ -268,7 +268,7 @@ def run_study(
     windows = [list(map(int, w)) for w in spec["outcomes"]["accumulate"]]
     headline = spec["outcomes"]["headline"]
     curves = list(dict.fromkeys([headline, *spec["outcomes"]["curves"]]))
-    n_steps = 8 + int(spec["toe"]["enabled"])
+    n_steps = 9 + int(spec["toe"]["enabled"])
     prog = Progress(quiet=quiet, total=n_steps)
     doc: dict[str, Any] = {
         "study": spec["study"]["name"],
@@ -408,6 +408,107 @@ def run_study(
                             ax.legend(loc="best", fontsize="small")
 
                     figures[f"effect_{name.replace(' ', '_')}"] = _fig(draw)
+        # pre-start curves: balance of the weekly history (no anticipation / placebo check)
+        with prog.step("pre-start curves and robustness panel"):
+            ipw_h = results.get(headline, {}).get("IPW A")
+            pre_tau, pre = mi.pre_start_curves(register, data, [headline], weeks=156)
+            curve = np.nan_to_num(pre[headline].astype(float), nan=0.0)
+            d1 = data.treatment == 1
+            wts = np.asarray(data.weight, dtype=float)
+            mean_t = np.average(curve[d1], axis=0, weights=wts[d1])
+            mean_c = np.average(curve[~d1], axis=0, weights=wts[~d1])
+            pre_tab = pd.DataFrame({"tau": pre_tau, "treated": mean_t, "controls_raw": mean_c})
+            if ipw_h is not None and ipw_h.weights is not None:
+                wi = np.asarray(ipw_h.weights, dtype=float)
+                pre_tab["controls_ipw"] = np.average(curve[~d1], axis=0, weights=wi[~d1])
+                cb = mi.curve_balance(curve, data.treatment, weights=wi, weeks=pre_tau,
+                                      sample_weight=wts)
+                tables["prestart_balance"] = cb
+            tables["prestart_curves"] = pre_tab
+
+            def draw_pre(ax: Any) -> None:
+                ax.plot(pre_tab["tau"], pre_tab["treated"], label="treated")
+                ax.plot(pre_tab["tau"], pre_tab["controls_raw"], ":", label="controls (raw)")
+                if "controls_ipw" in pre_tab:
+                    ax.plot(pre_tab["tau"], pre_tab["controls_ipw"], "--",
+                            label="controls (IPW)")
+                ax.set_xlabel("weeks before (pseudo-)start")
+                ax.set_ylabel(f"share {headline}")
+                ax.legend(loc="best", fontsize="small")
+
+            figures["prestart_curves"] = _fig(draw_pre)
+
+            # robustness panel: one scalar summary of the headline outcome by estimator
+            panel_rows = []
+            scal = [f"{headline}_acc_1_{int(spec['design']['horizon'])}",
+                    f"{headline}_w{int(spec['design']['horizon'])}"]
+            scal = [o for o in scal if o in data.outcomes]
+            candidates: list[tuple[str, Any, dict[str, Any]]] = [
+                ("NN k=1, caliper 0.2", mi.NearestNeighborMatching(
+                    k=1, replace=True, caliper=mi.Caliper(0.2), exact=["cell"]), {"ps": ps}),
+                ("NN k=5, caliper 0.2", mi.NearestNeighborMatching(
+                    k=5, replace=True, caliper=mi.Caliper(0.2), exact=["cell"]), {"ps": ps}),
+                ("radius 0.2 SD", mi.RadiusMatching(mi.Caliper(0.2), exact=["cell"]),
+                 {"ps": ps}),
+                ("kernel (Epanechnikov)", mi.KernelMatching(exact=["cell"]), {"ps": ps}),
+                ("IPW (Hajek)", mi.IPW(estimand="ATT"), {"cov": cov}),
+                ("IPW, weights truncated at p99", mi.IPW(estimand="ATT", truncate=0.99),
+                 {"cov": cov}),
+                ("IPW, common support", mi.IPW(estimand="ATT", trim="common_support"),
+                 {"cov": cov}),
+            ]
+            if spec["aipw"]["enabled"]:
+                candidates.append(("AIPW (cross-fitted)", mi.AIPW(
+                    n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT", seed=seed),
+                    {"cov": cov}))
+            for label, est, kw in candidates:
+                for outcome in scal:
+                    try:
+                        r = est.fit(data, outcome=outcome, **kw)
+                    except mi.MentorImpactError as exc:
+                        panel_rows.append({"estimator": label, "outcome": outcome,
+                                           "note": str(exc)[:200]})
+                        continue
+                    ci = r.conf_int(level)
+                    panel_rows.append({
+                        "estimator": label, "outcome": outcome,
+                        "estimate": float(r.estimate[0]),
+                        "std_error": float(r.std_errors.iloc[0]),
+                        "ci_lower": float(ci["lower"].iloc[0]),
+                        "ci_upper": float(ci["upper"].iloc[0]),
+                        "n_dropped": int(sum(r.dropped.values())),
+                    })
+                    doc.setdefault("robustness", {}).setdefault(label, {})[outcome] = r.to_dict()
+            if panel_rows:
+                panel = pd.DataFrame(panel_rows)
+                if study is not None:
+                    tr = _truth(study, data, headline, "A")
+                    if tr is not None:
+                        eff = tr.set_index("tau")["effect"]
+                        hz = int(spec["design"]["horizon"])
+                        truth_map = {f"{headline}_acc_1_{hz}": float(eff.loc[1:hz].sum()),
+                                     f"{headline}_w{hz}": float(eff.loc[hz])}
+                        panel["truth"] = panel["outcome"].map(truth_map)
+                tables["robustness"] = panel
+
+            # E-values for the headline IPW curve at the status weeks
+            if ipw_h is not None and ipw_h.counterfactual_mean is not None:
+                from mentor_impact.sensitivity import e_value_risk_difference
+
+                ev_rows = []
+                sub_h = ipw_h.at(status_weeks)
+                ci_h = sub_h.conf_int(level)
+                for j, t in enumerate(status_weeks):
+                    p0 = float(sub_h.counterfactual_mean[j])  # type: ignore[index]
+                    if 0 < p0 < 1:
+                        ev = e_value_risk_difference(
+                            float(sub_h.estimate[j]), p0, float(ci_h["lower"].iloc[j]),
+                            float(ci_h["upper"].iloc[j]))
+                        ev_rows.append({"week": t, "effect": float(sub_h.estimate[j]),
+                                        "control_mean": p0, **ev})
+                if ev_rows:
+                    tables["e_values"] = pd.DataFrame(ev_rows)
+
         # 5. durations ------------------------------------------------------------------
         with prog.step("duration outcomes"):
             if spec["duration"]["enabled"] and "first_self_support" in data.durations:
@@ -517,6 +618,18 @@ def _build_report(
     if "effects" in tables and not tables["effects"].empty:
         s.table(tables["effects"], "Effects at weeks 26/52/104/156 and accumulated weeks; "
                 "estimand A (start now vs not now) and B (start now vs not during follow-up)")
+    s = report.section("Robustness and sensitivity", "robustness")
+    if "robustness" in tables:
+        s.table(tables["robustness"], f"Headline outcome ({headline}) across estimators: "
+                "accumulated weeks over the horizon and status in the last week")
+    if "e_values" in tables:
+        s.table(tables["e_values"], "E-values (VanderWeele & Ding 2017) of the IPW effects: "
+                "the risk-ratio association an unobserved confounder would need with both "
+                "treatment and outcome to explain the effect (or its CI) away")
+    if "prestart_curves" in figures:
+        s.figure(figures["prestart_curves"], "Pre-start weekly curves (weeks -156..-1): "
+                 "treated vs raw and IPW-weighted controls; overlap supports no anticipation "
+                 "and balance on the history")
     s = report.section("Duration outcomes", "durations")
     if "duration_effects" in tables:
         s.table(tables["duration_effects"], "Time to first sustained self-support: survival "

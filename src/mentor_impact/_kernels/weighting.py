@@ -51,6 +51,15 @@ class LogitResult:
     max_abs_eta: float
 
 
+def _tmul(A: FloatArray, B: FloatArray) -> FloatArray:
+    """``A.T @ B`` for tall ``A`` (n, q) and ``B`` (n, K), computed as ``(B.T @ A).T``.
+
+    Same numbers; OpenBLAS's threaded kernel for the transposed-left orientation with a
+    long inner dimension was measured up to 30x slower on a shared 2-core machine.
+    """
+    return np.asarray((B.T @ A).T)
+
+
 def _gram(Z: FloatArray, v: FloatArray, chunk: int = 262_144) -> FloatArray:
     n, q = Z.shape
     out = np.zeros((q, q))
@@ -192,7 +201,7 @@ def ols_fit(Z: FloatArray, Y: FloatArray, w: FloatArray) -> FloatArray:
     """Weighted least squares coefficients (q, K) via the normal equations (lstsq fallback)."""
     sw = w[:, None]
     A = _gram(Z, w)
-    b = Z.T @ (Y * sw)
+    b = _tmul(Z, Y * sw)
     try:
         return np.asarray(np.linalg.solve(A, b))
     except np.linalg.LinAlgError:
@@ -218,7 +227,7 @@ def crossfit_ols(
         if idx.size:
             Zk = Z[idx]
             grams[k] = _gram(Zk, w[idx])
-            rhs[k] = Zk.T @ (Y[idx] * w[idx, None])
+            rhs[k] = _tmul(Zk, Y[idx] * w[idx, None])
     Gt = grams.sum(axis=0)
     Bt = rhs.sum(axis=0)
     out = np.empty((Z.shape[0], K))
@@ -415,7 +424,7 @@ def hajek_if(
             gc = np.where(treated, w * g1, ctrl_w * g0) * fac_g[arm_row]  # (n,)
             Zg = ps.Z * gc[:, None]
             # Z' C with C = gc (Y - mean_arm) (+ ATO share term), without forming C
-            Dg = Zg.T @ Y
+            Dg = _tmul(Zg, Y)
             grp = sp.csr_matrix((np.ones(n), (arm_row, rows_)), shape=(2 * G, n))
             Dg -= np.asarray(grp @ Zg).T @ means
             if np.any(tp != 0):
@@ -441,7 +450,7 @@ def hajek_if(
         C = (g_arm * F) * R
         if np.any(tp != 0):
             C += (w * tp)[:, None] * dv[gi]
-        phi += ps.apply(ps.Z.T @ C)
+        phi += ps.apply(_tmul(ps.Z, C))
     return theta, m1, m0, phi, n_dropped
 
 
@@ -480,5 +489,5 @@ def horvitz_thompson_if(
              - np.where(treated, 0.0, w)[:, None] * col(g0) * Y) / T
         if np.any(tp != 0):
             C = C - (w * tp)[:, None] * theta[None, :] / T
-        phi = phi + ps.apply(ps.Z.T @ C)
+        phi = phi + ps.apply(_tmul(ps.Z, C))
     return theta, A1, A0, phi

@@ -384,14 +384,14 @@ class AIPW:
             a1 = Z @ np.linalg.solve(c1_mat, c1)
             a0 = Z @ np.linalg.solve(c0_mat, c0)
             out += (a1 * w * d)[:, None] * r1 + (a0 * w * (1.0 - d))[:, None] * r0
-            cg = Z.T @ (w[:, None] * (-dd * r1 * ((1.0 - e) / e)[:, None]
-                                      - (1.0 - dd) * r0 * (e / (1.0 - e))[:, None]))
+            cg = K._tmul(Z, w[:, None] * (-dd * r1 * ((1.0 - e) / e)[:, None]
+                                         - (1.0 - dd) * r0 * (e / (1.0 - e))[:, None]))
         else:
             omega = e / (1.0 - e)
             c0 = Z.T @ (w * (-d + (1.0 - d) * omega))
             a0 = Z @ np.linalg.solve(c0_mat, c0)
             out += (a0 * w * (1.0 - d))[:, None] * r0
-            cg = -(Z.T @ (w[:, None] * (1.0 - dd) * omega[:, None] * r0))
+            cg = -K._tmul(Z, w[:, None] * (1.0 - dd) * omega[:, None] * r0)
         out += ps_if @ cg
         return out / W
 
