@@ -77,7 +77,7 @@ def test_gradient_matches_finite_differences(truncated, K, pz):
 
 def test_curves_match_loop_twin():
     df = _small(40, max_entry=5)
-    D, L, theta, w, X, Z = _arrays(df, 2, True, 1)
+    D, L, theta, _w, X, Z = _arrays(df, 2, True, 1)
     rows = D.s_row
     assert rows.size > 3
     for eff in (True, False):
@@ -244,7 +244,7 @@ def test_left_truncation_condition_vs_ignore():
     assert np.all(np.abs(z) < 3.5)
     inflow = TimingOfEvents(truncation="inflow", max_support_points=1,
                             exit_cuts=(0, 13, 52), start_cuts=(0, 26))
-    with pytest.raises(DataValidationError, match="sample rule|without exits|treated"):
+    with pytest.raises(DataValidationError, match=r"sample rule|without exits|treated"):
         df = sim.data[sim.data.entry > 0]
         inflow.fit(df, duration="duration", exit="exit", start="start", entry="entry")
 
@@ -282,26 +282,26 @@ def test_zero_length_spells(base_df):
 def test_no_treated_spells(base_df):
     df = base_df.copy()
     df["start"] = np.nan
-    with pytest.raises(DataValidationError, match="start: .*0 treated spells"):
+    with pytest.raises(DataValidationError, match=r"start: .*0 treated spells"):
         _fit_bad(df)
 
 
 def test_constant_covariate_is_flat(base_df):
     df = base_df.copy()
     df["x2"] = 1.0
-    with pytest.raises(DataValidationError, match="covariates: .*constant"):
+    with pytest.raises(DataValidationError, match=r"covariates: .*constant"):
         _fit_bad(df)
 
 
 def test_collinear_covariates(base_df):
     df = base_df.copy()
     df["x2"] = 2 * df["x1"]
-    with pytest.raises(DataValidationError, match="covariates: .*linearly independent"):
+    with pytest.raises(DataValidationError, match=r"covariates: .*linearly independent"):
         _fit_bad(df)
 
 
 def test_interval_without_events(base_df):
-    with pytest.raises(ConfigurationError, match="exit_cuts: .*without exits"):
+    with pytest.raises(ConfigurationError, match=r"exit_cuts: .*without exits"):
         TimingOfEvents(exit_cuts=(0, 13, 52, 150), start_cuts=(0, 26)).fit(
             base_df, duration="duration", exit="exit", start="start")
 
@@ -350,7 +350,7 @@ def test_spells_from_register_matches_loop_twin():
     exit_ids = [reg.catalog.members(n) for n in ("employed", "education", "self_support_other")]
     rows, cols, _ = sp_obj.locate(reg)
     by_row: dict[int, list[int]] = {}
-    for r, c in zip(rows.tolist(), cols.tolist()):
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
         by_row.setdefault(r, []).append(c)
     ref = spells_loop(B, reg.states(), exit_ids, by_row, 156)
     assert sorted(ref) == sp.row.tolist()
