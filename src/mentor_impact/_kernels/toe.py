@@ -399,12 +399,12 @@ def mixture(pc: Pieces, lv: FloatArray, a: FloatArray, D: ToeData) -> Mix:
     V = np.exp(lv)  # (K, R+1)
     logpi = a - logsumexp(a)
     ell = -(pc.S_e + pc.A_e) @ V[:, :R].T - np.outer(pc.S_m + pc.A_m, V[:, R])
-    theta_x = np.exp(pc.eta_x[:, :, None] + lv[:, :R].T[None, :, :])  # (nx, R, K)
+    theta_x = np.exp(pc.eta_x)[:, :, None] * V[:, :R].T[None, :, :]  # (nx, R, K)
     Theta_x = theta_x.sum(axis=1)
     ev = _log1mexp(Theta_x) - np.log(Theta_x)
     ev += pc.eta_x[np.arange(D.x_row.size), D.x_cause][:, None] + lv[:, D.x_cause].T
     ell[D.x_row] += ev
-    theta_s = np.exp(pc.eta_s[:, None] + lv[None, :, R])
+    theta_s = np.exp(pc.eta_s)[:, None] * V[None, :, R]
     ell[D.s_row] += _log1mexp(theta_s)
     M = ell + logpi[None, :]
     ll_i = _lse(M)
