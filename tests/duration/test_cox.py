@@ -415,3 +415,15 @@ def test_kernel_unsorted_rows_equal_sorted():
     ra = cox_score_residuals(beta, x[a.order], a, "efron")
     rb = cox_score_residuals(beta, x, b, "efron")
     np.testing.assert_allclose(ra, rb[a.order], rtol=1e-10, atol=1e-14)
+
+
+def test_efron_tied_weighted_vs_lifelines():
+    # lifelines uses the same Efron-with-case-weights convention as R (mean death weight)
+    from lifelines import CoxPHFitter
+
+    df = _sim(n=200, seed=18, weeks=True)
+    ours = CoxPH().fit(df, duration="time", event="status", covariates=["x0", "x1"], weights="w")
+    cph = CoxPHFitter().fit(
+        df[["time", "status", "x0", "x1", "w"]], "time", "status", weights_col="w"
+    )
+    np.testing.assert_allclose(ours.coef, cph.params_.to_numpy(), rtol=1e-5)
