@@ -427,3 +427,20 @@ def test_efron_tied_weighted_vs_lifelines():
         df[["time", "status", "x0", "x1", "w"]], "time", "status", weights_col="w"
     )
     np.testing.assert_allclose(ours.coef, cph.params_.to_numpy(), rtol=1e-5)
+
+
+def test_strata_without_events_and_null_model():
+    df = _sim(n=100, seed=3, strata=True)
+    r0 = CoxPH(ties="breslow").fit(df, duration="time", event="status", covariates=[])
+    assert r0.coef.size == 0 and r0.loglik == pytest.approx(r0.loglik_null)
+    # Breslow null model: baseline hazard = Nelson-Aalen
+    t, d = df["time"].to_numpy(), df["status"].to_numpy()
+    na = sum(d[t == u].sum() / (t >= u).sum() for u in np.unique(t[d == 1]) if u <= 10)
+    h = r0.baseline_cumulative_hazard([10])["hazard"].iloc[0]
+    assert h == pytest.approx(na, rel=1e-12)
+    df["grp"] = np.where(df["g"] == 1, "b", "a")
+    df["sub"] = df["id"] % 7
+    r = CoxPH().fit(df, duration="time", event="status", covariates=["x0"], strata=["grp", "sub"])
+    s = r.predict_survival(df.iloc[:5], [0.5, 5, 50])
+    assert np.all((s.to_numpy() > 0) & (s.to_numpy() <= 1))
+    np.testing.assert_allclose(s.iloc[0].to_numpy(), 1.0)

@@ -122,8 +122,7 @@ class CoxPHResults(RegressionResults):
                 tt, hh = t, h
             else:
                 tt = np.asarray(times, dtype=float)
-                idx = np.searchsorted(t, tt, side="right") - 1
-                hh = np.where(idx >= 0, h[np.maximum(idx, 0)], 0.0)
+                hh = np.concatenate(([0.0], h))[np.searchsorted(t, tt, side="right")]
             part = pd.DataFrame({"time": tt, "hazard": hh})
             if self.strata_labels is not None:
                 part["strata"] = [self.strata_labels[s]] * len(part)
@@ -182,9 +181,9 @@ class CoxPHResults(RegressionResults):
         h = np.zeros((tt.size, n_strata))
         for s in range(n_strata):
             sel = self.slot_stratum == s
-            cum = np.cumsum(self.dh0[sel])
-            idx = np.searchsorted(self.slot_time[sel], tt, side="right") - 1
-            h[:, s] = np.where(idx >= 0, cum[np.maximum(idx, 0)], 0.0)
+            cum = np.concatenate(([0.0], np.cumsum(self.dh0[sel])))  # stratum may lack events
+            idx = np.searchsorted(self.slot_time[sel], tt, side="right")
+            h[:, s] = cum[idx]
         return pd.DataFrame(h[:, strata] * risk[None, :], index=pd.Index(tt, name="time"))
 
     def predict_survival(self, df: pd.DataFrame, times: npt.ArrayLike) -> pd.DataFrame:
