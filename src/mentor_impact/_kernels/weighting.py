@@ -413,11 +413,14 @@ def hajek_if(
         means = np.concatenate([m1s, m0s])  # (2G, K)
         dv = np.where(valid, delta_s - theta, 0.0) / T  # (G, K)
         rows_ = np.arange(n)
-        E = sp.csr_matrix(
-            (np.concatenate([-c, tw]), (np.concatenate([rows_, rows_]),
-                                        np.concatenate([arm_row, 2 * G + gi]))),
-            shape=(n, 3 * G),
-        )
+        # exactly two entries per row: build the CSR arrays directly (no COO sort)
+        data_e = np.empty(2 * n)
+        data_e[0::2] = -c
+        data_e[1::2] = tw
+        idx_e = np.empty(2 * n, dtype=np.int64)
+        idx_e[0::2] = arm_row
+        idx_e[1::2] = 2 * G + gi
+        E = sp.csr_matrix((data_e, idx_e, np.arange(0, 2 * n + 1, 2)), shape=(n, 3 * G))
         phi = c[:, None] * Y
         phi += np.asarray(E @ np.concatenate([means, dv]))
         if ps is not None:
@@ -425,10 +428,11 @@ def hajek_if(
             Zg = ps.Z * gc[:, None]
             # Z' C with C = gc (Y - mean_arm) (+ ATO share term), without forming C
             Dg = _tmul(Zg, Y)
-            grp = sp.csr_matrix((np.ones(n), (arm_row, rows_)), shape=(2 * G, n))
+            cols_ = np.arange(n + 1)  # one entry per column: CSC arrays directly
+            grp = sp.csc_matrix((np.ones(n), arm_row, cols_), shape=(2 * G, n))
             Dg -= np.asarray(grp @ Zg).T @ means
             if np.any(tp != 0):
-                Et = sp.csr_matrix(((w * tp), (gi, rows_)), shape=(G, n))
+                Et = sp.csc_matrix(((w * tp), gi, cols_), shape=(G, n))
                 Dg += np.asarray(Et @ ps.Z).T @ dv
             phi += ps.apply(Dg)
         return theta, m1, m0, phi, n_dropped
