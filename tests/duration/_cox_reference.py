@@ -85,6 +85,8 @@ def loop_concordance(eta, stop, event, w, start=None, strata=None):
     start = np.full(n, -np.inf) if start is None else start
     strata = np.zeros(n, int) if strata is None else strata
     out = {"concordant": 0.0, "discordant": 0.0, "tied_x": 0.0, "tied_y": 0.0}
+    d_agree = np.zeros(n)
+    d_pairs = np.zeros(n)
     for i in range(n):
         if event[i] != 1:
             continue
@@ -95,10 +97,20 @@ def loop_concordance(eta, stop, event, w, start=None, strata=None):
             ww = w[i] * w[j]
             if stop[j] == t and event[j] == 1:
                 out["tied_y"] += ww / 2
-            elif eta[i] > eta[j]:
+                continue
+            a = 1.0 if eta[i] > eta[j] else (0.5 if eta[i] == eta[j] else 0.0)
+            if eta[i] > eta[j]:
                 out["concordant"] += ww
             elif eta[i] < eta[j]:
                 out["discordant"] += ww
             else:
                 out["tied_x"] += ww
+            d_agree[i] += w[j] * a
+            d_agree[j] += w[i] * a
+            d_pairs[i] += w[j]
+            d_pairs[j] += w[i]
+    agree = out["concordant"] + out["tied_x"] / 2
+    pairs = out["concordant"] + out["discordant"] + out["tied_x"]
+    infl = (d_agree * pairs - agree * d_pairs) / pairs**2
+    out["variance"] = float(np.sum(w * infl**2))  # infinitesimal jackknife (R concordance)
     return out

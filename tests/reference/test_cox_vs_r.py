@@ -110,6 +110,7 @@ class TestCoxModelBased:
         r = request.getfixturevalue(fixture)
         ref = reference["entries"][f"veteran.{key}"]["values"]
         assert r.concordance == pytest.approx(ref["concordance"], rel=1e-12)
+        assert r.concordance_se == pytest.approx(ref["concordance_se"], rel=1e-10)
         c = r.concordance_counts
         cc = ref["concordance_counts"]
         assert c["concordant"] == cc["concordant"]

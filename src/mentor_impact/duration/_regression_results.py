@@ -207,8 +207,20 @@ class RegressionResults:
         return float((counts["concordant"] + 0.5 * counts["tied_x"]) / den) if den > 0 else None
 
     @property
+    def concordance_se(self) -> float | None:
+        """Standard error of :attr:`concordance` (R's infinitesimal jackknife).
+
+        ``var = sum_k w_k (dC/dw_k)^2`` with ``C = (concordant + tied_x/2) / (concordant +
+        discordant + tied_x)`` differentiated with respect to each row's case weight.
+        """
+        counts = self.concordance_counts
+        if counts is None or not np.isfinite(counts.get("variance", np.nan)):
+            return None
+        return float(np.sqrt(counts["variance"]))
+
+    @property
     def concordance_counts(self) -> dict[str, float] | None:
-        """Weighted pair counts: concordant, discordant, tied_x, tied_y."""
+        """Weighted pair counts (concordant, discordant, tied_x, tied_y) and the C variance."""
         if "concordance" not in self._lazy:
             return None
         if "concordance" not in self._cache:

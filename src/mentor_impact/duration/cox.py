@@ -298,7 +298,8 @@ class CoxPH:
     - Baseline hazard: Breslow increments ``dw / S0``; for Efron fits the Efron-adjusted
       increment ``sum_r (dw/d) / (S0 - (r/d) S0_deaths)`` (``survfit.coxph``, ``ctype = 2``).
     - Concordance: Harrell's C as ``survival::concordance`` (pairs within strata; ties in
-      the risk score count 1/2; tied event times are not comparable).
+      the risk score count 1/2; tied event times are not comparable); ``concordance_se`` is
+      R's infinitesimal-jackknife standard error.
     """
 
     def __init__(
