@@ -412,7 +412,6 @@ def hajek_if(
         c = np.where(treated, a1, a0) * fac_g[arm_row]  # (n,)
         means = np.concatenate([m1s, m0s])  # (2G, K)
         dv = np.where(valid, delta_s - theta, 0.0) / T  # (G, K)
-        rows_ = np.arange(n)
         # exactly two entries per row: build the CSR arrays directly (no COO sort)
         data_e = np.empty(2 * n)
         data_e[0::2] = -c
