@@ -319,7 +319,7 @@ def group_matrix(groups: IntArray, n_groups: int) -> sp.csr_matrix:
     """Sparse (G, n) indicator matrix: ``M @ A`` sums the rows of ``A`` within groups."""
     n = groups.size
     return sp.csr_matrix(
-        (np.ones(n), (groups, np.arange(n))), shape=(n_groups, n), dtype=np.float64
+        sp.csc_matrix((np.ones(n), groups, np.arange(n + 1)), shape=(n_groups, n))
     )
 
 
@@ -374,7 +374,7 @@ def hajek_if(
     def gsum_wy(v: FloatArray) -> FloatArray:  # sum_i v_i Y_i within groups -> (G, K)
         if groups is None:
             return (v @ Y)[None, :]
-        Mv = sp.csr_matrix((v, (gi, np.arange(n))), shape=(G, n))
+        Mv = sp.csc_matrix((v, gi, np.arange(n + 1)), shape=(G, n))
         return np.asarray(Mv @ Y)
 
     S1 = gsum_vec(a1)
