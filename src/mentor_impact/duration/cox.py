@@ -25,6 +25,7 @@ from mentor_impact._kernels.cox import (
     cox_score_residuals,
     prepare_cox,
     take_rows,
+    weighted_gram,
 )
 from mentor_impact.duration._regression_results import (
     ModelFrame,
@@ -558,8 +559,9 @@ def fit_cox_arrays(
             cov_type = "clustered"
         else:
             cov_type = "robust"
-        d = resid @ v_model  # dfbeta (summed within clusters)
-        cov_robust = d.T @ d
+        # D'D with D = resid V the dfbeta residuals: V (R'R) V, R'R by chunked syrk
+        meat = weighted_gram(resid, np.ones(resid.shape[0]))
+        cov_robust = v_model @ meat @ v_model
     cov = cov_robust if cov_robust is not None else v_model
     score_test = float(nr.score0 @ np.linalg.solve(nr.info0, nr.score0)) if p else 0.0
     dh0, _ = cox_baseline_increments(beta, xs, setup, ties)
