@@ -75,7 +75,9 @@ def _sandwich(
         agg = sp.csr_matrix((np.ones(n), (inv.ravel(), np.arange(n))), shape=(uniq.size, n))
         scores = agg @ scores
         n_cl = int(uniq.size)
-    meat = scores.T @ scores
+    from mentor_impact._kernels.cox import weighted_gram
+
+    meat = weighted_gram(np.ascontiguousarray(scores), np.ones(scores.shape[0]))
     return bread @ meat @ bread, n_cl
 
 
