@@ -444,3 +444,12 @@ def test_strata_without_events_and_null_model():
     s = r.predict_survival(df.iloc[:5], [0.5, 5, 50])
     assert np.all((s.to_numpy() > 0) & (s.to_numpy() <= 1))
     np.testing.assert_allclose(s.iloc[0].to_numpy(), 1.0)
+
+
+def test_results_pickle():
+    import pickle
+
+    r = CoxPH().fit(_sim(), duration="time", event="status", covariates=["x0", "x1"])
+    r2 = pickle.loads(pickle.dumps(r))
+    np.testing.assert_allclose(r2.coef, r.coef)
+    assert r2.concordance == pytest.approx(r.concordance)

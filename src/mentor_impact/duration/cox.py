@@ -487,6 +487,17 @@ class CoxPH:
         )
 
 
+class _LazyConcordance:
+    """Picklable deferred concordance computation (results stay picklable)."""
+
+    def __init__(self, eta: FloatArray, setup: Any) -> None:
+        self.eta = eta
+        self.setup = setup
+
+    def __call__(self) -> dict[str, float]:
+        return cox_concordance(self.eta, self.setup)
+
+
 def _dense_codes(codes: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], int]:
     """Map cluster ids to 0..G-1 (O(n) for small non-negative integers, else via unique)."""
     if np.issubdtype(codes.dtype, np.integer) and codes.size and codes.min() >= 0:
@@ -569,9 +580,7 @@ def fit_cox_arrays(
     fac = np.zeros(p, bool) if factor_columns is None else factor_columns
     r_means = np.where(fac, 0.0, mean) if p else mean
     eta_c = np.einsum("ij,j->i", xs, beta)
-
-    def _conc() -> dict[str, float]:
-        return cox_concordance(eta_c, setup)
+    _conc = _LazyConcordance(eta_c, setup)
 
     base = {
         "names": names,
