@@ -416,6 +416,7 @@ def test_effect_interval_coverage():
         eff = tab[tab.block == "effect"]
         hits.extend(((eff.ci_lower <= eff.value) & (eff.value <= eff.ci_upper)).tolist())
     cover = float(np.mean(hits))
+    print(f"coverage {cover:.4f} over {len(hits)} intervals")
     assert 0.93 <= cover <= 0.97, cover
 
 
