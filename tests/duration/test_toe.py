@@ -467,3 +467,16 @@ def test_em_start_values_raise_the_likelihood():
     assert K_.mixture_loglik(pc, lv1, a1, D) >= ll1 - 1e-8
     # the second point moves towards the true (lower) location
     assert lv1[1, 0] < 0.5
+
+
+def test_effect_interactions_fit_end_to_end():
+    sim = simulate_toe(2500, n_support_points=1, seed=14)
+    res = TimingOfEvents(exit_cuts=(0, 13, 52), start_cuts=(0, 26), effect_bins=(0, 26),
+                         support_points=1, effect_interactions=["x1"]).fit(
+        sim.data, duration="duration", exit="exit", start="start", covariates=["x1", "x2"])
+    ex = res.params[res.params.block == "effect_x"]
+    assert len(ex) == 2 * 2  # two causes x two bins x one covariate
+    assert ex.term.str.endswith(":x1").all()
+    assert np.all(np.abs(ex.estimate / ex.std_error) < 3.5)  # no true interaction
+    eff = res.effects_on_probabilities((26,), outcome="cause2")
+    assert np.isfinite(eff.estimate).all() and np.isfinite(eff.std_errors).all()
