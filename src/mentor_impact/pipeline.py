@@ -322,8 +322,13 @@ def run_study(
                              "data_fingerprint_design": data.fingerprint}
         # 3. propensity, overlap, balance -------------------------------------------
         with prog.step("propensity score and balance"):
-            pm = mi.PropensityModel().fit(data)
-            ps = np.asarray(pm.ps_, dtype=float)
+            from mentor_impact.weighting import fit_propensity
+
+            # one logit fit (exact MLE on [1, X] with the sampling weights), reused by the
+            # matching (as fixed scores) and by every weighting estimator (whose stacked
+            # sandwich still accounts for its estimation)
+            pfit = fit_propensity(data)
+            ps = np.asarray(pfit.ps, dtype=float)
             d1 = data.treatment == 1
             wts = np.asarray(data.weight, dtype=float)
             desc = pd.DataFrame(
@@ -356,8 +361,8 @@ def run_study(
                 res_nn = nn.fit(data, outcome=headline, ps=ps)
                 results.setdefault(headline, {})["NN matching A"] = res_nn
         with prog.step("inverse probability weighting (A and B)"):
-            ipw = mi.IPW(estimand="ATT",
-                         truncate=float(spec["ipw"]["truncate"]) or None)
+            ipw = mi.IPW(estimand="ATT", truncate=float(spec["ipw"]["truncate"]) or None,
+                         propensity=pfit)
             for outcome in curves if spec["ipw"]["enabled"] else []:
                 results.setdefault(outcome, {})["IPW A"] = ipw.fit(data, outcome=outcome, cov=cov)
                 if spec["ipw"]["estimand_b"]:
@@ -451,11 +456,11 @@ def run_study(
                 ("radius 0.2 SD", mi.RadiusMatching(mi.Caliper(0.2), exact=["cell"]),
                  {"ps": ps}),
                 ("kernel (Epanechnikov)", mi.KernelMatching(exact=["cell"]), {"ps": ps}),
-                ("IPW (Hajek)", mi.IPW(estimand="ATT"), {"cov": cov}),
-                ("IPW, weights truncated at p99", mi.IPW(estimand="ATT", truncate=0.99),
-                 {"cov": cov}),
-                ("IPW, common support", mi.IPW(estimand="ATT", trim="common_support"),
-                 {"cov": cov}),
+                ("IPW (Hajek)", mi.IPW(estimand="ATT", propensity=pfit), {"cov": cov}),
+                ("IPW, weights truncated at p99",
+                 mi.IPW(estimand="ATT", truncate=0.99, propensity=pfit), {"cov": cov}),
+                ("IPW, common support",
+                 mi.IPW(estimand="ATT", trim="common_support", propensity=pfit), {"cov": cov}),
             ]
             if spec["aipw"]["enabled"]:
                 candidates.append(("AIPW (cross-fitted)", mi.AIPW(
@@ -537,9 +542,16 @@ def run_study(
                     f"available: {list(frame.columns)}."
                 )
             try:
+                # the full weighting pipeline within each subgroup (PS refitted there), with
+                # scores within 1e-6 of 0 or 1 trimmed, so that separation in a small subgroup
+                # trims (counted) rather than fails; the scalar status outcome is used
+                sg_out = spec["subgroups"]["outcome"]
+                sg_tau = int(spec["subgroups"]["tau"])
+                scalar = f"{sg_out}_w{sg_tau}"
                 sg = mi.subgroup_effects(
-                    mi.IPW(estimand="ATT"), data, outcome=spec["subgroups"]["outcome"], by=var,
-                    target=int(spec["subgroups"]["tau"]),
+                    mi.IPW(estimand="ATT", trim=(1e-6, 1 - 1e-6)), data,
+                    outcome=scalar if scalar in data.outcomes else sg_out, by=var,
+                    target=None if scalar in data.outcomes else sg_tau,
                 )
             except mi.MentorImpactError as exc:
                 # a subgroup the estimator cannot handle is reported, not fatal

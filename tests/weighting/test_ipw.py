@@ -353,3 +353,23 @@ def test_sklearn_classifier_scores_treated_as_known():
     res = IPW(propensity=LogisticRegression()).fit(data, outcome="y")
     assert res.extra["ps_source"] == "given"
     assert np.isfinite(res.std_errors).all()
+
+
+def test_reused_propensity_fit_equals_refit():
+    from mentor_impact.design import EvaluationData
+    from mentor_impact.exceptions import ConfigurationError
+    from mentor_impact.weighting import IPW, fit_propensity
+
+    rng = np.random.default_rng(5)
+    n = 400
+    x = rng.normal(size=(n, 2))
+    d = (rng.random(n) < 1 / (1 + np.exp(-x[:, 0]))).astype(int)
+    y = x[:, 1] + d + rng.normal(size=n)
+    data = EvaluationData(X=x, covariate_names=("a", "b"), treatment=d, outcomes={"y": y})
+    pf = fit_propensity(data)
+    r1 = IPW().fit(data, outcome="y")
+    r2 = IPW(propensity=pf).fit(data, outcome="y")
+    np.testing.assert_allclose(r2.estimate, r1.estimate, rtol=1e-12)
+    np.testing.assert_allclose(r2.std_errors, r1.std_errors, rtol=1e-10)
+    with pytest.raises(ConfigurationError, match="PropensityFit for 400 rows"):
+        IPW(propensity=pf).fit(data.subset(np.arange(100)), outcome="y")

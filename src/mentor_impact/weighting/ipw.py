@@ -102,7 +102,9 @@ def fit_propensity(
     ----------
     data : EvaluationData
         The evaluation sample; ``X``, ``treatment`` and ``weight`` are used.
-    propensity : PropensityModel, scikit-learn classifier or None
+    propensity : PropensityModel, scikit-learn classifier, PropensityFit or None
+        A :class:`PropensityFit` from an earlier call of :func:`fit_propensity` on the same
+        data is used as it is (no refit; the stacked sandwich still accounts for it).
         ``None`` fits an unpenalised logit of ``D`` on ``[1, X]`` with the sampling weights
         (Newton-Raphson, exact MLE). A :class:`mentor_impact.propensity.PropensityModel` is
         fitted on ``data``; when it is a logit (its ``estimator`` is ``None``) its design and
@@ -122,6 +124,15 @@ def fit_propensity(
     w = np.asarray(data.weight, dtype=np.float64)
     if ps is not None:
         return PropensityFit(check_ps(ps, data.n), source="given")
+    if isinstance(propensity, PropensityFit):
+        # a fit made once on these data and reused across outcomes (e.g. by the pipeline)
+        if np.asarray(propensity.ps).shape != (data.n,):
+            raise ConfigurationError(
+                f"propensity: a PropensityFit for {np.asarray(propensity.ps).size} rows was "
+                f"given for data with {data.n} rows. Hint: fit it on the same data with "
+                "fit_propensity(data)."
+            )
+        return propensity
     if propensity is None:
         cols = K.independent_columns(data.X, w)
         Z = np.empty((data.n, cols.size + 1))
@@ -193,7 +204,7 @@ class IPW:
         Cap the weights of the weighted arm(s) at percentiles of their distribution
         (Cole & Hernan 2008): ``0.99`` caps at the 99th percentile, ``(0.01, 0.99)`` at both
         ends. For the ATT only control weights are truncated.
-    propensity : PropensityModel, classifier or None, default=None
+    propensity : PropensityModel, classifier, PropensityFit or None, default=None
         Propensity model (see :func:`fit_propensity`); ``None`` fits a logit of the treatment
         on ``[1, X]`` with the sampling weights.
     by_risk_set : bool, default=True
