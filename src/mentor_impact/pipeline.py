@@ -80,7 +80,7 @@ class StudyOutcome:
             order = list(dict.fromkeys(sub["target"]))
             wide = sub.pivot_table(index="target", columns=["estimator", "estimand"],
                                    values="estimate", sort=False)
-            wide.columns = [f"{e} {a}" for e, a in wide.columns]
+            wide.columns = [f"{c[0]} {c[1]}" for c in list(wide.columns)]
             if "truth" in sub:
                 for est in ("A", "B"):
                     t = sub[sub["estimand"] == est].groupby("target", sort=False)["truth"].first()
@@ -444,7 +444,7 @@ def run_study(
             figures["prestart_curves"] = _fig(draw_pre)
 
             # robustness panel: one scalar summary of the headline outcome by estimator
-            panel_rows = []
+            panel_rows: list[dict[str, Any]] = []
             scal = [f"{headline}_acc_1_{int(spec['design']['horizon'])}",
                     f"{headline}_w{int(spec['design']['horizon'])}"]
             scal = [o for o in scal if o in data.outcomes]
@@ -557,9 +557,9 @@ def run_study(
                 # a subgroup the estimator cannot handle is reported, not fatal
                 doc.setdefault("subgroup_errors", {})[var] = str(exc)
                 continue
-            t = sg.table.copy()
-            t.insert(0, "variable", var)
-            sub_tabs.append(t)
+            sg_tab = sg.table.copy()
+            sg_tab.insert(0, "variable", var)
+            sub_tabs.append(sg_tab)
             figures[f"subgroups_{var}"] = _fig(lambda ax, s=sg: s.plot(ax=ax))
         if sub_tabs:
             tables["subgroups"] = pd.concat(sub_tabs, ignore_index=True)
@@ -577,8 +577,8 @@ def run_study(
     try:
         (tmp / "tables").mkdir()
         (tmp / "figures").mkdir()
-        for name, t in tables.items():
-            t.to_csv(tmp / "tables" / f"{name}.csv", index=False)
+        for name, table in tables.items():
+            table.to_csv(tmp / "tables" / f"{name}.csv", index=False)
         for name, png in figures.items():
             (tmp / "figures" / f"{name}.png").write_bytes(png)
         (tmp / "results.json").write_text(json.dumps(to_jsonable(doc), indent=1))
