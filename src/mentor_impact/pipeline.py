@@ -371,7 +371,8 @@ def run_study(
                     )
         with prog.step("augmented IPW (cross-fitted)"):
             if spec["aipw"]["enabled"]:
-                aipw = mi.AIPW(n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT", seed=seed)
+                aipw = mi.AIPW(n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT", seed=seed,
+                            ps_clip=1e-3)
                 results.setdefault(headline, {})["AIPW A"] = aipw.fit(
                     data, outcome=headline, cov=cov
                 )
@@ -464,7 +465,8 @@ def run_study(
             ]
             if spec["aipw"]["enabled"]:
                 candidates.append(("AIPW (cross-fitted)", mi.AIPW(
-                    n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT", seed=seed),
+                    n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT", seed=seed,
+                    ps_clip=1e-3),
                     {"cov": cov}))
             for label, est, kw in candidates:
                 for outcome in scal:
