@@ -371,8 +371,8 @@ def run_study(
                     )
         with prog.step("augmented IPW (cross-fitted)"):
             if spec["aipw"]["enabled"]:
-                aipw = mi.AIPW(n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT", seed=seed,
-                            ps_clip=1e-3)
+                aipw = mi.AIPW(n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT",
+                               seed=seed, ps_clip=1e-3)
                 results.setdefault(headline, {})["AIPW A"] = aipw.fit(
                     data, outcome=headline, cov=cov
                 )

@@ -125,8 +125,9 @@ def test_unreadable_parquet_is_one_clear_error(tmp_path, capsys):
     for name in ("spells.csv", "baseline.csv"):
         (tmp_path / name).write_text("person\n1\n")
     spec = tmp_path / "s.toml"
+    spells, base = tmp_path / "spells.csv", tmp_path / "baseline.csv"
     spec.write_text(f'[data]\nsource = "files"\nregister = "{reg}"\n'
-                    f'spells = "{tmp_path / "spells.csv"}"\nbaseline = "{tmp_path / "baseline.csv"}"\n')
+                    f'spells = "{spells}"\nbaseline = "{base}"\n')
     out = tmp_path / "out"
     assert main(["evaluate", str(spec), "--out", str(out)]) == 2
     err = capsys.readouterr().err
