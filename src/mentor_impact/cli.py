@@ -68,6 +68,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(outcome.overview_text())
     print()
     print(outcome.effects_text())
+    toe = outcome.toe_text()
+    if toe:
+        print()
+        print(toe)
     print(f"\nFull report: {Path(outcome.out_dir) / 'report.html'}")
     return 0
 

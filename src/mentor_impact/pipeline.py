@@ -54,6 +54,20 @@ class StudyOutcome:
     effects: pd.DataFrame
     overview: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def toe_text(self) -> str:
+        """Return the timing-of-events effects (empty when the model was not fitted)."""
+        tab = self.tables.get("toe_effects")
+        if tab is None or tab.empty:
+            return ""
+        wide = tab.pivot_table(index="target", columns="exit", values="estimate", sort=False)
+        se = tab.pivot_table(index="target", columns="exit", values="std_error", sort=False)
+        out = wide.round(4).astype(str) + " (" + se.round(4).astype(str) + ")"
+        out.index = [str(i).replace("tau=", "week ") for i in out.index]
+        return ("Timing-of-events model: effect of the start on the probability of having left "
+                "benefit by exit (and on still being in the spell), estimate (SE)\n"
+                + out.to_string())
 
     def effects_text(self, outcomes: list[str] | None = None) -> str:
         """Return the effects table as text: estimators side by side, truth beside them.
@@ -534,6 +548,34 @@ def run_study(
                     figures["cif_first_exit"] = _fig(lambda ax: aj.plot(ax=ax))
                     cif = aj.to_frame()
                     tables["cif_first_exit"] = cif
+        # 6a. timing-of-events ----------------------------------------------------------
+        if spec["toe"]["enabled"]:
+            with prog.step("timing-of-events model"):
+                from types import SimpleNamespace
+
+                from mentor_impact.duration import timing_of_events_demo
+
+                source = study if study is not None else SimpleNamespace(
+                    register=register, spells=spells, baseline=baseline)
+                toe = timing_of_events_demo(
+                    source, seed=seed, taus=status_weeks,
+                    max_support_points=int(spec["toe"]["max_support_points"]),
+                )
+                toe_tabs = []
+                for name, r in toe.effects.items():
+                    f = r.to_frame(level)
+                    f.insert(0, "exit", name)
+                    toe_tabs.append(f)
+                tables["toe_effects"] = pd.concat(toe_tabs, ignore_index=True)
+                tables["toe_k_search"] = toe.results.k_search.drop(
+                    columns=["optimizer"], errors="ignore")
+                tables["toe_hazard_ratios"] = toe.results.hazard_ratios().reset_index()
+                doc["timing_of_events"] = {
+                    "model": toe.results.to_dict(),
+                    "effects": {k: r.to_dict() for k, r in toe.effects.items()},
+                    "notes": toe.notes,
+                }
+
         # 6. subgroups ------------------------------------------------------------------
         sub_tabs = []
         frame = data.frame if data.frame is not None else pd.DataFrame()
@@ -593,7 +635,7 @@ def run_study(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return StudyOutcome(out, doc, tables.get("effects", pd.DataFrame()),
-                        tables["sample_overview"], prog.timings)
+                        tables["sample_overview"], prog.timings, tables)
 
 
 def _build_report(
@@ -651,6 +693,15 @@ def _build_report(
     for name in ("km_first_self_support", "cif_first_exit"):
         if name in figures:
             s.figure(figures[name], name.replace("_", " "))
+    if "toe_effects" in tables:
+        s = report.section("Timing-of-events model", "toe")
+        s.text("Mixed proportional hazards model (Abbring & van den Berg 2003) of the exit from "
+               "the benefit spell and the mentor start with a discrete joint distribution of "
+               "unobserved heterogeneity; effects by time since start (lock-in, post-programme) "
+               "and, for the treated, on the probability of having exited by cause.")
+        s.table(tables["toe_k_search"], "Support points K: likelihood and AIC")
+        s.table(tables["toe_hazard_ratios"], "Treatment effects on the exit hazards")
+        s.table(tables["toe_effects"], "Effects on exit probabilities at weeks after start")
     s = report.section("Heterogeneity", "subgroups")
     if "subgroups" in tables:
         s.table(tables["subgroups"], "Pre-specified subgroups (Holm and BH adjusted p-values)")

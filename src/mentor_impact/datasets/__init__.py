@@ -1,5 +1,6 @@
 """Datasets: the known-truth mentor-study simulator and small generators for tests."""
 
+from mentor_impact.datasets.public import load_lalonde, load_mgus2, load_veteran
 from mentor_impact.datasets.simulate import (
     OUTCOMES,
     MentorStudy,
@@ -7,7 +8,15 @@ from mentor_impact.datasets.simulate import (
     simulate_mentor_study,
 )
 
-__all__ = ["OUTCOMES", "MentorStudy", "PotentialOutcomes", "simulate_mentor_study"]
+__all__ = [
+    "OUTCOMES",
+    "MentorStudy",
+    "PotentialOutcomes",
+    "load_lalonde",
+    "load_mgus2",
+    "load_veteran",
+    "simulate_mentor_study",
+]
 
 try:  # the timing-of-events generator is owned by the duration module's author
     from mentor_impact.datasets.toe_sim import ToeSimulation, simulate_toe
