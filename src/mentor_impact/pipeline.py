@@ -59,6 +59,9 @@ class StudyOutcome:
     def toe_text(self) -> str:
         """Return the timing-of-events effects (empty when the model was not fitted)."""
         tab = self.tables.get("toe_effects")
+        err = self.document.get("timing_of_events", {}).get("error")
+        if err:
+            return f"Timing-of-events model not fitted: {err}"
         if tab is None or tab.empty:
             return ""
         wide = tab.pivot_table(index="target", columns="exit", values="estimate", sort=False)
@@ -219,7 +222,7 @@ def effects_table(
     return pd.DataFrame(rows)
 
 
-def _fig(fn: Any) -> bytes:
+def _fig(fn: Any, height: float = 4.2) -> bytes:
     """Draw with ``fn(ax)`` on a new figure and return its PNG bytes."""
     import matplotlib
 
@@ -228,7 +231,7 @@ def _fig(fn: Any) -> bytes:
 
     from mentor_impact.reporting.html import figure_png
 
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fig, ax = plt.subplots(figsize=(8, height))
     fn(ax)
     return figure_png(fig)
 
@@ -409,9 +412,22 @@ def run_study(
             bal_res = results.get(headline, {})
             ipw_h = bal_res.get("IPW A")
             if ipw_h is not None:
-                bal = mi.balance_table(data, weights=ipw_h.weights, distance=ps)
-                tables["balance_ipw"] = bal
-                figures["love_plot"] = _fig(lambda ax: mi.love_plot(bal, ax=ax))
+                bal = mi.compare_balance(data, ipw_h, distance=ps)
+                flat = bal.copy()
+                flat.columns = [f"{a}: {b}" for a, b in list(bal.columns)]
+                tables["balance_ipw"] = flat.reset_index().rename(
+                    columns={"index": "covariate"})
+                # the love plot shows the 30 covariates least balanced before weighting
+                smd_col = [c for c in bal.columns if c[0] == "before" and "Std. Mean" in c[1]]
+                top = bal
+                if smd_col:
+                    top = bal.loc[bal[smd_col[0]].abs().sort_values(ascending=False).index[:30]]
+                figures["love_plot"] = _fig(lambda ax: mi.love_plot(top, ax=ax), height=7.5)
+                doc["balance"] = {
+                    "max_abs_smd_before": float(bal[smd_col[0]].abs().max()) if smd_col else None,
+                    "max_abs_smd_after": float(bal[("after", smd_col[0][1])].abs().max())
+                    if smd_col else None,
+                }
             for name, res in bal_res.items():
                 if res.tau is not None:
                     band = res.uniform_band(level, n_draws=int(spec["inference"]["band_draws"]),
@@ -549,6 +565,7 @@ def run_study(
                     cif = aj.to_frame()
                     tables["cif_first_exit"] = cif
         # 6a. timing-of-events ----------------------------------------------------------
+        toe: Any = None
         if spec["toe"]["enabled"]:
             with prog.step("timing-of-events model"):
                 from types import SimpleNamespace
@@ -557,10 +574,17 @@ def run_study(
 
                 source = study if study is not None else SimpleNamespace(
                     register=register, spells=spells, baseline=baseline)
-                toe = timing_of_events_demo(
-                    source, seed=seed, taus=status_weeks,
-                    max_support_points=int(spec["toe"]["max_support_points"]),
-                )
+                try:
+                    toe = timing_of_events_demo(
+                        source, seed=seed, taus=status_weeks,
+                        max_support_points=int(spec["toe"]["max_support_points"]),
+                    )
+                except mi.MentorImpactError as exc:
+                    # the model needs exits of every cause in every effect bin; on small
+                    # samples it may not be identified: report it, do not fail the study
+                    toe = None
+                    doc["timing_of_events"] = {"error": str(exc)}
+            if toe is not None:
                 toe_tabs = []
                 for name, r in toe.effects.items():
                     f = r.to_frame(level)
@@ -657,10 +681,12 @@ def _build_report(
         s.table(tables["descriptives"].head(40), "Covariate means, treated vs sampled controls "
                 "(sampling-weighted); first 40 covariates")
     if "balance_ipw" in tables:
-        s.table(tables["balance_ipw"].reset_index().head(40),
-                "Balance before/after IPW (standardised mean differences)")
+        s.table(tables["balance_ipw"],
+                "Balance before/after IPW (MatchIt/cobalt conventions: SMD with the treated "
+                "SD of the unweighted sample as denominator; variance ratios; eCDF statistics)")
     if "love_plot" in figures:
-        s.figure(figures["love_plot"], "Love plot: |SMD| before and after weighting")
+        s.figure(figures["love_plot"], "Love plot: |SMD| before and after weighting, the 30 "
+                 "covariates least balanced before weighting")
     s = report.section("Propensity score diagnostics", "ps")
     if "ps_density" in figures:
         s.figure(figures["ps_density"], "Logit propensity score by arm")
@@ -693,6 +719,9 @@ def _build_report(
     for name in ("km_first_self_support", "cif_first_exit"):
         if name in figures:
             s.figure(figures[name], name.replace("_", " "))
+    if "error" in doc.get("timing_of_events", {}):
+        s = report.section("Timing-of-events model", "toe")
+        s.text(f"The model could not be fitted on these data: {doc['timing_of_events']['error']}")
     if "toe_effects" in tables:
         s = report.section("Timing-of-events model", "toe")
         s.text("Mixed proportional hazards model (Abbring & van den Berg 2003) of the exit from "

@@ -60,6 +60,8 @@ def _mark_suppressed(df: pd.DataFrame) -> pd.DataFrame:
     min_cell = df.attrs.get("min_cell", 5)
     out = df.copy()
     flag = out[SUPPRESSED].to_numpy(dtype=bool)
+    if not flag.any():  # nothing suppressed: the flag column adds nothing to the page
+        return out.drop(columns=[SUPPRESSED])
     for c in out.columns:
         if is_count_column(str(c)) and pd.api.types.is_numeric_dtype(out[c].dtype):
             col = out[c].astype(object)
