@@ -414,7 +414,7 @@ def run_study(
             if ipw_h is not None:
                 bal = mi.compare_balance(data, ipw_h, distance=ps)
                 flat = bal.copy()
-                flat.columns = [f"{a}: {b}" for a, b in list(bal.columns)]
+                flat.columns = [f"{c[0]}: {c[1]}" for c in list(bal.columns)]
                 tables["balance_ipw"] = flat.reset_index().rename(
                     columns={"index": "covariate"})
                 # the love plot shows the 30 covariates least balanced before weighting
