@@ -69,6 +69,13 @@ class FineGrayResults(CoxPHResults):
 
     ``exp_coef`` are subdistribution hazard ratios; the baseline hazard is the subdistribution
     cumulative hazard, so :meth:`predict_cumulative_incidence` is ``1 - predict_survival``.
+
+    Attributes
+    ----------
+    params, std_errors, exp_coef : pandas.Series
+        Coefficients, their (robust) standard errors and subdistribution hazard ratios, as
+        in :class:`~mentor_impact.duration.CoxPHResults`, whose other attributes and
+        methods are inherited.
     """
 
     def predict_cumulative_incidence(self, df: pd.DataFrame, times: npt.ArrayLike) -> pd.DataFrame:
