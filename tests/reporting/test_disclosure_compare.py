@@ -48,3 +48,10 @@ def test_compare_missing_entry_is_mismatch():
     df = compare_results(da, db)
     assert not df["match"].any()
     assert len(flatten_estimates(da)) == 4
+
+
+def test_count_column_names():
+    for name in ("n", "n_treated", "n_risk", "count", "count_2013", "starters_2012", "events"):
+        assert is_count_column(name), name
+    for name in ("counterfactual_mean", "estimate", "nodegree", "share", "rowsum_x"):
+        assert not is_count_column(name), name

@@ -1,5 +1,6 @@
 """Datasets: the known-truth mentor-study simulator and small generators for tests."""
 
+from mentor_impact.datasets.duration_truth import potential_durations, true_duration_effects
 from mentor_impact.datasets.public import load_lalonde, load_mgus2, load_veteran
 from mentor_impact.datasets.simulate import (
     OUTCOMES,
@@ -15,7 +16,9 @@ __all__ = [
     "load_lalonde",
     "load_mgus2",
     "load_veteran",
+    "potential_durations",
     "simulate_mentor_study",
+    "true_duration_effects",
 ]
 
 try:  # the timing-of-events generator is owned by the duration module's author

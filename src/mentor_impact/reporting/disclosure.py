@@ -19,7 +19,8 @@ __all__ = ["SUPPRESSED", "is_count_column", "suppress_counts"]
 
 SUPPRESSED = "suppressed"
 
-_COUNT_PREFIXES = ("n_", "n", "count", "starters", "persons", "rows", "at_risk", "events")
+_COUNT_NAMES = ("n", "count", "starters", "persons", "rows", "events", "at_risk")
+_COUNT_PREFIXES = ("n_", "count_", "starters_", "persons_", "rows_", "events_", "at_risk_")
 
 
 def is_count_column(name: str) -> bool:
@@ -33,11 +34,13 @@ def is_count_column(name: str) -> bool:
     Returns
     -------
     bool
-        True for ``n``, ``n_*``, ``count*``, ``starters*``, ``persons*``, ``rows*``,
-        ``at_risk*`` and ``events*``.
+        True for the names ``n``, ``count``, ``starters``, ``persons``, ``rows``,
+        ``events``, ``at_risk`` and for names starting with one of them followed by ``_``
+        (``n_treated``, ``n_risk``, ``starters_2013``); false otherwise (``counterfactual_mean``
+        is not a count).
     """
     low = str(name).lower()
-    return low == "n" or any(low.startswith(p) for p in _COUNT_PREFIXES if p != "n")
+    return low in _COUNT_NAMES or low.startswith(_COUNT_PREFIXES)
 
 
 def suppress_counts(
