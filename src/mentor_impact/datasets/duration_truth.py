@@ -87,7 +87,7 @@ def true_duration_effects(
     times: Sequence[float] = (26, 52, 104, 156),
     rmst_horizon: float | None = 156,
 ) -> pd.DataFrame:
-    """True survival differences and ΔRMST over the treated rows of a design.
+    """Return the true survival differences and ΔRMST over the treated rows of a design.
 
     Parameters
     ----------
