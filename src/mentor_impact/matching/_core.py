@@ -469,3 +469,105 @@ def ai_covariance_ate(
         ew = resid * (s * used + Kc)[:, None]
         v = ew.T @ ew
     return v / S**2, est
+
+
+# --------------------------------------------------------------------------- AI (2016)
+def knn_points(query: FloatArray, pool: FloatArray, L: int) -> IntArray:
+    """Return indices (into ``pool``) of the ``L`` pool values nearest to each ``query``.
+
+    A pool unit at distance 0 (the query unit itself when it belongs to the pool) counts as
+    a neighbour; ties in distance go to the smaller pool value. Vectorised over queries
+    (loop over the ``L`` ranks only). ``L`` must not exceed ``pool.size``.
+    """
+    order = np.argsort(pool, kind="stable")
+    ps = pool[order]
+    m = ps.size
+    lo = np.searchsorted(ps, query, side="left")
+    left = lo - 1
+    right = lo.copy()
+    out = np.empty((query.size, L), dtype=np.int64)
+    for r in range(L):
+        vl = left >= 0
+        vr = right < m
+        dl = np.where(vl, query - ps[np.clip(left, 0, m - 1)], np.inf)
+        dr = np.where(vr, ps[np.clip(right, 0, m - 1)] - query, np.inf)
+        take_l = vl & (dl <= dr)
+        out[:, r] = order[np.where(take_l, np.clip(left, 0, m - 1), np.clip(right, 0, m - 1))]
+        left = left - take_l
+        right = right + ~take_l
+    return out
+
+
+def ps_conditional_cov_sum(
+    dist: FloatArray,
+    Z: FloatArray,
+    Y: FloatArray,
+    arm: npt.NDArray[np.bool_],
+    a: FloatArray,
+    L: int,
+) -> FloatArray:
+    """``sum_i a_i cov(Z, Y | e(X_i), arm)``, shape (q, k), without storing per-unit covariances.
+
+    For every unit ``i`` (of either arm) the conditional covariance is the sample covariance
+    (divisor ``L - 1``) of ``(Z_l, Y_l)`` over the ``L`` units ``l`` of ``arm`` whose matching
+    distance ``dist`` is nearest to ``dist_i`` (unit ``i`` itself included when it belongs to
+    ``arm``).
+    """
+    rows = np.flatnonzero(arm)
+    nbr = rows[knn_points(dist, dist[rows], L)]  # (n, L) data rows
+    Zn = Z[nbr]  # (n, L, q)
+    Zc = Zn - Zn.mean(axis=1, keepdims=True)
+    Zc *= (a / (L - 1.0))[:, None, None]
+    q = Z.shape[1]
+    # sum_l Zc_l (Y_l - Ybar) = sum_l Zc_l Y_l because sum_l Zc_l = 0
+    return np.asarray(Zc.reshape(-1, q).T @ Y[nbr.ravel()])
+
+
+def ai2016_adjustment(
+    estimand: str,
+    dist: FloatArray,
+    Z: FloatArray,
+    ps: FloatArray,
+    info: FloatArray,
+    treat: npt.NDArray[np.bool_],
+    Y: FloatArray,
+    L: int,
+    tau_unit: FloatArray | None = None,
+    est: FloatArray | None = None,
+) -> tuple[FloatArray, dict[str, FloatArray]]:
+    """Abadie–Imbens (2016) correction of the matching variance for an estimated logit PS.
+
+    Parameters
+    ----------
+    estimand : {"ATE", "ATT", "ATC"}
+    dist : (n,) matching distance (PS or logit PS) used to find the ``L`` same-arm neighbours.
+    Z : (n, q) logit design (intercept included); ``ps = expit(Z @ theta_hat)``.
+    info : (q, q) logit information ``sum_i e_i (1 - e_i) Z_i Z_i'``.
+    treat : (n,) treatment.  Y : (n, k) outcome(s), original scale.
+    tau_unit : (n, k) imputed unit effects ``Y_i(1) - Y_i(0)`` for every unit (ATT/ATC).
+    est : (k,) the ATT / ATC estimate (original scale).
+
+    Returns
+    -------
+    (delta, parts)
+        ``delta`` (k, k) is **added** to the Abadie–Imbens (2006) covariance of the estimate:
+        ATE ``- c' I^-1 c``; ATT/ATC ``- c_t' I^-1 c_t + d' I^-1 d``. ``parts`` holds ``c`` and
+        (ATT/ATC) ``d``, both (q, k).
+    """
+    n = ps.size
+    f = ps * (1.0 - ps)  # logistic density at X'theta
+    Iinv = np.linalg.pinv(info)
+    if estimand == "ATE":
+        c = ps_conditional_cov_sum(dist, Z, Y, treat, f / ps / n, L)
+        c += ps_conditional_cov_sum(dist, Z, Y, ~treat, f / (1.0 - ps) / n, L)
+        return -(c.T @ Iinv @ c), {"c": c}
+    assert tau_unit is not None and est is not None
+    if estimand == "ATT":
+        focal, odds = treat, ps / (1.0 - ps)
+    else:  # ATC: the ATT of the reversed treatment (theta -> -theta, e -> 1 - e)
+        focal, odds = ~treat, (1.0 - ps) / ps
+    nf = float(focal.sum())
+    c = ps_conditional_cov_sum(dist, Z, Y, focal, f / nf, L)
+    c += ps_conditional_cov_sum(dist, Z, Y, ~focal, f * odds / nf, L)
+    d = (Z * (f / nf)[:, None]).T @ (tau_unit - est)
+    return -(c.T @ Iinv @ c) + d.T @ Iinv @ d, {"c": c, "d": d}

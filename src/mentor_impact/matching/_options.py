@@ -106,10 +106,16 @@ class AbadieImbens(_NeedsFit):
         ``True``: variance of the population ATT (adds the heterogeneity term
         ``sum_t (tau_t - tau)^2 / N_1^2``); ``False``: sample ATT (conditional on X).
     ps_adjustment : bool, default=False
-        Reserved for the Abadie–Imbens (2016) correction for an estimated propensity score.
-        Not available yet: ``True`` raises ``ConfigurationError`` in ``fit`` (a prototype
-        did not pass its coverage check). Ignoring PS estimation is conservative for the
-        ATE; for the ATT it can go either way.
+        Abadie–Imbens (2016) correction for matching on a propensity score estimated by
+        logit maximum likelihood (see Notes). Available for ``NearestNeighborMatching``
+        with ``replace=True``, a scalar distance (``"ps"`` or ``"logit"``), the default
+        ``PropensityModel`` fitted inside ``fit`` (not ``ps=``), no caliper, exact cells,
+        trimming, bias correction or sampling weights, and ``population=True``; other
+        settings raise ``ConfigurationError``. ATT, ATC and ATE.
+    ps_neighbors : int or None, default=None
+        ``L``, the number of same-arm neighbours on the matching distance used to estimate
+        the conditional covariances ``cov(X, mu(X, w) | e(X))`` of the correction
+        (``None``: ``max(n_neighbors, 2)``, as Stata's ``nn(#)``); at least 2.
 
     Notes
     -----
@@ -127,14 +133,60 @@ class AbadieImbens(_NeedsFit):
     For a curve the squares become outer products, giving the full ``(H + 1) x (H + 1)``
     covariance. Sampling weights multiply each treated unit's contributions (frequency
     weight semantics).
+
+    **Estimated propensity score** (Abadie and Imbens 2016, Theorems 1 and 2; the sample
+    analogues are those of Stata's ``teffects psmatch``). With the logit
+    ``e(x) = F(x'theta)``, ``f = F' = e (1 - e)``, ``Z_i`` the logit design row (intercept
+    included), ``I = sum_i e_i (1 - e_i) Z_i Z_i'`` the logit information (so ``I^-1`` is
+    the covariance of ``theta_hat``) and ``C_wi`` the ``(q, k)`` covariance of ``(Z, Y)``
+    over the ``L`` units of arm ``w`` nearest to ``i`` on the matching distance (``i``
+    itself included when in arm ``w``; divisor ``L - 1``), an estimate of
+    ``cov(X, mu(X, w) | e(X_i))``:
+
+    .. math::
+
+        V_{ATE} = V - c' I^{-1} c, \qquad
+        c = \frac{1}{N} \sum_i f_i \Big(\frac{C_{1i}}{e_i} + \frac{C_{0i}}{1 - e_i}\Big)
+
+        V_{ATT} = V - c_t' I^{-1} c_t + d' I^{-1} d, \quad
+        c_t = \frac{1}{N_1} \sum_i f_i \Big(C_{1i} + \frac{e_i}{1 - e_i} C_{0i}\Big), \quad
+        d = \frac{1}{N_1} \sum_i f_i Z_i (\hat\tau_i - \hat\tau_t)'
+
+    where ``V`` is the population variance above, all sums run over all ``N`` units, and
+    ``tau_i = Yhat_i(1) - Yhat_i(0)`` is the matched unit-level effect of every unit
+    (controls matched to treated units for the term ``d``, an extra matching run). The ATC
+    is the ATT of the reversed treatment (``e -> 1 - e``). In population terms (``I``
+    per observation, ``N V`` the variance) ``d`` estimates
+    ``dtau_t/dtheta = E[X f (mu(X, 1) - mu(X, 0) - tau_t)] / E[e]`` and ``c_t`` estimates
+    ``E[(e / E[e]) (cov(X, mu(X, 1) | e) / e + cov(X, mu(X, 0) | e) / (1 - e)) f]``.
+    The ATE correction is never positive (ignoring PS estimation is conservative); the ATT
+    correction can go either way. The quadratic forms do not depend on the
+    (standardised) parametrisation of the logit. Matching on ``logit e`` instead of ``e``
+    finds the same neighbourhoods asymptotically. ``results.extra["ps_adjustment"]`` holds
+    ``c``, ``d`` (ATT/ATC) and the ``unadjusted_cov``. Validated by simulation
+    (``tests/matching/test_ai2016.py``): adjusted 95% intervals cover the population ATT
+    and ATE in 93–97% of replications with SE / Monte-Carlo SD within 0.9–1.1.
+
+    References
+    ----------
+    Abadie, A. and Imbens, G. W. (2016). Matching on the estimated propensity score.
+    Econometrica 84, 781–807.
     """
 
     n_neighbors: int = 2
     population: bool = True
     ps_adjustment: bool = False
+    ps_neighbors: int | None = None
     name: str = "abadie-imbens"
 
     def __post_init__(self) -> None:
+        if self.ps_neighbors is not None and (
+            not isinstance(self.ps_neighbors, (int, np.integer)) or self.ps_neighbors < 2
+        ):
+            raise ConfigurationError(
+                "The 'ps_neighbors' parameter of AbadieImbens must be None or an int >= 2. "
+                f"Got {self.ps_neighbors!r} instead."
+            )
         if not isinstance(self.n_neighbors, (int, np.integer)) or self.n_neighbors < 0:
             raise ConfigurationError(
                 "The 'n_neighbors' parameter of AbadieImbens must be an int >= 0. "

@@ -20,6 +20,7 @@ from mentor_impact.exceptions import (
 from mentor_impact.inference.covariance import CovarianceEstimator
 from mentor_impact.matching._core import (
     Matches,
+    ai2016_adjustment,
     ai_covariance,
     ai_covariance_ate,
     bias_correction,
@@ -360,6 +361,7 @@ class _MatchingBase:
         repeated = clusters is not None and _has_repeats(clusters)
         cov_arg: Any
         cov_type = None
+        ps_parts: dict[str, Any] | None = None
         if cov is None:
             if repeated:
                 from mentor_impact.inference.covariance import Clustered
@@ -369,11 +371,23 @@ class _MatchingBase:
                 cov_arg, cov_type = v_ai, AbadieImbens().describe()
         elif isinstance(cov, AbadieImbens):
             if cov.ps_adjustment:
-                raise ConfigurationError(
-                    "AbadieImbens(ps_adjustment=True) is not available yet. Hint: use the "
-                    "unadjusted variance (conservative for the ATE) or IPW/AIPW with the "
-                    "stacked sandwich."
+                delta, ps_parts = self._ps_adjustment(
+                    data, cov, roles, ate_parts, treat, dist, Xw, calvar, cal_abs, cells,
+                    psv, model, Y, s, est, owner,
                 )
+                ps_parts["unadjusted_cov"] = v_ai
+                v_ai = v_ai + delta
+                dv = np.diag(v_ai).copy()
+                # rounding scale: var(Y) / n (the variance is 0 when Y is constant by arm)
+                tol = 1e-10 * (np.abs(np.diag(ps_parts["unadjusted_cov"]))
+                               + np.var(Y, axis=0) / Y.shape[0]) + 1e-300
+                if np.any(dv < -tol):
+                    raise EstimationError(
+                        f"{owner}: the Abadie-Imbens (2016) propensity-score adjustment makes "
+                        f"{int(np.sum(dv < 0))} of {dv.size} variances negative. Hint: "
+                        "raise AbadieImbens(ps_neighbors=...) or use the unadjusted variance."
+                    )
+                np.fill_diagonal(v_ai, np.maximum(dv, 0.0))  # rounding below zero
             cov_arg, cov_type = v_ai, cov.describe()
         elif isinstance(cov, MatchedSetRegression):
             if len(roles) != 1:
@@ -435,6 +449,7 @@ class _MatchingBase:
                 "ps": psv,
                 "propensity_model": model,
                 "ai_cov": v_ai,
+                **({"ps_adjustment": ps_parts} if ps_parts is not None else {}),
             },
             config=self.get_params(),
             seed=getattr(self, "seed", None),
@@ -446,6 +461,83 @@ class _MatchingBase:
 
     def _check_params(self) -> None:
         self._check_common()
+
+    def _ps_adjustment(
+        self,
+        data: Any,
+        ai: AbadieImbens,
+        roles: list[bool],
+        ate_parts: list[tuple[Matches, FloatArray, FloatArray]],
+        treat: npt.NDArray[np.bool_],
+        dist: FloatArray | None,
+        Xw: FloatArray | None,
+        calvar: FloatArray,
+        cal_abs: float | None,
+        cells: IntArray | None,
+        psv: FloatArray,
+        model: Any,
+        Y: FloatArray,
+        s: FloatArray,
+        est: FloatArray,
+        owner: str,
+    ) -> tuple[FloatArray, dict[str, Any]]:
+        """Abadie–Imbens (2016) correction (see ``AbadieImbens``); returns (delta, parts)."""
+        problems = []
+        if not isinstance(self, NearestNeighborMatching) or not self.replace:
+            problems.append("nearest-neighbour matching with replace=True")
+        if dist is None:
+            problems.append("a scalar PS distance ('logit' or 'ps')")
+        if self.caliper is not None:
+            problems.append("no caliper")
+        if cells is not None:
+            problems.append("no exact cells")
+        if self.bias_correction:
+            problems.append("bias_correction=False")
+        if getattr(self, "support", None) is not None:
+            problems.append("support=None (no trimming)")
+        if not ai.population:
+            problems.append("AbadieImbens(population=True)")
+        if not np.all(s == 1.0):
+            problems.append("unit sampling weights")
+        if model is None or getattr(model, "estimator_", 1) is not None:
+            problems.append("the default logit PropensityModel fitted in fit() (not ps=)")
+        elif getattr(model, "calendar_levels_", np.empty(0)).size or model.duration_column:
+            problems.append("a logit without calendar/duration dummies")
+        if problems:
+            raise ConfigurationError(
+                f"{owner}: AbadieImbens(ps_adjustment=True) is derived for nearest-neighbour "
+                "matching with replacement on a logit propensity score estimated by maximum "
+                f"likelihood; this fit lacks: {'; '.join(problems)}. Hint: use the unadjusted "
+                "variance (conservative for the ATE) or IPW/AIPW with the stacked sandwich."
+            )
+        assert dist is not None
+        Z = np.asarray(model.design_matrix(data), dtype=np.float64)
+        info = np.asarray(model.information_, dtype=np.float64)
+        L = ai.ps_neighbors if ai.ps_neighbors is not None else max(ai.n_neighbors, 2)
+        small = min(int(treat.sum()), int((~treat).sum()))
+        if L > small:
+            raise ConfigurationError(
+                f"{owner}: ps_neighbors={L} exceeds the {small} units of the smaller arm. "
+                "Hint: lower AbadieImbens(ps_neighbors=...)."
+            )
+        if len(roles) == 2:
+            delta, parts = ai2016_adjustment("ATE", dist, Z, psv, info, treat, Y, L)
+            return delta, parts
+        # the ATT/ATC term d needs imputed unit effects for every unit: match the other way
+        m_rev, _ = self._match_one(
+            not roles[0], treat, dist, Xw, calvar, cal_abs, cells, psv, owner
+        )
+        Ys_rev = Y * (1.0 if not roles[0] else -1.0)
+        fy, cf = focal_effects(m_rev, Ys_rev)
+        tau_unit = np.zeros_like(Y)
+        m0, tau_f0, _ = ate_parts[0]
+        tau_unit[m0.focal] = tau_f0
+        tau_unit[m_rev.focal] = fy - cf
+        # est and tau_unit are on the original scale (focal minus matched times the sign)
+        delta, parts = ai2016_adjustment(
+            "ATT" if roles[0] else "ATC", dist, Z, psv, info, treat, Y, L, tau_unit, est
+        )
+        return delta, parts
 
     def _match_one(
         self,
