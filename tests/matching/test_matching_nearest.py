@@ -290,11 +290,11 @@ def test_ate_ai_variance_equals_loop():
     np.testing.assert_allclose(res.cov[0, 0], v, rtol=1e-10)
 
 
-def test_ps_adjustment_not_available_yet():
+def test_ps_adjustment_rejects_settings_outside_the_theory():
     df = _frame(seed=15)
-    with pytest.raises(ConfigurationError, match=r"ps_adjustment=True\) is not available"):
-        NearestNeighborMatching(replace=True).fit(_data(df), outcome="y",
-                                                  cov=AbadieImbens(ps_adjustment=True))
+    with pytest.raises(ConfigurationError):
+        NearestNeighborMatching(replace=True, caliper=0.2).fit(
+            _data(df), outcome="y", cov=AbadieImbens(ps_adjustment=True))
 
 
 def test_random_order_is_seeded():
