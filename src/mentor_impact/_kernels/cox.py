@@ -16,6 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from mentor_impact._kernels.linalg import crossprod
+
 FloatArray = NDArray[Any]  # float64 arrays (loose alias: numpy stubs type bincount as int)
 IntArray = NDArray[Any]
 
@@ -287,7 +289,7 @@ def weighted_gram(x: FloatArray, g: FloatArray, chunk: int = 32768) -> FloatArra
         e = min(s + chunk, n)
         b = buf[: e - s]
         np.multiply(x[s:e], sg[s:e, None], out=b)
-        out += b.T @ b
+        out += crossprod(b)
     return out
 
 

@@ -14,6 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit, gammaln, xlogy
 
+from mentor_impact._kernels.linalg import weighted_gram
+
 FloatArray = NDArray[Any]
 
 __all__ = ["GLMFit", "glm_fit", "glm_loglik"]
@@ -117,12 +119,12 @@ def glm_fit(
         var = _variance(family, mu)
         z = (eta - off) + (y - mu) / dmu
         ww = weights * dmu**2 / np.maximum(var, _EPS)
-        xw = x * ww[:, None]
-        gram = xw.T @ x
+        gram = weighted_gram(x, ww)
+        rhs = (ww * z) @ x
         try:
-            new_beta = np.linalg.solve(gram, xw.T @ z)
+            new_beta = np.linalg.solve(gram, rhs)
         except np.linalg.LinAlgError:
-            new_beta = np.linalg.lstsq(gram, xw.T @ z, rcond=None)[0]
+            new_beta = np.linalg.lstsq(gram, rhs, rcond=None)[0]
         eta_new = x @ new_beta + off
         mu_new, dmu_new = _link(family, link, eta_new)
         dev = _deviance(family, y, mu_new, weights)
@@ -145,7 +147,7 @@ def glm_fit(
         dev_old = dev
     var = _variance(family, mu)
     ww = weights * dmu**2 / np.maximum(var, _EPS)
-    gram = (x * ww[:, None]).T @ x
+    gram = weighted_gram(x, ww)
     try:
         cov = np.linalg.inv(gram)
     except np.linalg.LinAlgError:

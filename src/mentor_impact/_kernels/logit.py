@@ -60,13 +60,9 @@ def _weighted_gram(Z: FloatArray, v: FloatArray, chunk: int = 262_144) -> FloatA
 
     Uses ``A' A`` with ``A = Z * sqrt(v)`` so that numpy calls BLAS ``syrk``.
     """
-    n, q = Z.shape
-    out = np.zeros((q, q))
-    sv = np.sqrt(v)
-    for lo in range(0, n, chunk):
-        a = Z[lo : lo + chunk] * sv[lo : lo + chunk, None]
-        out += a.T @ a
-    return out
+    from mentor_impact._kernels.linalg import weighted_gram
+
+    return weighted_gram(Z, v, chunk)
 
 
 def _solve_psd(H: FloatArray, g: FloatArray) -> tuple[FloatArray, bool]:

@@ -18,6 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from mentor_impact._kernels.linalg import weighted_gram
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
@@ -61,20 +63,8 @@ def _tmul(A: FloatArray, B: FloatArray) -> FloatArray:
 
 
 def _gram(Z: FloatArray, v: FloatArray, chunk: int = 262_144) -> FloatArray:
-    """``Z' diag(v) Z`` by BLAS ``dsyrk`` on the transposed view of each scaled chunk.
-
-    ``zc.T @ zc`` took 3.0 s against 0.7 s for ``dsyrk`` at 168,000 x 120 on this machine's
-    OpenBLAS (same numbers to rounding); the upper triangle is mirrored.
-    """
-    from scipy.linalg.blas import dsyrk
-
-    n, q = Z.shape
-    out = np.zeros((q, q))
-    sv = np.sqrt(v)  # v >= 0 everywhere it is used
-    for lo in range(0, n, chunk):
-        zc = np.ascontiguousarray(Z[lo : lo + chunk] * sv[lo : lo + chunk, None])
-        out += dsyrk(1.0, zc.T, trans=0, lower=0)
-    return np.triu(out) + np.triu(out, 1).T
+    """``Z' diag(v) Z`` (BLAS ``dsyrk``, see :mod:`mentor_impact._kernels.linalg`)."""
+    return weighted_gram(Z, v, chunk)
 
 
 def logit_fit(

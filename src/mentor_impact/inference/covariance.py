@@ -90,21 +90,10 @@ class CovarianceEstimator:
 
 
 def _chunked_crossprod(a: npt.NDArray[np.float64], chunk: int = 200_000) -> npt.NDArray[np.float64]:
-    """Return ``a.T @ a`` computed in row chunks to bound memory.
+    """Return ``a.T @ a`` in row chunks (BLAS ``dsyrk``; see ``_kernels.linalg``)."""
+    from mentor_impact._kernels.linalg import crossprod
 
-    Uses BLAS ``dsyrk`` on the transposed (Fortran-ordered) view of each C-ordered chunk,
-    which avoids the copy and the slow transposed GEMM path that ``a.T @ a`` can take in
-    some OpenBLAS builds (measured here: 0.24 s against 1.0 s at 200,000 x 157).
-    """
-    from scipy.linalg.blas import dsyrk
-
-    k = a.shape[1]
-    out = np.zeros((k, k), dtype=np.float64)
-    for start in range(0, a.shape[0], chunk):
-        block = np.ascontiguousarray(a[start : start + chunk], dtype=np.float64)
-        out += dsyrk(1.0, block.T, trans=0, lower=0)
-    upper = np.triu(out)
-    return upper + np.triu(out, 1).T
+    return crossprod(a, chunk)
 
 
 @dataclass(frozen=True)
