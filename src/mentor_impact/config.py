@@ -107,6 +107,7 @@ STUDY_SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
     "report": {
         "min_cell": ((int,), 5, "smallest count shown in exported tables"),
         "html": ((bool,), True, "write report.html"),
+        "robustness": ((bool,), True, "robustness panel across estimators (headline outcome)"),
         "figures": ((bool,), True, "write PNG figures"),
     },
 }

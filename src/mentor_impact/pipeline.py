@@ -476,9 +476,9 @@ def run_study(
 
             # robustness panel: one scalar summary of the headline outcome by estimator
             panel_rows: list[dict[str, Any]] = []
-            scal = [f"{headline}_acc_1_{int(spec['design']['horizon'])}",
-                    f"{headline}_w{int(spec['design']['horizon'])}"]
-            scal = [o for o in scal if o in data.outcomes]
+            # one scalar summary: accumulated weeks over the whole horizon
+            scal = [f"{headline}_acc_1_{int(spec['design']['horizon'])}"]
+            scal = [o for o in scal if o in data.outcomes and spec["report"]["robustness"]]
             candidates: list[tuple[str, Any, dict[str, Any]]] = [
                 ("NN k=1, caliper 0.2", mi.NearestNeighborMatching(
                     k=1, replace=True, caliper=mi.Caliper(0.2), exact=["cell"]), {"ps": ps}),
@@ -714,7 +714,7 @@ def _build_report(
     s = report.section("Robustness and sensitivity", "robustness")
     if "robustness" in tables:
         s.table(tables["robustness"], f"Headline outcome ({headline}) across estimators: "
-                "accumulated weeks over the horizon and status in the last week")
+                "accumulated weeks over the horizon")
     if "e_values" in tables:
         s.table(tables["e_values"], "E-values (VanderWeele & Ding 2017) of the IPW effects: "
                 "the risk-ratio association an unobserved confounder would need with both "
