@@ -10,6 +10,17 @@ from contextlib import contextmanager
 __all__ = ["Progress"]
 
 
+def _peak_rss_gb() -> float:
+    """Peak resident memory of this process so far, in GB (NaN where not measurable)."""
+    try:
+        import resource
+
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+        return float(kb) / 1e6 if sys.platform != "darwin" else float(kb) / 1e9
+    except (ImportError, OSError):  # pragma: no cover - Windows
+        return float("nan")
+
+
 class Progress:
     """Report the steps of a pipeline with their durations.
 
@@ -26,6 +37,7 @@ class Progress:
         self.total = total
         self.count = 0
         self.timings: dict[str, float] = {}
+        self.peak_memory_gb: dict[str, float] = {}
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -40,5 +52,6 @@ class Progress:
         finally:
             dt = time.perf_counter() - t0
             self.timings[name] = self.timings.get(name, 0.0) + dt
+            self.peak_memory_gb[name] = _peak_rss_gb()
             if not self.quiet:
                 print(f"{prefix}{name}: done in {dt:.1f} s", file=sys.stderr, flush=True)

@@ -117,6 +117,17 @@ class StudyOutcome:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _slim(res: EffectResults) -> EffectResults:
+    """Drop the per-row influence function (n x k) once the covariance is computed.
+
+    The pipeline keeps many curve results; at register size each influence function is
+    about 1 GB, so only the covariance, estimates and per-row weights are kept.
+    """
+    import dataclasses
+
+    return dataclasses.replace(res, influence=None, cluster=None, frame=None)
+
+
 def _load_data(spec: StudySpec, seed: int) -> tuple[Any, Any, pd.DataFrame, Any]:
     """Return register, spells, baseline and (for the simulator) the study object."""
     d = spec["data"]
@@ -314,6 +325,8 @@ def run_study(
                 washout=int(dsg["washout"]),
                 sustain=int(dsg["sustained_weeks"]),
                 follow_up=str(dsg["follow_up"]),
+                # only the curves the study asks for (each is n x (H+1) bytes)
+                outcomes=curves,
             )
             data = design.build(register, spells, baseline, seed=seed)
             missing = [c for c in curves if c not in data.outcomes]
@@ -376,23 +389,24 @@ def run_study(
                     exact=list(m["exact"]) or None,
                 )
                 res_nn = nn.fit(data, outcome=headline, ps=ps)
-                results.setdefault(headline, {})["NN matching A"] = res_nn
+                results.setdefault(headline, {})["NN matching A"] = _slim(res_nn)
         with prog.step("inverse probability weighting (A and B)"):
             ipw = mi.IPW(estimand="ATT", truncate=float(spec["ipw"]["truncate"]) or None,
                          propensity=pfit)
             for outcome in curves if spec["ipw"]["enabled"] else []:
-                results.setdefault(outcome, {})["IPW A"] = ipw.fit(data, outcome=outcome, cov=cov)
+                results.setdefault(outcome, {})["IPW A"] = _slim(
+                    ipw.fit(data, outcome=outcome, cov=cov))
                 if spec["ipw"]["estimand_b"]:
-                    results[outcome]["IPW B"] = ipw.fit(
+                    results[outcome]["IPW B"] = _slim(ipw.fit(
                         data, outcome=outcome, cov=cov, dynamic="B"
-                    )
+                    ))
         with prog.step("augmented IPW (cross-fitted)"):
             if spec["aipw"]["enabled"]:
                 aipw = mi.AIPW(n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT",
                                seed=seed, ps_clip=1e-3)
-                results.setdefault(headline, {})["AIPW A"] = aipw.fit(
+                results.setdefault(headline, {})["AIPW A"] = _slim(aipw.fit(
                     data, outcome=headline, cov=cov
-                )
+                ))
         # effects table with truth
         for outcome, by_est in results.items():
             for name, res in by_est.items():
@@ -645,6 +659,7 @@ def run_study(
         doc["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})[:50]
 
     doc["timings_seconds"] = prog.timings
+    doc["peak_memory_gb_after_stage"] = prog.peak_memory_gb
     # ----------------------------------------------------------------------- write
     tables = {k: suppress_counts(v, min_cell=min_cell) for k, v in tables.items()}
     doc["disclosure"] = {"min_cell": min_cell,
