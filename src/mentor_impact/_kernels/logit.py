@@ -89,12 +89,15 @@ def fit_logit_newton(
     max_iter: int = 100,
     beta0: FloatArray | None = None,
     warm_start_rows: int = 200_000,
+    information: bool = True,
 ) -> LogitFit:
     """Maximise the weighted Bernoulli log-likelihood by Newton-Raphson with step halving.
 
     Convergence: relative change of the deviance below ``tol`` (R's glm rule
     ``|dev - dev_old| / (|dev| + 0.1) < epsilon`` with a much tighter epsilon) and a
-    Newton decrement below ``tol``. Starting values: ``beta0`` or zeros.
+    Newton decrement below ``tol``. Starting values: ``beta0`` or zeros (above
+    ``warm_start_rows`` rows: the fit on an evenly strided subsample).
+    ``information=False`` skips the final information matrix (returned as zeros).
     """
     n, q = Z.shape
     if beta0 is None:
@@ -105,7 +108,7 @@ def fit_logit_newton(
             stride = n // (warm_start_rows // 2)
             sub = fit_logit_newton(
                 Z[::stride], y[::stride], w[::stride], tol=1e-8, max_iter=max_iter,
-                warm_start_rows=warm_start_rows,
+                warm_start_rows=warm_start_rows, information=False,
             )
             if sub.converged and np.all(np.isfinite(sub.beta)) and not sub.diverging:
                 beta = sub.beta
@@ -140,7 +143,7 @@ def fit_logit_newton(
             converged = True
             break
     p = expit(eta)
-    info = _weighted_gram(Z, w * p * (1.0 - p))
+    info = _weighted_gram(Z, w * p * (1.0 - p)) if information else np.zeros((q, q))
     diverging = len(max_eta_hist) >= 3 and max_eta_hist[-1] > 15.0 and (
         max_eta_hist[-1] > max_eta_hist[-3] + 1.0
     )

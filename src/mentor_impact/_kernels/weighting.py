@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from mentor_impact._kernels.linalg import weighted_gram
+from mentor_impact._kernels.logit import fit_logit_newton
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -77,66 +78,20 @@ def logit_fit(
     beta0: FloatArray | None = None,
     hessian: bool = True,
 ) -> LogitResult:
-    """Weighted logit MLE by Newton-Raphson with step halving.
+    """Weighted logit MLE (the Newton-Raphson kernel of :mod:`mentor_impact._kernels.logit`).
 
-    Start: ``beta0`` or zero slopes with the intercept at the weighted log-odds (column 0
-    must be the intercept). Stop: when the Newton decrement ``grad' H^-1 grad`` falls below
-    ``tol * (|deviance| + 0.1)`` the last (full) step is taken without a line search and the
-    fit stops (quadratic convergence: the remaining error is far below ``tol``), or when the
-    relative deviance change is below ``tol`` (R's glm rule with a tighter epsilon).
+    Start: ``beta0``, or zeros (from 100,000 rows on: the fit on an evenly strided
+    subsample; the likelihood is concave, so the solution does not depend on it). Stop:
+    relative deviance change below ``tol`` (R's glm rule with a tighter epsilon).
     ``hessian=False`` skips the final information matrix (returned as zeros).
     """
-    n, q = Z.shape
-    if beta0 is None and n >= 100_000:
-        # start from the fit on every 10th row: the full-data Newton steps then begin close
-        # to the MLE (the likelihood is concave, so the solution does not depend on it)
-        sub = slice(0, n, 10)
-        beta0 = logit_fit(Z[sub], d[sub], w[sub], tol=1e-8, max_iter=max_iter,
-                          hessian=False).coef
-    if beta0 is not None:
-        beta = np.asarray(beta0, dtype=np.float64).copy()
-    else:
-        beta = np.zeros(q)
-        pbar = float(np.clip(np.dot(w, d) / max(w.sum(), 1e-300), 1e-12, 1 - 1e-12))
-        beta[0] = np.log(pbar / (1 - pbar))
-    eta = Z @ beta
-
-    def dev_of(e: FloatArray) -> float:
-        return float(-2.0 * np.dot(w, d * e - np.logaddexp(0.0, e)))
-
-    dev = dev_of(eta)
-    converged = False
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007
-        p = expit(eta)
-        grad = Z.T @ (w * (d - p))
-        H = _gram(Z, w * p * (1.0 - p))
-        try:
-            step = np.linalg.solve(H, grad)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(H, grad, rcond=None)[0]
-        decrement = float(grad @ step)
-        if 0.0 <= decrement < tol * (abs(dev) + 0.1):
-            beta = beta + step
-            eta = Z @ beta
-            converged = True
-            break
-        t = 1.0
-        while True:
-            b_new = beta + t * step
-            e_new = Z @ b_new
-            dev_new = dev_of(e_new)
-            if dev_new <= dev + 1e-10 * (abs(dev) + 0.1) or t < 1e-8:
-                break
-            t *= 0.5
-        rel = abs(dev - dev_new) / (abs(dev_new) + 0.1)
-        beta, eta, dev = b_new, e_new, dev_new
-        if rel < tol:
-            converged = True
-            break
-    p = expit(eta)
+    q = Z.shape[1]
+    fit = fit_logit_newton(Z, d, w, tol=tol, max_iter=max_iter, beta0=beta0,
+                           warm_start_rows=100_000, information=False)
+    p = expit(fit.eta)
     H = _gram(Z, w * p * (1.0 - p)) if hessian else np.zeros((q, q))
-    return LogitResult(beta, p, H, it, converged, float(np.max(np.abs(eta))) if n else 0.0)
+    max_abs_eta = float(np.max(np.abs(fit.eta))) if fit.eta.size else 0.0
+    return LogitResult(fit.beta, p, H, fit.n_iter, fit.converged, max_abs_eta)
 
 
 def independent_columns(X: FloatArray, w: FloatArray, tol: float = 1e-10) -> IntArray:
