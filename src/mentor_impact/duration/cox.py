@@ -27,13 +27,18 @@ from mentor_impact._kernels.cox import (
     take_rows,
     weighted_gram,
 )
+from mentor_impact.duration._inputs import (
+    check_frame,
+    check_has_events,
+    check_positive_durations,
+    covariate_matrix,
+    event_indicator,
+)
 from mentor_impact.duration._regression_results import (
     ModelFrame,
     RegressionResults,
     _positions,
     as_float_column,
-    build_model_frame,
-    check_rank,
     group_codes,
     weights_column,
 )
@@ -47,18 +52,6 @@ from mentor_impact.exceptions import (
 __all__ = ["CoxPH", "CoxPHResults", "marginal_hazard_ratio"]
 
 FloatArray = npt.NDArray[np.float64]
-
-
-def _event_indicator(df: pd.DataFrame, event: str, codes: Sequence[int] = (0, 1)) -> FloatArray:
-    """Event column as integer codes within ``codes`` (booleans map to 0/1)."""
-    e = as_float_column(df, event, "event")
-    bad = ~np.isin(e, np.asarray(codes, dtype=float))
-    if bad.any():
-        raise DataValidationError(
-            f"event: expected codes in {sorted(codes)}; found {int(bad.sum())} rows with other "
-            f"values ({_positions(bad)}). Hint: recode the event column (0 = censored)."
-        )
-    return e
 
 
 @dataclass(frozen=True, eq=False)
@@ -388,21 +381,14 @@ class CoxPH:
             Invalid options.
         """
         self._check_params()
-        if not isinstance(df, pd.DataFrame):
-            raise DataValidationError(
-                f"df: expected a pandas DataFrame; found {type(df).__name__}."
-            )
+        check_frame(df)
         stop = as_float_column(df, duration, "duration")
-        ev = _event_indicator(df, event) == 1
+        ev = event_indicator(df, event) == 1
         start = None if entry is None else as_float_column(df, entry, "entry")
         if start is None:
-            bad = stop <= 0
-            if bad.any():
-                raise DataValidationError(
-                    f"duration: expected positive durations; found {int(bad.sum())} zero or "
-                    f"negative ({_positions(bad)}). Hint: events at time 0 need a small positive "
-                    "time or an entry column."
-                )
+            check_positive_durations(
+                stop, "events at time 0 need a small positive time or an entry column."
+            )
         else:
             bad = stop <= start
             if bad.any():
@@ -420,13 +406,8 @@ class CoxPH:
                     f"{int(frac.sum())} non-integer ({_positions(frac)}). Hint: use "
                     "frequency_weights=False for sampling / IPW weights."
                 )
-        if not ev.any():
-            raise DataValidationError(
-                f"event: expected at least one event; found 0 events among {len(df)} rows "
-                "(all censored). Hint: check the event coding (1 = event)."
-            )
-        x, frame = build_model_frame(df, covariates, reference_levels)
-        check_rank(x, frame.names, w, "covariates")
+        check_has_events(ev, len(df))
+        x, frame = covariate_matrix(df, covariates, w, reference_levels)
         strata_codes = None
         strata_labels = None
         strata_cols: tuple[str, ...] = ()

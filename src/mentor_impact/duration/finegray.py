@@ -10,11 +10,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from mentor_impact.duration._inputs import (
+    check_frame,
+    check_positive_durations,
+    covariate_matrix,
+)
 from mentor_impact.duration._regression_results import (
     _positions,
     as_float_column,
-    build_model_frame,
-    check_rank,
     group_codes,
     weights_column,
 )
@@ -198,17 +201,9 @@ class FineGray:
                 "strata / entry: not supported by FineGray; must be None. Hint: fit separate "
                 "models per stratum."
             )
-        if not isinstance(df, pd.DataFrame):
-            raise DataValidationError(
-                f"df: expected a pandas DataFrame; found {type(df).__name__}."
-            )
+        check_frame(df)
         time = as_float_column(df, duration, "duration")
-        bad = time <= 0
-        if bad.any():
-            raise DataValidationError(
-                f"duration: expected positive durations; found {int(bad.sum())} zero or negative "
-                f"({_positions(bad)}). Hint: drop them or add a small positive time."
-            )
+        check_positive_durations(time)
         code = as_float_column(df, event, "event")
         bad = (code < 0) | (code != np.round(code))
         if event_codes is not None:
@@ -228,8 +223,7 @@ class FineGray:
                 f"event: expected at least one event of cause {self.cause}; found 0 among "
                 f"{len(df)} rows. Hint: check cause= and the event coding."
             )
-        x, frame = build_model_frame(df, covariates, reference_levels)
-        check_rank(x, frame.names, w, "covariates")
+        x, frame = covariate_matrix(df, covariates, w, reference_levels)
         n = time.size
         subj = (
             np.arange(n, dtype=np.int64) if cluster is None else group_codes(df, cluster, "cluster")

@@ -21,16 +21,11 @@ import scipy.sparse as sp
 
 from mentor_impact._kernels.glm import BlockedGLMFit, glm_fit_blocked, glm_loglik
 from mentor_impact._kernels.glm import _link as _link_eval
+from mentor_impact.duration._inputs import common_inputs
 from mentor_impact.duration._regression_results import (
     RegressionResults,
     _positions,
-    as_float_column,
-    build_model_frame,
-    check_rank,
-    group_codes,
-    weights_column,
 )
-from mentor_impact.duration.cox import _event_indicator
 from mentor_impact.exceptions import (
     ConfigurationError,
     ConvergenceWarning,
@@ -79,52 +74,6 @@ def _sandwich(
 
     meat = weighted_gram(np.ascontiguousarray(scores), np.ones(scores.shape[0]))
     return bread @ meat @ bread, n_cl
-
-
-def _common_inputs(
-    df: pd.DataFrame,
-    duration: str,
-    event: str,
-    covariates: Sequence[str],
-    weights: str | None,
-    entry: str | None,
-    cluster: str | None,
-    reference_levels: Mapping[str, Any] | None,
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, Any, IntArray | None]:
-    if not isinstance(df, pd.DataFrame):
-        raise DataValidationError(f"df: expected a pandas DataFrame; found {type(df).__name__}.")
-    stop = as_float_column(df, duration, "duration")
-    ev = _event_indicator(df, event)
-    start = np.zeros(len(df)) if entry is None else as_float_column(df, entry, "entry")
-    if entry is None:
-        bad = stop <= 0
-        if bad.any():
-            raise DataValidationError(
-                f"duration: expected positive durations; found {int(bad.sum())} zero or negative "
-                f"({_positions(bad)}). Hint: drop them or add a small positive time."
-            )
-    else:
-        bad = stop <= start
-        if bad.any():
-            raise DataValidationError(
-                f"duration: expected duration > entry; found {int(bad.sum())} rows with "
-                f"duration <= entry ({_positions(bad)}). Hint: drop empty intervals."
-            )
-        neg = start < 0
-        if neg.any():
-            raise DataValidationError(
-                f"entry: expected entry >= 0; found {int(neg.sum())} negative ({_positions(neg)})."
-            )
-    w = weights_column(df, weights)
-    if not (ev == 1).any():
-        raise DataValidationError(
-            f"event: expected at least one event; found 0 events among {len(df)} rows (all "
-            "censored). Hint: check the event coding (1 = event)."
-        )
-    x, frame = build_model_frame(df, covariates, reference_levels)
-    check_rank(x, frame.names, w, "covariates")
-    clus = None if cluster is None else group_codes(df, cluster, "cluster")
-    return stop, ev, start, w, x, frame, clus
 
 
 def _poisson_fit_r(
@@ -279,7 +228,7 @@ class PiecewiseExponential:
                 "strata: not supported by PiecewiseExponential; add the column as a categorical "
                 "covariate (or interact it with the intervals)."
             )
-        stop, ev, start, w, x, frame, clus = _common_inputs(
+        stop, ev, start, w, x, frame, clus = common_inputs(
             df, duration, event, covariates, weights, entry, cluster, reference_levels
         )
         n = stop.size
@@ -531,7 +480,7 @@ class DiscreteTimeHazard:
             raise ConfigurationError(
                 "strata: not supported by DiscreteTimeHazard; add it as a categorical covariate."
             )
-        stop, ev, start, w, x, frame, clus = _common_inputs(
+        stop, ev, start, w, x, frame, clus = common_inputs(
             df, duration, event, covariates, weights, entry, cluster, reference_levels
         )
         for arr, nm in ((stop, "duration"), (start, "entry")):
