@@ -111,6 +111,14 @@ def _safe_div(a: FloatArray, b: FloatArray) -> FloatArray:
     return out
 
 
+def _hazard_terms(d_all: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Return ``lam = d / Y`` and ``c = 1 / (Y - d)`` (0 where not defined) on the grid."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = _safe_div(d_all, y)
+        c = np.where(y - d_all > 0, 1.0 / (y - d_all), 0.0)
+    return lam, c
+
+
 def km_curve(y: FloatArray, d: FloatArray) -> dict[str, FloatArray]:
     """Product-limit survival, Greenwood sum and Nelson-Aalen on the grid.
 
@@ -208,34 +216,10 @@ def aj_influence(
 
     and ``dS(k)/dw_i = -S(k) sum_{l<=k} (dN_i(l) - R_i(l) lam(l)) / (Y(l) - d(l))``.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam = _safe_div(d_all, y)
-        c = np.where(y - d_all > 0, 1.0 / (y - d_all), 0.0)
-    last = np.minimum(stop, k)  # last grid index at risk counted up to k
-    active = start <= k  # rows entering after t_k contribute nothing
-    died = (event > 0) & (stop <= k)
-    p2 = np.cumsum(lam * c)  # sum R lam/(Y-d)
-
-    def rng(p: FloatArray) -> FloatArray:
-        lo = np.where(start > 0, p[np.maximum(start - 1, 0)], 0.0)
-        return np.where(active, p[last] - lo, 0.0)
-
-    if cif_c is None:
-        b = np.where(died, c[stop], 0.0) - rng(p2)
-        return -weight * surv[k] * b
-    assert d_c is not None
-    s_prev = np.concatenate(([1.0], surv[:-1]))
-    lam_c = _safe_div(d_c, y)
-    p1 = np.cumsum(lam_c * _safe_div(s_prev, y))
-    p3 = np.cumsum(cif_c * lam * c)
-    died_c = (event == cause) & (stop <= k)
-    term1 = np.where(died_c, _safe_div(s_prev[stop], y[stop]), 0.0) - rng(p1)
-    fk = cif_c[k]
-    # sum_l (F(k) - F(l)) (dN_i - R_i lam)/(Y - d)
-    term2 = fk * (np.where(died, c[stop], 0.0) - rng(p2)) - (
-        np.where(died, cif_c[stop] * c[stop], 0.0) - rng(p3)
-    )
-    return weight * (term1 - term2)
+    return aj_influence_matrix(
+        np.asarray([k], dtype=np.int64), stop, start, event, weight, y, d_all, surv, cif_c,
+        d_c, cause,
+    )[:, 0]
 
 
 def aj_influence_matrix(
@@ -255,9 +239,7 @@ def aj_influence_matrix(
 
     Memory is ``n * len(ks)``: use it on compressed cells, not on register-sized rows.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam = _safe_div(d_all, y)
-        c = np.where(y - d_all > 0, 1.0 / (y - d_all), 0.0)
+    lam, c = _hazard_terms(d_all, y)
     kk = ks[None, :]
     last = np.minimum(stop[:, None], kk)
     active = start[:, None] <= kk
@@ -316,9 +298,7 @@ def km_rmst_influence(
         a[: K_ + 1] = widths * surv[: K_ + 1]
     else:
         K_ = -1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam = _safe_div(d_all, y)
-        c = np.where(y - d_all > 0, 1.0 / (y - d_all), 0.0)
+    lam, c = _hazard_terms(d_all, y)
     p2 = np.cumsum(lam * c)
     suffix = np.concatenate((np.cumsum(a[::-1])[::-1], [0.0]))  # A(j), A(T + 1) = 0
     q = np.cumsum(a[:T] * p2)
@@ -400,9 +380,7 @@ def km_ij_variance_clustered(
     ``G2 = (-P2(r - 1), P2(s) - P2(r - 1) - delta c(s))`` (at risk, after exit); see
     :func:`clustered_step_products`.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam = _safe_div(d_all, y)
-        c = np.where(y - d_all > 0, 1.0 / (y - d_all), 0.0)
+    lam, c = _hazard_terms(d_all, y)
     p2 = np.cumsum(lam * c)
     p2_rm1 = np.where(start > 0, p2[np.maximum(start - 1, 0)], 0.0)
     dc = np.where(event > 0, c[stop], 0.0)
@@ -435,9 +413,7 @@ def aj_ij_variance_clustered(
     ``G_1 = (P1(r-1) + P3(r-1), delta_c S(s-1)/Y(s) - P1(s) + P1(r-1)
     + delta F(s) c(s) - P3(s) + P3(r-1))``; see :func:`clustered_step_products`.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam = _safe_div(d_all, y)
-        c = np.where(y - d_all > 0, 1.0 / (y - d_all), 0.0)
+    lam, c = _hazard_terms(d_all, y)
     s_prev = np.concatenate(([1.0], surv[:-1]))
     p1 = np.cumsum(_safe_div(d_c, y) * _safe_div(s_prev, y))
     p2 = np.cumsum(lam * c)
