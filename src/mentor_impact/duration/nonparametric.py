@@ -304,6 +304,52 @@ def _check_conf(
         )
 
 
+def _check_variance(owner: str, variance: str, allowed: tuple[str, ...]) -> None:
+    if variance not in allowed:
+        raise ConfigurationError(
+            f"The 'variance' parameter of {owner} must be one of {set(allowed)}. "
+            f"Got {variance!r} instead."
+        )
+
+
+def _survival_results(
+    estimator: str,
+    p: _Prepared,
+    curves: dict[str, ArmCurve],
+    rows: dict[str, _ArmRows],
+    used: str,
+    tests: dict[str, Any],
+    conf_level: float,
+    conf_type: str,
+    variance: str,
+    **config: Any,
+) -> SurvivalResults:
+    """Assemble the :class:`SurvivalResults` of a KM / AJ fit (``config`` adds entries)."""
+    return SurvivalResults(
+        estimator=estimator,
+        group=p.group_name,
+        arms=p.arm_labels,
+        causes=p.causes,
+        curves=curves,
+        variance=used,
+        conf_level=float(conf_level),
+        conf_type=conf_type,
+        n=int(p.time.size),
+        tests=tests,
+        dropped={},
+        config={
+            "conf_level": conf_level,
+            "conf_type": conf_type,
+            "variance": variance,
+            "weighted": p.weighted,
+            "clustered": p.cluster is not None,
+            "delayed_entry": p.entry is not None,
+            **config,
+        },
+        _rows=rows,
+    )
+
+
 def _fit_curves(
     p: _Prepared,
     *,
@@ -597,11 +643,7 @@ class KaplanMeier:
         """
         owner = type(self).__name__
         _check_conf(owner, self.conf_level, self.conf_type, ("log", "log-log", "plain"))
-        if self.variance not in _KM_VARIANCES:
-            raise ConfigurationError(
-                f"The 'variance' parameter of {owner} must be one of {set(_KM_VARIANCES)}. "
-                f"Got {self.variance!r} instead."
-            )
+        _check_variance(owner, self.variance, _KM_VARIANCES)
         p = _prepare(
             data,
             duration=duration,
@@ -624,27 +666,9 @@ class KaplanMeier:
         tests: dict[str, Any] = {}
         if len(p.arm_labels) > 1:
             tests["logrank"] = _logrank(p, tables)
-        return SurvivalResults(
-            estimator="kaplan-meier",
-            group=p.group_name,
-            arms=p.arm_labels,
-            causes=p.causes,
-            curves=curves,
-            variance=used,
-            conf_level=float(self.conf_level),
-            conf_type=self.conf_type,
-            n=int(p.time.size),
-            tests=tests,
-            dropped={},
-            config={
-                "conf_level": self.conf_level,
-                "conf_type": self.conf_type,
-                "variance": self.variance,
-                "weighted": p.weighted,
-                "clustered": p.cluster is not None,
-                "delayed_entry": p.entry is not None,
-            },
-            _rows=rows,
+        return _survival_results(
+            "kaplan-meier", p, curves, rows, used, tests,
+            self.conf_level, self.conf_type, self.variance,
         )
 
 
@@ -727,11 +751,7 @@ class AalenJohansen:
         """
         owner = type(self).__name__
         _check_conf(owner, self.conf_level, self.conf_type, ("log", "plain"))
-        if self.variance not in _AJ_VARIANCES:
-            raise ConfigurationError(
-                f"The 'variance' parameter of {owner} must be one of {set(_AJ_VARIANCES)}. "
-                f"Got {self.variance!r} instead."
-            )
+        _check_variance(owner, self.variance, _AJ_VARIANCES)
         p = _prepare(
             data,
             duration=duration,
@@ -768,28 +788,9 @@ class AalenJohansen:
                     "Gray's test skipped: it is defined for unweighted (or integer frequency "
                     "weighted) data without delayed entry."
                 )
-        return SurvivalResults(
-            estimator="aalen-johansen",
-            group=p.group_name,
-            arms=p.arm_labels,
-            causes=p.causes,
-            curves=curves,
-            variance=used,
-            conf_level=float(self.conf_level),
-            conf_type=self.conf_type,
-            n=int(p.time.size),
-            tests=tests,
-            dropped={},
-            config={
-                "conf_level": self.conf_level,
-                "conf_type": self.conf_type,
-                "variance": self.variance,
-                "weighted": p.weighted,
-                "clustered": p.cluster is not None,
-                "delayed_entry": p.entry is not None,
-                "notes": notes,
-            },
-            _rows=rows,
+        return _survival_results(
+            "aalen-johansen", p, curves, rows, used, tests,
+            self.conf_level, self.conf_type, self.variance, notes=notes,
         )
 
 
