@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import scipy.sparse as sp
 
 from mentor_impact._kernels.glm import BlockedGLMFit, glm_fit_blocked, glm_loglik
 from mentor_impact._kernels.glm import _link as _link_eval
@@ -32,6 +31,7 @@ from mentor_impact.exceptions import (
     DataValidationError,
     SeparationWarning,
 )
+from mentor_impact.inference.covariance import cluster_sums
 
 __all__ = ["DiscreteTimeHazard", "PiecewiseExponential"]
 
@@ -63,13 +63,9 @@ def _sandwich(
     scores: FloatArray, bread: FloatArray, cluster: IntArray | None
 ) -> tuple[FloatArray, int | None]:
     """``bread (S'S) bread`` with scores summed within clusters (no small-sample factor)."""
-    n = scores.shape[0]
     n_cl = None
     if cluster is not None:
-        uniq, inv = np.unique(cluster, return_inverse=True)
-        agg = sp.csr_matrix((np.ones(n), (inv.ravel(), np.arange(n))), shape=(uniq.size, n))
-        scores = agg @ scores
-        n_cl = int(uniq.size)
+        scores, n_cl = cluster_sums(scores, cluster)
     from mentor_impact._kernels.cox import weighted_gram
 
     meat = weighted_gram(np.ascontiguousarray(scores), np.ones(scores.shape[0]))

@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from mentor_impact.inference.covariance import cluster_sums
+
 __all__ = ["Matches", "ai_covariance", "matched_set_covariance", "same_arm_residuals"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -360,10 +362,7 @@ def matched_set_covariance(
     adj = (nobs - 1) / (nobs - 2) if hc1 else 1.0
     v = np.zeros((k, k))
     for g, sg in zip(groups, signs, strict=True):
-        _, inv = np.unique(g, return_inverse=True)
-        G = int(inv.max()) + 1
-        sums = np.zeros((G, k))
-        _add_rows(sums, inv, phi)
+        sums, G = cluster_sums(phi, g)
         v += sg * (G / (G - 1) if G > 1 else 1.0) * (sums.T @ sums)
     return v * adj
 
