@@ -151,6 +151,28 @@ def _check_codes(codes: Any, argument: str = "codes") -> npt.NDArray[np.unsigned
     return c.astype(_codes_dtype(int(hi)))
 
 
+def _person_ids(df: pd.DataFrame, person: str) -> npt.NDArray[Any]:
+    """Person-id column of a long / spell frame; missing ids are an error."""
+    pid = df[person].to_numpy()
+    miss = missing_mask(pid)
+    if miss.any():
+        raise DataValidationError(
+            f"data.{person}: expected ids without missing values; found {int(miss.sum())} "
+            f"missing (rows {positions(miss)}). Hint: drop these rows."
+        )
+    return pid
+
+
+def _check_long_codes(cd: npt.NDArray[np.int64], code: str) -> None:
+    """Raise when a code of a long / spell frame is negative."""
+    neg = cd < 0
+    if neg.any():
+        raise DataValidationError(
+            f"data.{code}: expected non-negative codes; found {int(neg.sum())} negative "
+            f"(rows {positions(neg)}). Hint: recode them."
+        )
+
+
 class WeeklyRegister:
     """Weekly register: raw codes of ``n`` persons over ``W`` consecutive ISO weeks.
 
@@ -594,21 +616,10 @@ class WeeklyRegister:
                     f"data: expected a column {name!r}; found none. Hint: pass person=, week=, "
                     "code= with your column names."
                 )
-        pid = df[person].to_numpy()
-        miss = missing_mask(pid)
-        if miss.any():
-            raise DataValidationError(
-                f"data.{person}: expected ids without missing values; found {int(miss.sum())} "
-                f"missing (rows {positions(miss)}). Hint: drop these rows."
-            )
+        pid = _person_ids(df, person)
         wk = as_int_array(df[week], f"data.{week}", what="ISO week labels YYYYWW")
         cd = as_int_array(df[code], f"data.{code}", what="register codes")
-        neg = cd < 0
-        if neg.any():
-            raise DataValidationError(
-                f"data.{code}: expected non-negative codes; found {int(neg.sum())} negative "
-                f"(rows {positions(neg)}). Hint: recode them."
-            )
+        _check_long_codes(cd, code)
         ords = iso_to_ordinal(wk, argument=f"data.{week}")
         if weeks is None:
             if ords.size == 0:
@@ -695,13 +706,7 @@ class WeeklyRegister:
                     f"data: expected a column {col!r}; found none. Hint: pass person=, start=, "
                     "end=, code= with your column names."
                 )
-        pid = df[person].to_numpy()
-        miss = missing_mask(pid)
-        if miss.any():
-            raise DataValidationError(
-                f"data.{person}: expected ids without missing values; found {int(miss.sum())} "
-                f"missing (rows {positions(miss)}). Hint: drop these rows."
-            )
+        pid = _person_ids(df, person)
         s = iso_to_ordinal(
             as_int_array(df[start], f"data.{start}", what="ISO week labels YYYYWW"),
             argument=f"data.{start}",
@@ -717,12 +722,7 @@ class WeeklyRegister:
                 f"data: expected end >= start; found {int(rev.sum())} reversed spells (rows "
                 f"{positions(rev)}). Hint: swap the columns or drop them."
             )
-        neg = cd < 0
-        if neg.any():
-            raise DataValidationError(
-                f"data.{code}: expected non-negative codes; found {int(neg.sum())} negative "
-                f"(rows {positions(neg)}). Hint: recode them."
-            )
+        _check_long_codes(cd, code)
         if weeks is None:
             if s.size == 0:
                 raise DataValidationError(
