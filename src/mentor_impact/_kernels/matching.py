@@ -168,7 +168,12 @@ def knn_with_replacement(
         _fill_runs(pos, ptr[:-1] + counts, L, extra_left, -1)
         _fill_runs(pos, ptr[:-1] + counts + extra_left, R, extra_right, +1)
         return ptr, pos
-    ptr = np.zeros(n1 + 1, dtype=np.int64)
+    return _picks_csr(picks, counts)
+
+
+def _picks_csr(picks: IntArray, counts: IntArray) -> tuple[IntArray, IntArray]:
+    """CSR ``(ptr, pos)`` of the row-wise picks (``-1`` = none; ``counts`` picks per row)."""
+    ptr = np.zeros(picks.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
     rr, cc = np.nonzero(picks >= 0)
     pos = np.empty(int(ptr[-1]), dtype=np.int64)
@@ -401,13 +406,7 @@ def greedy_without_replacement(
             picks[blk, r] = m
             ok = m >= 0
             committed.add(m[ok], np.full(int(ok.sum()), -1, dtype=np.int64))
-    counts = (picks >= 0).sum(axis=1)
-    ptr = np.zeros(n1 + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    rr, cc = np.nonzero(picks >= 0)
-    pos = np.empty(int(ptr[-1]), dtype=np.int64)
-    pos[ptr[rr] + cc] = picks[rr, cc]
-    return ptr, pos
+    return _picks_csr(picks, (picks >= 0).sum(axis=1))
 
 
 def _violations(
