@@ -19,7 +19,11 @@ from mentor_impact.design.covariates import (
     calendar_of_weeks,
     history_covariates,
 )
-from mentor_impact.design.evaluation_data import EvaluationData, encode_covariates
+from mentor_impact.design.evaluation_data import (
+    EvaluationData,
+    _positions,
+    encode_covariates,
+)
 from mentor_impact.design.outcomes import (
     DEFAULT_STATUS_WEEKS,
     DEFAULT_WINDOWS,
@@ -33,12 +37,6 @@ __all__ = ["RiskSetDesign", "true_effects"]
 
 WEEKS_PER_YEAR = 52.1775
 _AGE_BANDS = ((18, 30), (30, 40), (40, 50), (50, 65))
-
-
-def _positions(mask: npt.NDArray[np.bool_], limit: int = 5) -> str:
-    pos = np.flatnonzero(mask)
-    shown = ", ".join(str(int(p)) for p in pos[:limit])
-    return f"rows {shown}{', ...' if pos.size > limit else ''}"
 
 
 def _cat(codes: npt.NDArray[Any], labels: Sequence[str]) -> Any:

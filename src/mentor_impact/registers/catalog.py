@@ -12,6 +12,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from mentor_impact.exceptions import ConfigurationError, DataValidationError, DataWarning
+from mentor_impact.registers._validate import positions as _positions
 from mentor_impact.registers.isoweek import iso_to_ordinal
 
 __all__ = ["DEFAULT_CATALOG_VERSION", "StateCatalog"]
@@ -80,13 +81,6 @@ _DEFAULT_ROWS: tuple[tuple[int, int, str, str, int | None, int | None], ...] = (
     (1001, 1001, "employed", "ordinary employment (synthetic: empty week + eIndkomst)", None, None),
     (1002, 1002, "education", "education without SU (synthetic: KOTRE enrolment)", None, None),
 )
-
-
-def _positions(mask: npt.ArrayLike, limit: int = 5) -> str:
-    pos = np.flatnonzero(np.asarray(mask))
-    shown = ", ".join(str(int(p)) for p in pos[:limit])
-    more = f", ... ({pos.size - limit} more)" if pos.size > limit else ""
-    return f"{shown}{more}"
 
 
 class StateCatalog:

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mentor_impact.exceptions import DataValidationError
+from mentor_impact.registers._validate import positions as _positions
 
 __all__ = [
     "iso_range",
@@ -29,14 +30,6 @@ def _week1_ordinal(year: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     jan4 = jan1 + 3
     monday = jan4 - (jan4 + 3) % 7  # 1970-01-01 was a Thursday: weekday(Mon=0) = (d + 3) % 7
     return (monday - _EPOCH_MONDAY_DAYS) // 7
-
-
-def _positions(mask: npt.NDArray[np.bool_], limit: int = 5) -> str:
-    """Format the first few row positions where ``mask`` is true."""
-    pos = np.flatnonzero(mask)
-    shown = ", ".join(str(int(p)) for p in pos[:limit])
-    more = f", ... ({pos.size - limit} more)" if pos.size > limit else ""
-    return f"{shown}{more}"
 
 
 def iso_weeks_in_year(year: npt.ArrayLike) -> npt.NDArray[np.int64]:

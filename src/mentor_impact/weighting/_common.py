@@ -13,6 +13,7 @@ from mentor_impact.exceptions import (
     DataValidationError,
     PositivityWarning,
 )
+from mentor_impact.propensity._checks import check_choice, format_rows
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -24,22 +25,10 @@ MAX_SHARE_WARN = 0.10
 #: Propensity scores closer than this to 0 or 1 are treated as 0 or 1.
 PS_EPS = 1e-12
 
-
-def rows(mask: npt.NDArray[Any], limit: int = 5) -> str:
-    """Describe row positions (never values): ``"rows 3, 17, 92, ..."``."""
-    idx = np.flatnonzero(np.asarray(mask)) if np.asarray(mask).dtype == bool else np.asarray(mask)
-    shown = ", ".join(str(int(i)) for i in idx[:limit])
-    more = ", ..." if idx.size > limit else ""
-    return f"{'row' if idx.size == 1 else 'rows'} {shown}{more}"
-
-
-def choice(owner: str, name: str, value: object, options: tuple[object, ...]) -> None:
-    """Raise :class:`ConfigurationError` when ``value`` is not one of ``options``."""
-    if value not in options:
-        opts = "{" + ", ".join(repr(o) for o in options) + "}"
-        raise ConfigurationError(
-            f"The {name!r} parameter of {owner} must be one of {opts}. Got {value!r} instead."
-        )
+#: Row positions for messages (never values) and the sklearn-worded option check, shared
+#: with :mod:`mentor_impact.propensity`.
+rows = format_rows
+choice = check_choice
 
 
 def outcome_matrix(data: Any, outcome: str) -> tuple[FloatArray, bool]:
