@@ -37,6 +37,7 @@ __all__ = [
     "independent_columns",
     "logit_fit",
     "ols_fit",
+    "with_intercept",
 ]
 
 
@@ -94,6 +95,14 @@ def logit_fit(
     return LogitResult(fit.beta, p, H, fit.n_iter, fit.converged, max_abs_eta)
 
 
+def with_intercept(X: FloatArray) -> FloatArray:
+    """Return the design ``[1, X]`` (a leading intercept column), float64 (n, p + 1)."""
+    Z = np.empty((X.shape[0], X.shape[1] + 1))
+    Z[:, 0] = 1.0
+    Z[:, 1:] = X
+    return Z
+
+
 def independent_columns(X: FloatArray, w: FloatArray, tol: float = 1e-10) -> IntArray:
     """Columns of ``X`` that are non-constant and linearly independent given an intercept.
 
@@ -104,13 +113,10 @@ def independent_columns(X: FloatArray, w: FloatArray, tol: float = 1e-10) -> Int
     """
     import scipy.linalg as sla
 
-    n, p = X.shape
+    p = X.shape[1]
     if p == 0:
         return np.arange(0, dtype=np.int64)
-    Z1 = np.empty((n, p + 1))
-    Z1[:, 0] = 1.0
-    Z1[:, 1:] = X
-    G = _gram(Z1, w)
+    G = _gram(with_intercept(X), w)
     W = G[0, 0]
     if W <= 0:
         return np.arange(p, dtype=np.int64)

@@ -53,11 +53,7 @@ def person_folds(cluster: npt.ArrayLike, n_folds: int, seed: Any = 0) -> npt.NDA
     return fold_of_group[codes]
 
 
-def _design(X: FloatArray) -> FloatArray:
-    Z = np.empty((X.shape[0], X.shape[1] + 1))
-    Z[:, 0] = 1.0
-    Z[:, 1:] = X
-    return Z
+_design = K.with_intercept
 
 
 class AIPW:
