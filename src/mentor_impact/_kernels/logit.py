@@ -23,13 +23,13 @@ R_PROB_EPS = 10.0 * np.finfo(np.float64).eps
 
 
 def expit(eta: FloatArray) -> FloatArray:
-    """Numerically stable logistic function."""
-    out = np.empty_like(eta)
-    pos = eta >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-eta[pos]))
-    e = np.exp(eta[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
+    """Numerically stable logistic function.
+
+    ``1 / (1 + e^-eta)`` for ``eta >= 0`` and ``e^eta / (1 + e^eta)`` otherwise, evaluated
+    without boolean gathers as ``(1 or e) / (1 + e)`` with ``e = exp(-|eta|)`` (same bits).
+    """
+    e = np.exp(-np.abs(eta))
+    return np.asarray(np.where(eta >= 0, 1.0, e) / (1.0 + e))
 
 
 def log1pexp(eta: FloatArray) -> FloatArray:
