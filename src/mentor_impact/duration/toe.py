@@ -163,6 +163,11 @@ class TimingOfEventsResults:
     _cluster: npt.NDArray[Any] = field(repr=False)
     _scores: FloatArray = field(repr=False)
     _hess_inv: FloatArray = field(repr=False)
+    _theta_std: FloatArray | None = field(default=None, repr=False)
+    _cov_std: FloatArray | None = field(default=None, repr=False)
+    _to_original: FloatArray | None = field(default=None, repr=False)
+    _jac_cache: dict[tuple[int, ...], tuple[FloatArray, FloatArray]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     # -- tables -------------------------------------------------------------------------
 
@@ -322,8 +327,19 @@ class TimingOfEventsResults:
         """Row positions (in the fitted data) of spells with an observed mentor start."""
         return self._data.s_row
 
+    @property
+    def _th_std(self) -> FloatArray:
+        """Parameters on the internal (standardised-covariate) scale of ``_data``."""
+        return self.theta if self._theta_std is None else self._theta_std
+
+    def _std_from_original(self, theta: FloatArray) -> FloatArray:
+        if self._to_original is None:
+            return np.asarray(theta, dtype=np.float64)
+        return np.asarray(np.linalg.solve(self._to_original, theta), dtype=np.float64)
+
     def _curves(self, theta: FloatArray, horizon: int, with_effect: bool,
                 ) -> tuple[FloatArray, FloatArray]:
+        # theta on the internal (standardised) scale
         return K_.treated_curves(
             theta, self._layout, self._data, self._start, self._data.s_row, horizon,
             with_effect=with_effect,
@@ -331,6 +347,51 @@ class TimingOfEventsResults:
 
     def _effect_rows(self, theta: FloatArray, taus: IntArray, outcome_idx: int
                      ) -> tuple[FloatArray, FloatArray]:
+        """Per-treated-spell levels with / without the effects.
+
+        ``theta`` is on the original (reported) scale.
+        """
+        return self._effect_rows_std(self._std_from_original(theta), taus, outcome_idx)
+
+    def _effect_rows_all_std(self, theta: FloatArray, taus: IntArray
+                             ) -> tuple[FloatArray, FloatArray]:
+        """Levels with / without the effects for every outcome at once.
+
+        Arrays ``(n_treated, R + 1, len(taus))``; outcome ``R`` is survival.
+        """
+        H = int(taus.max())
+        out = []
+        for eff in (True, False):
+            S, C = self._curves(theta, H, eff)
+            out.append(np.concatenate([C[:, :, taus], S[:, None, taus]], axis=1))
+        return out[0], out[1]
+
+    def _effect_jacobian_std(self, taus: IntArray) -> tuple[FloatArray, FloatArray]:
+        """Average effects and their forward-difference Jacobian for all outcomes.
+
+        Shapes ``(R + 1, k)`` and ``(R + 1, k, P)`` in the internal parameters; cached
+        per ``taus``, so one pass serves every outcome.
+        """
+        key = tuple(int(t) for t in taus)
+        if key in self._jac_cache:
+            return self._jac_cache[key]
+        theta = self._th_std
+        wt = self._data.w[self._data.s_row]
+        W = wt.sum()
+        A, B = self._effect_rows_all_std(theta, taus)
+        est = np.einsum("i,iok->ok", wt, A - B) / W
+        Jm = np.empty((*est.shape, theta.size))
+        for p in range(theta.size):
+            h = 1e-6 * max(1.0, abs(theta[p]))
+            tp = theta.copy()
+            tp[p] += h
+            a2, b2 = self._effect_rows_all_std(tp, taus)
+            Jm[:, :, p] = (np.einsum("i,iok->ok", wt, a2 - b2) / W - est) / h
+        self._jac_cache[key] = (est, Jm)
+        return est, Jm
+
+    def _effect_rows_std(self, theta: FloatArray, taus: IntArray, outcome_idx: int
+                         ) -> tuple[FloatArray, FloatArray]:
         H = int(taus.max())
         out = []
         for eff in (True, False):
@@ -358,7 +419,7 @@ class TimingOfEventsResults:
         wt = wt / wt.sum()
         res: dict[str, Any] = {"tau": np.arange(horizon + 1)}
         for eff, tag in ((True, "treated"), (False, "counterfactual")):
-            S, C = self._curves(self.theta, horizon, eff)
+            S, C = self._curves(self._th_std, horizon, eff)
             res[f"survival_{tag}"] = wt @ S
             for r, c in enumerate(self.causes):
                 res[f"cif_{c}_{tag}"] = wt @ C[:, r, :]
@@ -434,7 +495,7 @@ class TimingOfEventsResults:
         rows = D.s_row
         wt = D.w[rows]
         W = wt.sum()
-        A, B = self._effect_rows(self.theta, taus_arr, oi)
+        A, B = self._effect_rows_std(self._th_std, taus_arr, oi)
         e_i = A - B
         est = wt @ e_i / W
         tmean = wt @ A / W
@@ -448,15 +509,12 @@ class TimingOfEventsResults:
             "outcome_kind": "survival" if oi < 0 else "cumulative_incidence",
             "method": method,
         }
-        theta = self.theta
+        # the Jacobian, scores and inverse Hessian are on the internal (standardised)
+        # scale: the delta-method influence is invariant to the parameterisation
+        theta = self._th_std
         if method == "delta":
-            Jm = np.empty((taus_arr.size, theta.size))
-            for p in range(theta.size):
-                h = 1e-6 * max(1.0, abs(theta[p]))
-                tp = theta.copy()
-                tp[p] += h
-                a2, b2 = self._effect_rows(tp, taus_arr, oi)
-                Jm[:, p] = (wt @ (a2 - b2) / W - est) / h
+            _, J_all = self._effect_jacobian_std(taus_arr)
+            Jm = J_all[oi if oi >= 0 else len(self.causes)]
             phi_theta = (self._scores * D.w[:, None]) @ self._hess_inv  # (n, P)
             psi = psi + phi_theta @ Jm.T
             res = make_effect_results(
@@ -483,10 +541,11 @@ class TimingOfEventsResults:
                 f"method: expected 'delta' or 'bootstrap'; found {method!r}. Hint: use 'delta'."
             )
         rng = as_generator(seed)
-        draws = rng.multivariate_normal(theta, self.cov, size=int(n_boot), method="eigh")
+        cov_std = self.cov if self._cov_std is None else self._cov_std
+        draws = rng.multivariate_normal(theta, cov_std, size=int(n_boot), method="eigh")
         ests = np.empty((int(n_boot), taus_arr.size))
         for b in range(int(n_boot)):
-            a2, b2 = self._effect_rows(draws[b], taus_arr, oi)
+            a2, b2 = self._effect_rows_std(draws[b], taus_arr, oi)
             ests[b] = wt @ (a2 - b2) / W
         from mentor_impact.inference.covariance import Clustered
 
@@ -940,9 +999,16 @@ class TimingOfEvents:
                 "effect_interactions: expected varying columns; found constant ones. "
                 "Hint: drop them."
             )
+        # covariates are centred and scaled for the optimisation (an unscaled column such
+        # as a birth year ~1970 makes the problem so ill-conditioned that L-BFGS-B stops
+        # after one step); parameters and covariances are mapped back afterwards
+        mx, sx = _centre_scale(X, w)
+        mz, sz = _centre_scale(Z, w)
+        Xs = (X - mx) / sx
+        Zs = (Z - mz) / sz
         condition = self.truncation == "condition"
         D = K_.build_toe_data(
-            T, cause, tm, t0, X, Z, w, ec, sc, bins, R, condition_on_entry=condition
+            T, cause, tm, t0, Xs, Zs, w, ec, sc, bins, R, condition_on_entry=condition
         )
         self._check_identification(D, causes, ec, sc, bins)
         L1 = K_.Layout(R=R, Qe=ec.size, Qm=sc.size, J=bins.size, p=X.shape[1],
@@ -1012,6 +1078,18 @@ class TimingOfEvents:
                     f"pairs. Tried: {tried}. Hint: use fewer support points or support_points="
                     "None to search over K."
                 )
+        # honest convergence report, independent of what the optimisers claimed
+        W_tot = float(D.w.sum())
+        ll_f, g_f = K_.loglik_grad(theta, L, D)
+        gmax = float(np.max(np.abs(g_f)) / W_tot) if g_f.size else 0.0
+        try:
+            dec_f = float(g_f @ np.linalg.solve(-0.5 * (Hs + Hs.T), g_f))
+        except np.linalg.LinAlgError:
+            dec_f = np.inf
+        conv = bool(
+            np.isfinite(ll_f)
+            and (gmax <= _GRAD_TOL or 0.0 <= dec_f <= max(_DEC_TOL, 1e-12 * abs(ll_f)))
+        )
         H_inv = np.asarray(np.linalg.inv(-0.5 * (Hs + Hs.T)), dtype=np.float64)
         _, scores = K_.loglik_grad(theta, L, D, per_person=True)
         S_w = scores * D.w[:, None]
@@ -1021,12 +1099,21 @@ class TimingOfEvents:
         for j in range(S_w.shape[1]):
             sums[:, j] = np.bincount(codes, S_w[:, j], minlength=G)
         Bm = sums.T @ sums * (G / (G - 1) if G > 1 else 1.0)
-        cov_h = H_inv
-        cov_s = H_inv @ Bm @ H_inv
+        # back to the original covariate scale: theta = A theta_std (linear), so
+        # cov = A cov_std A'
+        A_map = _original_map(L, mx, sx, mz, sz)
+        theta_std = theta
+        theta = A_map @ theta_std
+        cov_h_std = H_inv
+        cov_s_std = H_inv @ Bm @ H_inv
+        cov_h = A_map @ cov_h_std @ A_map.T
+        cov_s = A_map @ cov_s_std @ A_map.T
         if self.cov == "hessian" or (self.cov == "auto" and cluster is None):
-            cov, cov_type = cov_h, "hessian"
+            cov, cov_type, cov_std = cov_h, "hessian", cov_h_std
         else:
-            cov, cov_type = cov_s, "clustered(person)" if cluster is not None else "sandwich"
+            cov, cov_type, cov_std = (
+                cov_s, "clustered(person)" if cluster is not None else "sandwich", cov_s_std
+            )
         t_end = time.perf_counter()
         names = L.names(covs, zcovs, causes, _interval_labels(ec), _interval_labels(sc),
                         _interval_labels(bins, "since_start"))
@@ -1051,12 +1138,14 @@ class TimingOfEvents:
                 "bic": [f["bic"] for f in fits],
                 "improvement": [f["improvement"] for f in fits],
                 "selected": [i == best for i in range(len(fits))],
+                "max_grad": [f["max_grad"] for f in fits],
                 "optimizer": [f["message"] for f in fits],
             }
         )
         ksearch.loc[best, "loglik"] = ll
         ksearch.loc[best, "aic"] = -2 * ll + 2 * L.size
         ksearch.loc[best, "bic"] = -2 * ll + np.log(D.w.sum()) * L.size
+        ksearch.loc[best, "max_grad"] = gmax
         P_ = L.unpack(theta)
         pi = np.exp(P_["a"] - logsumexp(P_["a"]))
         mp = pd.DataFrame({"point": np.arange(1, L.K + 1), "pi": pi})
@@ -1071,11 +1160,18 @@ class TimingOfEvents:
                     "covariates": list(covs), "entry": entry, "cluster": cluster,
                     "weights": weights})
         if not conv:
+            notes.append(f"K={L.K}: not converged (max |gradient| per unit weight {gmax:.2e}, "
+                         f"Newton decrement {dec_f:.2e})")
             warnings.warn(
-                "TimingOfEvents: the Newton polish stopped before the gradient tolerance; "
-                "estimates are from the last iterate. Hint: check the K search table.",
+                f"TimingOfEvents: expected a converged maximum at K={L.K}; found max |gradient| "
+                f"per unit weight {gmax:.2e} (tolerance {_GRAD_TOL:g}) and Newton decrement "
+                f"{dec_f:.2e} (tolerance {_DEC_TOL:g}). Tried: L-BFGS-B with analytic "
+                f"gradients on standardised covariates from EM/grid start values ({tried}), "
+                "then up to 20 Newton steps with a finite-difference Hessian. Estimates are "
+                "from the last iterate. Hint: raise max_iter, merge sparse baseline intervals "
+                "or effect bins, and check the K search table (max_grad).",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         return TimingOfEventsResults(
             params=params,
@@ -1114,6 +1210,9 @@ class TimingOfEvents:
             _cluster=cl,
             _scores=scores,
             _hess_inv=H_inv,
+            _theta_std=theta_std,
+            _cov_std=cov_std,
+            _to_original=A_map,
         )
 
     # -- internals ----------------------------------------------------------------------
@@ -1198,7 +1297,20 @@ class TimingOfEvents:
                      "ftol": 1e-14 if tight else 1e-10, "gtol": 1e-9 if tight else 1e-5,
                      "maxcor": 30},
         )
-        msg = f"{res.message} (nit={res.nit}, nfev={res.nfev})"
+        gmax = _projected_grad_max(res.x, res.jac, bounds)
+        msg = f"{res.message} (nit={res.nit}, nfev={res.nfev}, max_grad={gmax:.1e})"
+        if res.success and not tight and gmax > _LBFGS_CHECK:
+            # "converged" by the relative-change rule with a large gradient: restart tightly
+            res2 = optimize.minimize(
+                f, res.x, jac=True, method="L-BFGS-B", bounds=bounds,
+                options={"maxiter": int(self.max_iter if maxiter is None else maxiter),
+                         "ftol": 1e-14, "gtol": 1e-9, "maxcor": 30},
+            )
+            g2 = _projected_grad_max(res2.x, res2.jac, bounds)
+            msg += (f"; claimed convergence with a large gradient, restarted tightly: "
+                    f"{res2.message} (nit={res2.nit}, nfev={res2.nfev}, max_grad={g2:.1e})")
+            if np.isfinite(res2.fun) and res2.fun <= res.fun:
+                res = res2
         return np.asarray(res.x), float(-res.fun * W), msg
 
     def _polish(self, theta: FloatArray, L: K_.Layout, D: K_.ToeData
@@ -1339,7 +1451,74 @@ class TimingOfEvents:
             "bic": -2 * ll + np.log(W) * L.size,
             "improvement": imp,
             "message": msg,
+            "max_grad": _msg_grad(msg),
         }
+
+
+_GRAD_TOL = 1e-6  # max |gradient| of log L per unit weight at a converged maximum
+_DEC_TOL = 1e-6  # Newton decrement g'(-H)^-1 g (log-likelihood units)
+_LBFGS_CHECK = 1e-3  # L-BFGS-B "convergence" with a larger gradient triggers a restart
+
+
+def _centre_scale(X: FloatArray, w: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Weighted column means and standard deviations (1 for constant or absent columns).
+
+    Weighted, so that frequency weights and duplicated rows give the same internal scale.
+    """
+    if X.shape[1] == 0:
+        return np.zeros(0), np.ones(0)
+    ws = w / w.sum()
+    m = ws @ X
+    sd = np.sqrt(np.maximum(ws @ (X - m) ** 2, 0.0))
+    return m, np.where(sd > 0, sd, 1.0)
+
+
+def _original_map(L: K_.Layout, mx: FloatArray, sx: FloatArray, mz: FloatArray,
+                  sz: FloatArray) -> FloatArray:
+    """Matrix ``A`` with ``theta_original = A @ theta_standardised``.
+
+    With ``x_s = (x - m) / s``: ``beta = beta_s / s`` and the baseline absorbs
+    ``-m'beta``; likewise the effect bins absorb ``-m_z'gamma`` of the interactions.
+    """
+
+    def tr(th: FloatArray) -> FloatArray:
+        P = {k: np.array(v, dtype=np.float64, copy=True) for k, v in L.unpack(th).items()}
+        be = P["beta_e"] / sx[None, :]
+        P["alpha_e"] = P["alpha_e"] - (be @ mx)[:, None]
+        P["beta_e"] = be
+        bm = P["beta_m"] / sx
+        P["alpha_m"] = P["alpha_m"] - float(bm @ mx)
+        P["beta_m"] = bm
+        ga = P["gamma"] / sz[None, None, :]
+        P["delta"] = P["delta"] - ga @ mz
+        P["gamma"] = ga
+        return L.pack(P)
+
+    eye = np.eye(L.size)
+    return np.column_stack([tr(eye[:, i]) for i in range(L.size)])
+
+
+def _projected_grad_max(x: FloatArray, g: FloatArray,
+                        bounds: Sequence[tuple[float | None, float | None]]) -> float:
+    """Max |projected gradient| of the minimised objective (zero where a bound is active)."""
+    gp = np.asarray(g, dtype=np.float64).copy()
+    for i, (lo, hi) in enumerate(bounds):
+        if lo is not None and x[i] <= lo and gp[i] > 0:
+            gp[i] = 0.0
+        if hi is not None and x[i] >= hi and gp[i] < 0:
+            gp[i] = 0.0
+    return float(np.max(np.abs(gp))) if gp.size else 0.0
+
+
+def _msg_grad(msg: str) -> float:
+    """Return the last ``max_grad=`` value in an optimiser message (NaN if none)."""
+    i = msg.rfind("max_grad=")
+    if i < 0:
+        return float("nan")
+    try:
+        return float(msg[i + 9 :].split(")")[0].split(",")[0])
+    except ValueError:
+        return float("nan")
 
 
 def _scaled_eigh(H: FloatArray) -> tuple[FloatArray, FloatArray]:
