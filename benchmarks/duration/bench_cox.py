@@ -68,7 +68,9 @@ def test_cox_efron(benchmark, data):
     )
     assert res.converged
     _CACHE["ours"] = res.coef
-    np.testing.assert_allclose(res.coef, _lifelines_params(data), rtol=1e-6, atol=1e-9)
+    # lifelines stops its Newton iterations at ~1e-8 absolute change, so near-zero
+    # coefficients agree to that absolute precision rather than to 1e-6 relative
+    np.testing.assert_allclose(res.coef, _lifelines_params(data), rtol=1e-6, atol=1e-7)
 
 
 def test_lifelines_coxph(benchmark, data):
