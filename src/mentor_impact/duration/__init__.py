@@ -2,7 +2,11 @@
 
 from mentor_impact.duration._regression_results import RegressionResults
 from mentor_impact.duration._survival_results import ArmCurve, SurvivalResults
-from mentor_impact.duration._toe_demo import ToeDemo, timing_of_events_demo
+from mentor_impact.duration._toe_demo import (
+    DEMO_BASIC_COVARIATES,
+    ToeDemo,
+    timing_of_events_demo,
+)
 from mentor_impact.duration.cox import CoxPH, CoxPHResults, marginal_hazard_ratio
 from mentor_impact.duration.effects import survival_effect
 from mentor_impact.duration.finegray import FineGray, FineGrayResults
@@ -15,6 +19,7 @@ from mentor_impact.duration.toe import (
 )
 
 __all__ = [
+    "DEMO_BASIC_COVARIATES",
     "AalenJohansen",
     "ArmCurve",
     "CoxPH",

@@ -123,12 +123,12 @@ def timing_of_events_demo(
         coefficients on the original scale. ``DEMO_BASIC_COVARIATES`` is the former
         four-covariate specification.
     entry_year : bool
-        Add dummies for the calendar year of spell entry (default True). Years are pooled
-        from the first one on until a group holds at least 20 spells with and 20 without
-        a mentor start (the simulator's start hazard is zero before 2012, so early entry
-        years alone would have no starts and an unbounded coefficient); the first group is
-        the reference. A spell-duration baseline cannot express the calendar-time start
-        hazard; these dummies approximate it.
+        Add one dummy per calendar year of spell entry but the first (default True). A
+        spell-duration baseline cannot express the calendar-time start hazard (zero before
+        the programme years); these dummies approximate it. Years without starts have no
+        finite start-hazard coefficient, which can make the K search prefer a smaller K;
+        pooling them with programme years instead was measured to bias the effects badly
+        (see :func:`_add_entry_year`).
     max_support_points : int
         Largest K in the search over mass points.
 
@@ -228,29 +228,19 @@ def _with_dummies(baseline: pd.DataFrame) -> pd.DataFrame:
 
 def _add_entry_year(spells: pd.DataFrame, weeks: np.ndarray, min_count: int = 20
                     ) -> list[str]:
-    """Add entry-year group dummies to ``spells`` (in place); return their names."""
+    """Add one dummy per calendar year of spell entry but the first (in place).
+
+    Years are not pooled: the simulator's (and the scheme's) start hazard is zero before the
+    programme years, and pooling such years with programme years misfits the start hazard
+    (measured on the demo study: effect on exit to employment at week 156 of -0.112 with
+    pooled years against a truth of -0.007; -0.040 (SE 0.028) with one dummy per year).
+    ``min_count`` is kept for API compatibility and unused.
+    """
+    del min_count
     year = weeks[spells["entry_col"].to_numpy()] // 100
-    treated = (spells["start"] >= 0).to_numpy()
-    years = np.unique(year)
-    n_t = np.array([int((treated & (year == y)).sum()) for y in years])
-    n_u = np.array([int((~treated & (year == y)).sum()) for y in years])
-    groups: list[list[int]] = []
-    cur: list[int] = []
-    ct = cu = 0
-    for y, a, b in zip(years.tolist(), n_t, n_u, strict=True):
-        cur.append(int(y))
-        ct, cu = ct + int(a), cu + int(b)
-        if ct >= min_count and cu >= min_count:
-            groups.append(cur)
-            cur, ct, cu = [], 0, 0
-    if cur:
-        if groups:
-            groups[-1].extend(cur)
-        else:
-            groups.append(cur)
     names = []
-    for g in groups[1:]:
-        name = f"entry{g[0]}" if len(g) == 1 else f"entry{g[0]}_{g[-1]}"
-        spells[name] = np.isin(year, g).astype(np.int8)
+    for y in np.unique(year)[1:].tolist():
+        name = f"entry{int(y)}"
+        spells[name] = (year == y).astype(np.int8)
         names.append(name)
     return names
