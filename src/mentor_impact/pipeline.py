@@ -113,7 +113,10 @@ class StudyOutcome:
 
     def overview_text(self) -> str:
         """Return the sample overview as text."""
-        return "Sample overview\n" + self.overview.to_string(index=False)
+        tab = self.overview
+        if "suppressed" in tab and not tab["suppressed"].any():
+            tab = tab.drop(columns=["suppressed"])
+        return "Sample overview\n" + tab.to_string(index=False)
 
 
 # ----------------------------------------------------------------------------- helpers
