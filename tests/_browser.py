@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
+
 
 def chromium_path() -> str | None:
+    """Path of a Chromium binary, or None."""
     for name in ("chromium", "chromium-browser", "google-chrome"):
         p = shutil.which(name)
         if p:
@@ -41,3 +45,10 @@ def screenshot(page: Path, png: Path, *, timeout: float = 90.0) -> None:
             page.resolve().as_uri(),
         ]
         subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
+
+
+# In CI (.ci/run installs Debian's chromium) a missing browser is a failure, not a skip.
+SKIP_WITHOUT_BROWSER = pytest.mark.skipif(
+    chromium_path() is None and not os.environ.get("CI"),
+    reason="chromium not installed (install Debian's chromium; CI requires it)",
+)

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from _browser import chromium_path, dump_dom
+from _browser import SKIP_WITHOUT_BROWSER, dump_dom
 
 from mentor_impact.cli import main
 
@@ -87,7 +87,7 @@ def test_rerun_reproduces_and_compare_detects_changes(study_run, tmp_path, capsy
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed")
+@SKIP_WITHOUT_BROWSER
 def test_report_figures_and_tables_render_in_chromium(study_run):
     _, out = study_run
     html = (out / "report.html").read_text()

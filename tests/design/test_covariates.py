@@ -49,8 +49,7 @@ def ref_row(states, r, s, ep_starts, quarter, year, lags=5):
     el = 0
     while el < lookback and s - 1 - el >= 0 and STATES[states[r, s - 1 - el]] in ONB:
         el += 1
-    if s - 1 - el < 0 and el < lookback:  # ran into the register start: capped by what exists
-        pass
+    # a run reaching the register start is capped by the weeks that exist (loop bound above)
     vals.append(el)
     vals.append(min(el, 156))
     runs, prev = 0, False

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from mentor_impact.reporting.compare import compare_results, flatten_estimates
 from mentor_impact.reporting.disclosure import is_count_column, suppress_counts

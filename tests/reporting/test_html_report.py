@@ -5,11 +5,10 @@ import re
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
+from _browser import SKIP_WITHOUT_BROWSER, dump_dom
 
 from mentor_impact.reporting.disclosure import suppress_counts
 from mentor_impact.reporting.html import Report, figure_png
-
-from _browser import chromium_path, dump_dom
 
 
 def _report():
@@ -33,7 +32,7 @@ def test_html_is_self_contained_and_escaped():
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed")
+@SKIP_WITHOUT_BROWSER
 def test_report_renders_in_headless_chromium(tmp_path):
     page = tmp_path / "report.html"
     page.write_text(_report().to_html(), encoding="utf-8")

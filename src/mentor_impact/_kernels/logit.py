@@ -69,14 +69,14 @@ def _solve_psd(H: FloatArray, g: FloatArray) -> tuple[FloatArray, bool]:
     """Solve H x = g for symmetric PSD H; fall back to the pseudo-inverse when singular."""
     try:
         L = np.linalg.cholesky(H)
-        x = np.linalg.solve(L.T, np.linalg.solve(L, g))
-        if np.all(np.isfinite(x)):
-            # guard against numerically singular but "successful" Cholesky
-            d = np.diag(L)
-            if d.min() > 1e-10 * max(d.max(), 1e-300):
-                return x, False
     except np.linalg.LinAlgError:
-        pass
+        L = None  # not positive definite: pseudo-inverse below
+    if L is not None:
+        x = np.linalg.solve(L.T, np.linalg.solve(L, g))
+        d = np.diag(L)
+        # guard against a numerically singular but "successful" Cholesky
+        if np.all(np.isfinite(x)) and d.min() > 1e-10 * max(d.max(), 1e-300):
+            return x, False
     return np.linalg.pinv(H, rcond=1e-12, hermitian=True) @ g, True
 
 

@@ -8,22 +8,18 @@ from mentor_impact.datasets.simulate import (
     PotentialOutcomes,
     simulate_mentor_study,
 )
+from mentor_impact.datasets.toe_sim import ToeSimulation, simulate_toe
 
 __all__ = [
     "OUTCOMES",
     "MentorStudy",
     "PotentialOutcomes",
+    "ToeSimulation",
     "load_lalonde",
     "load_mgus2",
     "load_veteran",
     "potential_durations",
     "simulate_mentor_study",
+    "simulate_toe",
     "true_duration_effects",
 ]
-
-try:  # the timing-of-events generator is owned by the duration module's author
-    from mentor_impact.datasets.toe_sim import ToeSimulation, simulate_toe
-
-    __all__ += ["ToeSimulation", "simulate_toe"]
-except ImportError:  # pragma: no cover
-    pass

@@ -8,6 +8,7 @@ covariance matrix without refitting; :meth:`EffectResults.with_cov` swaps them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,11 +55,12 @@ def cluster_sums(
     return sums, n_clusters
 
 
-class CovarianceEstimator:
+class CovarianceEstimator(ABC):
     """Base class: a rule turning scaled influence functions into a covariance matrix."""
 
     name: str = "base"
 
+    @abstractmethod
     def cov(
         self,
         phi: npt.NDArray[np.float64],
@@ -82,7 +84,6 @@ class CovarianceEstimator:
         ndarray of shape (k, k)
             The covariance matrix.
         """
-        raise NotImplementedError
 
     def describe(self) -> str:
         """Return a short label for tables, e.g. ``"clustered(person)"``."""

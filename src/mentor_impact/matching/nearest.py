@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -72,7 +73,7 @@ def _has_repeats(c: npt.NDArray[Any]) -> bool:
     return bool(np.unique(c).size < c.size)
 
 
-class _MatchingBase:
+class _MatchingBase(ABC):
     """Shared fit pipeline: distance, cells, focal/pool roles, effects, variance, results."""
 
     _name = "Matching"
@@ -628,6 +629,7 @@ class _MatchingBase:
     ) -> FloatArray:
         return pair_weights_uniform(ptr)
 
+    @abstractmethod
     def _match_rows(
         self,
         focal: IntArray,
@@ -640,7 +642,7 @@ class _MatchingBase:
         ps: FloatArray,
         owner: str,
     ) -> tuple[IntArray, IntArray]:  # pragma: no cover - abstract
-        raise NotImplementedError
+        """Return ``(focal rows, matched rows)`` pairs; implemented by each matcher."""
 
 
 def _expand(res: Any, tr: TrimResult, data: Any, psv: FloatArray) -> Any:

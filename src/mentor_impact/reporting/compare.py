@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ def flatten_estimates(doc: dict[str, Any]) -> dict[tuple[str, ...], float | None
     """
     out: dict[tuple[str, ...], float | None] = {}
 
-    def walk(node: Any, path: tuple[str, ...]) -> Iterator[None]:
+    def walk(node: Any, path: tuple[str, ...]) -> None:
         if isinstance(node, dict):
             if "targets" in node and "estimate" in node and isinstance(node["targets"], list):
                 for fld in _COMPARED:
@@ -46,15 +45,13 @@ def flatten_estimates(doc: dict[str, Any]) -> dict[tuple[str, ...], float | None
                             out[(*path, str(t), fld)] = v
                 return
             for k, v in node.items():
-                if k in ("versions", "config", "provenance"):
-                    continue
-                yield from walk(v, (*path, str(k)))
+                if k not in ("versions", "config", "provenance"):
+                    walk(v, (*path, str(k)))
         elif isinstance(node, list):
             for i, v in enumerate(node):
-                yield from walk(v, (*path, str(i)))
+                walk(v, (*path, str(i)))
 
-    for _ in walk(doc, ()):
-        pass
+    walk(doc, ())
     return out
 
 

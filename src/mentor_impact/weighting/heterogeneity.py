@@ -206,8 +206,8 @@ def subgroup_effects(
     levels = np.asarray(pd.unique(pd.Series(col).dropna()))
     try:
         levels = np.sort(levels)
-    except TypeError:
-        pass
+    except TypeError:  # mixed, unorderable labels: keep the order of first appearance
+        levels = np.asarray(levels)
     if len(levels) < 2:
         raise DataValidationError(
             f"by: expected at least 2 subgroups in {by!r}; found {len(levels)}."
