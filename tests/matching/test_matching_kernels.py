@@ -44,7 +44,7 @@ def test_greedy_equals_sequential(seed, k, caliper, n_cells, discrete, block, sa
     prio = np.empty(trows.size, dtype=np.int64)
     prio[o] = np.arange(trows.size)
     sd = K.prepare(dist, treat, cell, trows)
-    ptr, pos = K.greedy_without_replacement(sd, prio, k, caliper, block=block, safe=safe)
+    ptr, pos = K.greedy_numpy(sd, prio, k, caliper, block=block, safe=safe)
     got = _as_dict(sd, ptr, pos)
     want = ref.sequential_greedy(dist, treat, cell, trows[o], k, caliper)
     assert got == want

@@ -21,8 +21,11 @@ positions) per treated unit, in the order the matches were made.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +35,8 @@ FloatArray = NDArray[np.float64]
 
 __all__ = [
     "SortedDesign",
+    "greedy_numba",
+    "greedy_numpy",
     "greedy_without_replacement",
     "knn_with_replacement",
     "prepare",
@@ -313,10 +318,180 @@ def greedy_without_replacement(
     priority: IntArray,
     k: int,
     caliper: float | None,
+    *,
+    engine: str = "auto",
     block: int = 256,
     safe: bool = True,
 ) -> tuple[IntArray, IntArray]:
     """Greedy matching without replacement, identical to MatchIt's sequential algorithm.
+
+    ``priority[i]`` is the rank of treated ``i`` in the matching order (0 = first). MatchIt
+    makes ``k`` passes; in each pass every treated unit, in priority order, takes its nearest
+    still-unused control within its cell (left neighbour on ties; none when the nearest is
+    outside the caliper).
+
+    The algorithm is inherently sequential (each pick depends on every earlier pick), so
+    ``engine="auto"`` (default) runs the compiled loop :func:`greedy_numba` when numba is
+    installed (extra ``mentor_impact[fast]``) and the exact block-parallel vectorised
+    reimplementation :func:`greedy_numpy` otherwise. Both give identical picks (tested against
+    each other and a plain-loop twin); ``engine="numba"`` / ``"numpy"`` force one, and
+    ``block`` / ``safe`` only apply to ``"numpy"``. At 10^6 rows the compiled loop is several
+    times faster than the vectorised version and faster than MatchIt's C++ matcher.
+
+    Returns ``(ptr, pos)``: CSR offsets per treated unit and sorted-control positions, in the
+    order the matches were made.
+    """
+    if engine not in ("auto", "numba", "numpy"):
+        raise ValueError(f"engine: expected 'auto', 'numba' or 'numpy'; found {engine!r}")
+    if engine != "numpy":
+        kern = _numba_greedy_kernel()
+        if kern is not None:
+            return greedy_numba(sd, priority, k, caliper)
+        if engine == "numba":
+            from mentor_impact.exceptions import MissingDependencyError
+
+            raise MissingDependencyError(
+                "engine='numba': numba is not installed. Hint: pip install "
+                "'mentor_impact[fast]' or use engine='auto' (vectorised fallback)."
+            )
+    return greedy_numpy(sd, priority, k, caliper, block=block, safe=safe)
+
+
+# ----------------------------------------------------------------------------- greedy (numba)
+def _greedy_loop(
+    ctrl_dist: FloatArray,
+    treat_dist: FloatArray,
+    split: IntArray,
+    lo: IntArray,
+    hi: IntArray,
+    by_prio: IntArray,
+    k: int,
+    caliper: float,
+    has_caliper: bool,
+) -> IntArray:
+    """Sequential greedy loop (compiled by numba; also valid plain Python).
+
+    Available sorted-control positions are kept in two path-compressed union-find forests:
+    ``left[q + 1]`` leads to ``p + 1`` for the largest available ``p <= q`` (``0`` = none) and
+    ``right[q]`` to the smallest available ``p >= q`` (``n0`` = none). Taking ``c`` links
+    ``left[c + 1] = c`` and ``right[c] = c + 1``; with path halving every lookup costs
+    amortised O(log n) at worst and near O(1) in practice, so a pass is ~O(n1 + n0).
+    """
+    n0 = ctrl_dist.shape[0]
+    n1 = treat_dist.shape[0]
+    left = np.arange(n0 + 1)
+    right = np.arange(n0 + 1)
+    picks = np.full((n1, k), -1, dtype=np.int64)
+    for r in range(k):
+        for j in range(n1):
+            i = by_prio[j]
+            if r > 0 and picks[i, r - 1] < 0:
+                continue
+            x = split[i]  # left forest: index x = position x - 1
+            while left[x] != x:
+                left[x] = left[left[x]]
+                x = left[x]
+            L = x - 1
+            y = split[i]
+            while right[y] != y:
+                right[y] = right[right[y]]
+                y = right[y]
+            R = y
+            vL = L >= lo[i]
+            vR = R < hi[i]
+            dL = np.inf
+            dR = np.inf
+            if vL:
+                dL = abs(ctrl_dist[L] - treat_dist[i])
+            if vR:
+                dR = abs(ctrl_dist[R] - treat_dist[i])
+            takeL = vL and ((not vR) or dL <= dR)
+            takeR = vR and not takeL
+            if takeL:
+                c = L
+                gap = dL
+            elif takeR:
+                c = R
+                gap = dR
+            else:
+                continue
+            if has_caliper and gap > caliper:
+                continue
+            picks[i, r] = c
+            left[c + 1] = c
+            right[c] = c + 1
+    return picks
+
+
+def _jit(numba: Any, fn: Callable[..., Any], cache: bool = True) -> Callable[..., Any]:
+    """``numba.njit(cache=True)(fn)``; without the on-disk cache when it cannot be used."""
+    if cache:
+        try:
+            return cast(Callable[..., Any], numba.njit(cache=True)(fn))
+        except Exception:  # e.g. no writable cache location (read-only install)
+            pass
+    return cast(Callable[..., Any], numba.njit(fn))
+
+
+@functools.cache
+def _numba_greedy_kernel(cache: bool = True) -> Callable[..., Any] | None:
+    """The compiled :func:`_greedy_loop`, or ``None`` when numba is not installed.
+
+    Importing numba is deferred to the first call (it costs a few hundred milliseconds).
+    """
+    try:
+        import numba
+    except ImportError:
+        return None
+    return _jit(numba, _greedy_loop, cache)
+
+
+def greedy_numba(
+    sd: SortedDesign, priority: IntArray, k: int, caliper: float | None
+) -> tuple[IntArray, IntArray]:
+    """Greedy matching without replacement by the numba-compiled sequential loop.
+
+    Same contract as :func:`greedy_without_replacement`; raises ``MissingDependencyError``
+    when numba is not installed. The first call in a process compiles the loop (about a
+    second) unless numba's on-disk cache already holds it.
+    """
+    kern = _numba_greedy_kernel()
+    if kern is None:
+        from mentor_impact.exceptions import MissingDependencyError
+
+        raise MissingDependencyError(
+            "greedy_numba: numba is not installed. Hint: pip install 'mentor_impact[fast]'."
+        )
+    args = (
+        np.ascontiguousarray(sd.ctrl_dist, dtype=np.float64),
+        np.ascontiguousarray(sd.treat_dist, dtype=np.float64),
+        np.ascontiguousarray(sd.split, dtype=np.int64),
+        np.ascontiguousarray(sd.lo, dtype=np.int64),
+        np.ascontiguousarray(sd.hi, dtype=np.int64),
+        np.ascontiguousarray(np.argsort(priority, kind="stable"), dtype=np.int64),
+        int(k),
+        float(caliper) if caliper is not None else 0.0,
+        caliper is not None,
+    )
+    try:
+        picks = kern(*args)
+    except OSError:  # writing numba's cache failed after all: compile in memory only
+        nocache = _numba_greedy_kernel(False)
+        assert nocache is not None
+        picks = nocache(*args)
+    return _picks_csr(picks, (picks >= 0).sum(axis=1))
+
+
+# ----------------------------------------------------------------------------- greedy (numpy)
+def greedy_numpy(
+    sd: SortedDesign,
+    priority: IntArray,
+    k: int,
+    caliper: float | None,
+    block: int = 256,
+    safe: bool = True,
+) -> tuple[IntArray, IntArray]:
+    """Greedy matching without replacement, vectorised (the fallback without numba).
 
     ``priority[i]`` is the rank of treated ``i`` in the matching order (0 = first). MatchIt
     makes ``k`` passes; in each pass every treated unit, in priority order, takes its nearest

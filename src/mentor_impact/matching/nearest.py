@@ -741,8 +741,12 @@ class NearestNeighborMatching(_MatchingBase):
       left one (smaller distance value; for equal values, the one earlier in the data) wins
       ties in ``|d_c - d_t|``. Without replacement, focal units are processed in ``order``
       and ``k`` passes are made (every focal unit gets its first match, then its second...).
-      The sequential greedy result is computed exactly with vectorised rounds checked against
-      the sequential characterisation (see ``_kernels.matching``).
+      The greedy algorithm is inherently sequential (every pick depends on all earlier
+      picks): when numba is installed (extra ``mentor_impact[fast]``) it runs as a compiled
+      loop with union-find "next available control" pointers (about 0.01 s for 60,000
+      treated among 10^6 rows, plus the sort); otherwise the same result is computed exactly
+      with vectorised rounds checked against the sequential characterisation (about 0.9 s
+      at that size; see ``_kernels.matching``). Both give identical matches.
     * Weights follow MatchIt: a matched focal unit weighs its sampling weight (1), a matched
       unit ``sum_i s_i / m_i`` over the focal units it serves, rescaled so that matched
       units' weights average 1; unmatched units weigh 0.
