@@ -25,6 +25,7 @@ from mentor_impact._meta import to_jsonable, versions
 from mentor_impact.exceptions import ConfigurationError, EstimationError
 from mentor_impact.inference.bands import sup_t_critical_value
 from mentor_impact.inference.covariance import IID, CovarianceEstimator, resolve_cov
+from mentor_impact.inference.influence import InfluenceLike, RowInfluence
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -136,8 +137,11 @@ class EffectResults:
         Covariance matrix in use.
     cov_type : str
         Label of the covariance (``"iid"``, ``"clustered(person)"``, ``"abadie-imbens"``).
-    influence : ndarray of shape (n, k), optional
-        Scaled influence function, ``theta_hat - theta ~= influence.sum(axis=0)``.
+    influence : ndarray or RowInfluence of shape (n, k), optional
+        Scaled influence function, ``theta_hat - theta ~= influence.sum(axis=0)``. Curve
+        estimators at register size may store a
+        :class:`mentor_impact.inference.influence.RowInfluence`, which computes rows on
+        demand (``np.asarray`` gives the full matrix).
     cluster : ndarray of shape (n,), optional
         Default cluster labels (person) aligned with ``influence``.
     tau : ndarray of shape (k,), optional
@@ -178,7 +182,7 @@ class EffectResults:
     estimate: FloatArray
     cov: FloatArray
     cov_type: str = "iid"
-    influence: FloatArray | None = None
+    influence: InfluenceLike | None = None
     cluster: npt.NDArray[Any] | None = None
     tau: npt.NDArray[np.int64] | None = None
     treated_mean: FloatArray | None = None
@@ -620,7 +624,7 @@ def make_effect_results(
     outcome: str,
     targets: Sequence[str] | None = None,
     estimate: npt.ArrayLike,
-    influence: npt.ArrayLike | None = None,
+    influence: npt.ArrayLike | RowInfluence | None = None,
     cov: npt.ArrayLike | CovarianceEstimator | str | None = None,
     cluster: npt.ArrayLike | None = None,
     tau: npt.ArrayLike | None = None,
@@ -647,8 +651,9 @@ def make_effect_results(
         Target labels; defaults to ``curve_targets(tau)`` for curves or ``(outcome,)``.
     estimate : array-like of shape (k,)
         Point estimates.
-    influence : array-like of shape (n, k), optional
-        Scaled influence function (``theta_hat - theta ~= sum_i phi_i``).
+    influence : array-like or RowInfluence of shape (n, k), optional
+        Scaled influence function (``theta_hat - theta ~= sum_i phi_i``); a
+        :class:`~mentor_impact.inference.influence.RowInfluence` is kept as it is.
     cov : array-like of shape (k, k), CovarianceEstimator or str, optional
         A ready covariance matrix, or the estimator to apply to ``influence``
         (default ``Clustered("person")`` when ``cluster`` is given, else ``IID()``).
@@ -692,8 +697,14 @@ def make_effect_results(
             targets = (outcome,) if k == 1 else tuple(f"{outcome}[{j}]" for j in range(k))
     if len(targets) != k:
         raise ConfigurationError(f"targets: expected {k} labels; got {len(targets)}.")
-    phi = None
-    if influence is not None:
+    phi: InfluenceLike | None = None
+    if isinstance(influence, RowInfluence):
+        phi = influence
+        if phi.shape[1] != k:
+            raise ConfigurationError(
+                f"influence: expected {k} columns (one per target); got {phi.shape[1]}."
+            )
+    elif influence is not None:
         phi = np.asarray(influence, dtype=np.float64)
         if phi.ndim == 1:
             phi = phi[:, None]

@@ -17,14 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
+from scipy.linalg.blas import dgemm
 
 from mentor_impact._kernels.linalg import weighted_gram
 from mentor_impact._kernels.logit import fit_logit_newton
+from mentor_impact.inference.influence import RowIndex, RowInfluence, block_rows
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 __all__ = [
+    "HajekInfluence",
     "LogitResult",
     "PSTerm",
     "arm_weights",
@@ -33,6 +36,7 @@ __all__ = [
     "expit",
     "group_matrix",
     "hajek_if",
+    "hajek_rows",
     "horvitz_thompson_if",
     "independent_columns",
     "logit_fit",
@@ -413,6 +417,161 @@ def hajek_if(
             C += (w * tp)[:, None] * dv[gi]
         phi += ps.apply(_tmul(ps.Z, C))
     return theta, m1, m0, phi, n_dropped
+
+
+class HajekInfluence(RowInfluence):
+    """Influence function of the Hajek contrast with weights constant over targets.
+
+    Row ``i`` (risk set ``s``, arm ``a``) is
+    ``c_i (Y_i - m_as) + t_i dv_s + r_i z_i' M`` with ``c_i = +-w_i omega_i pi_s / S_as``,
+    the risk-set share term ``t_i dv_s`` (``t_i = w_i t(e_i)``,
+    ``dv_s = (delta_s - theta) / T``) and the propensity term (``r_i = w_i (d_i - e_i)``,
+    ``M = H^{-1} d theta / d gamma``). Only these factors are stored; ``Y`` is the caller's
+    outcome matrix (any numeric dtype, not copied).
+    """
+
+    def __init__(
+        self,
+        Y: NDArray[np.generic],
+        c: FloatArray,
+        means: FloatArray,
+        arm_row: IntArray,
+        tw: FloatArray,
+        dv: FloatArray | None,
+        gi: IntArray,
+        ps: PSTerm | None,
+        M: FloatArray | None,
+        used: NDArray[np.bool_] | None,
+    ) -> None:
+        super().__init__(Y.shape[0], Y.shape[1])
+        self.Y, self.c, self.means, self.arm_row = Y, c, means, arm_row
+        self.tw, self.dv, self.gi, self.ps, self.M, self.used = tw, dv, gi, ps, M, used
+
+    def _rows(self, idx: RowIndex) -> FloatArray:
+        Yb = self.Y[idx]
+        if self.used is not None:  # missing outcomes in rows without weight count as 0
+            Yb = np.where(self.used[idx][:, None], Yb, 0.0)
+        cb = self.c[idx]
+        G2 = self.means.shape[0]
+        # everything but c * Y is a small matrix product: with few risk sets the table
+        # terms join the propensity term as extra columns of one GEMM, else they are gathered
+        fold = G2 <= _FOLD_GROUPS
+        parts: list[FloatArray] = []
+        tables: list[FloatArray] = []
+        if self.ps is not None and self.M is not None:
+            parts.append(self.ps.Z[idx] * self.ps.resid[idx][:, None])
+            tables.append(self.M)
+        if fold:
+            ar = self.arm_row[idx]
+            onehot = np.zeros((ar.size, G2))
+            onehot[np.arange(ar.size), ar] = -cb
+            parts.append(onehot)
+            tables.append(self.means)
+            if self.dv is not None:
+                gsel = self.gi[idx]
+                oh = np.zeros((gsel.size, self.dv.shape[0]))
+                oh[np.arange(gsel.size), gsel] = self.tw[idx]
+                parts.append(oh)
+                tables.append(self.dv)
+        if parts:
+            out = np.asarray(np.concatenate(parts, axis=1) @ np.concatenate(tables, axis=0))
+            out += np.multiply(Yb, cb[:, None], dtype=np.float64)
+        else:
+            out = np.multiply(Yb, cb[:, None], dtype=np.float64)
+        if not fold:
+            out -= cb[:, None] * self.means[self.arm_row[idx]]
+            if self.dv is not None:
+                out += self.tw[idx][:, None] * self.dv[self.gi[idx]]
+        return out
+
+
+#: risk sets x arms up to which the table terms of HajekInfluence join the GEMM
+_FOLD_GROUPS = 16
+
+
+def hajek_rows(
+    Y: NDArray[np.generic],
+    d: FloatArray,
+    w: FloatArray,
+    omega: FloatArray,
+    g: FloatArray,
+    t: FloatArray,
+    tp: FloatArray,
+    ps: PSTerm | None,
+    groups: IntArray | None = None,
+    n_groups: int = 1,
+) -> tuple[FloatArray, FloatArray, FloatArray, HajekInfluence, IntArray]:
+    """:func:`hajek_if` for weights constant over targets, in row blocks.
+
+    Same estimator and influence function as :func:`hajek_if` with (n,) control weights,
+    but ``Y`` (n, K) of any numeric dtype is read in row blocks (never converted whole to
+    float64) and the influence function is returned as a :class:`HajekInfluence`, which
+    the covariance estimators consume block by block. One pass over ``Y`` gives the
+    arm means within risk sets and ``d theta / d gamma``; the covariance pass is the
+    second. Non-finite outcomes in rows without weight (``w == 0``) count as 0.
+    """
+    n, K = Y.shape
+    G = 1 if groups is None else n_groups
+    gi = np.zeros(n, dtype=np.int64) if groups is None else groups
+    treated = d > 0.5
+    a = w * omega  # (n,) weight of each row within its own arm
+    arm_row = gi + G * (~treated)  # row of the stacked (2G, K) tables
+    S = np.bincount(arm_row, weights=a, minlength=2 * G)
+    S1, S0 = S[:G, None], S[G:, None]
+    tw = w * t
+    T_s = np.bincount(gi, weights=tw, minlength=G).astype(np.float64)[:, None]
+    valid1 = (S1 > 0) & (S0 > 0) & (T_s > 0)  # (G, 1): weights do not vary by target
+    Tv = np.where(valid1, T_s, 0.0)
+    T = float(Tv.sum())
+    pi = Tv / (T if T > 0 else 1.0)  # (G, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(valid1, pi / S1, 0.0)
+        f0 = np.where(valid1, pi / S0, 0.0)
+    fac_g = np.concatenate([f1, -f0])[:, 0]  # (2G,)
+    c = a * fac_g[arm_row]
+    gc = None
+    if ps is not None:
+        gc = w * g * fac_g[arm_row]
+    finite_y = bool(np.issubdtype(Y.dtype, np.integer) or Y.dtype == bool)
+    used = None if finite_y else (w > 0)
+    # pass 1: arm sums of a * Y within risk sets and Zg' Y (one read of Y)
+    q = 0 if ps is None else ps.Z.shape[1]
+    A = np.zeros((2 * G, K))
+    ZgY = np.zeros((q, K))
+    ZgS = np.zeros((2 * G, q))
+    for sl in block_rows(n, K):
+        m = sl.stop - sl.start
+        Yc = np.asarray(Y[sl], dtype=np.float64)
+        if used is not None and not np.isfinite(Yc).all():
+            Yc = np.where(used[sl][:, None], Yc, 0.0)
+        ptr = np.arange(m + 1)
+        A += np.asarray(sp.csc_matrix((a[sl], arm_row[sl], ptr), shape=(2 * G, m)) @ Yc)
+        if ps is not None and gc is not None:
+            Zg = ps.Z[sl] * gc[sl, None]
+            ZgY += dgemm(1.0, Zg.T, Yc.T, trans_b=1)
+            ZgS += np.asarray(sp.csc_matrix((np.ones(m), arm_row[sl], ptr),
+                                            shape=(2 * G, m)) @ Zg)
+    valid = np.broadcast_to(valid1, (G, K))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m1s = np.where(valid, A[:G] / S1, 0.0)
+        m0s = np.where(valid, A[G:] / S0, 0.0)
+    delta_s = m1s - m0s
+    theta = (pi * delta_s).sum(axis=0)
+    m1 = (pi * m1s).sum(axis=0)
+    m0 = (pi * m0s).sum(axis=0)
+    n_dropped = np.broadcast_to(((~valid1) & (T_s > 0)).sum(axis=0), (K,)).astype(np.int64)
+    means = np.concatenate([m1s, m0s])  # (2G, K)
+    dv = np.where(valid, delta_s - theta, 0.0) / (T if T > 0 else 1.0)  # (G, K)
+    M = None
+    if ps is not None:
+        Dg = ZgY - ZgS.T @ means
+        if np.any(tp != 0):
+            Et = sp.csc_matrix(((w * tp), gi, np.arange(n + 1)), shape=(G, n))
+            Dg += np.asarray(Et @ ps.Z).T @ dv
+        M = np.asarray(ps.hinv @ Dg)
+    phi = HajekInfluence(Y, c, means, arm_row, tw, dv if np.any(dv != 0) else None, gi, ps, M,
+                         used)
+    return theta, m1, m0, phi, np.array(n_dropped)
 
 
 def horvitz_thompson_if(

@@ -7,6 +7,7 @@ import numpy.typing as npt
 
 from mentor_impact._rng import SeedLike, as_generator
 from mentor_impact.exceptions import ConfigurationError
+from mentor_impact.inference.influence import InfluenceLike
 
 __all__ = ["multiplier_bootstrap_critical_value", "sup_t_critical_value"]
 
@@ -65,7 +66,7 @@ def sup_t_critical_value(
 
 
 def multiplier_bootstrap_critical_value(
-    phi: npt.NDArray[np.float64],
+    phi: InfluenceLike,
     cluster: npt.ArrayLike | None = None,
     level: float = 0.95,
     *,
@@ -82,8 +83,8 @@ def multiplier_bootstrap_critical_value(
 
     Parameters
     ----------
-    phi : ndarray of shape (n, k)
-        Scaled influence functions.
+    phi : ndarray or RowInfluence of shape (n, k)
+        Scaled influence functions (a :class:`RowInfluence` is materialised).
     cluster : array-like of shape (n,), optional
         Cluster labels; rows are their own clusters when omitted.
     level : float, default=0.95

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mentor_impact.exceptions import ConfigurationError, DataValidationError
+from mentor_impact.inference.influence import InfluenceLike, RowInfluence, influence_gram
 
 __all__ = ["IID", "Clustered", "CovarianceEstimator", "cluster_sums", "resolve_cov"]
 
@@ -63,7 +64,7 @@ class CovarianceEstimator(ABC):
     @abstractmethod
     def cov(
         self,
-        phi: npt.NDArray[np.float64],
+        phi: InfluenceLike,
         *,
         cluster: npt.ArrayLike | None = None,
         frame: Any = None,
@@ -72,8 +73,9 @@ class CovarianceEstimator(ABC):
 
         Parameters
         ----------
-        phi : ndarray of shape (n, k)
-            Scaled influence-function values.
+        phi : ndarray or RowInfluence of shape (n, k)
+            Scaled influence-function values (a :class:`RowInfluence` is consumed block by
+            block, never formed whole).
         cluster : array-like of shape (n,), optional
             Default cluster labels (the person index for risk-set data).
         frame : pandas.DataFrame, optional
@@ -88,13 +90,6 @@ class CovarianceEstimator(ABC):
     def describe(self) -> str:
         """Return a short label for tables, e.g. ``"clustered(person)"``."""
         return self.name
-
-
-def _chunked_crossprod(a: npt.NDArray[np.float64], chunk: int = 200_000) -> npt.NDArray[np.float64]:
-    """Return ``a.T @ a`` in row chunks (BLAS ``dsyrk``; see ``_kernels.linalg``)."""
-    from mentor_impact._kernels.linalg import crossprod
-
-    return crossprod(a, chunk)
 
 
 @dataclass(frozen=True)
@@ -120,14 +115,14 @@ class IID(CovarianceEstimator):
 
     def cov(
         self,
-        phi: npt.NDArray[np.float64],
+        phi: InfluenceLike,
         *,
         cluster: npt.ArrayLike | None = None,
         frame: Any = None,
     ) -> npt.NDArray[np.float64]:
         """Return ``sum_i phi_i phi_i'`` (see class docstring)."""
-        phi = np.asarray(phi, dtype=np.float64)
-        v = _chunked_crossprod(phi)
+        phi = _as_influence(phi)
+        v = influence_gram(phi)
         n = phi.shape[0]
         if self.small_sample and n > 1:
             v *= n / (n - 1)
@@ -163,13 +158,13 @@ class Clustered(CovarianceEstimator):
 
     def cov(
         self,
-        phi: npt.NDArray[np.float64],
+        phi: InfluenceLike,
         *,
         cluster: npt.ArrayLike | None = None,
         frame: Any = None,
     ) -> npt.NDArray[np.float64]:
         """Return the cluster-robust covariance (see class docstring)."""
-        phi = np.asarray(phi, dtype=np.float64)
+        phi = _as_influence(phi)
         if self.by in ("person", "cluster"):
             labels = cluster
         else:
@@ -182,8 +177,16 @@ class Clustered(CovarianceEstimator):
             labels = np.asarray(frame[self.by])
         if labels is None:
             labels = np.arange(phi.shape[0])
-        sums, g = cluster_sums(phi, labels)
-        v = _chunked_crossprod(sums)
+        cl = np.asarray(labels)
+        if cl.shape[0] != phi.shape[0]:
+            raise DataValidationError(
+                f"cluster: expected {phi.shape[0]} labels (one per row of the influence "
+                f"function); found {cl.shape[0]}. Hint: pass the cluster column of the data "
+                "the estimator used."
+            )
+        _, codes = np.unique(cl, return_inverse=True)
+        g = int(codes.max()) + 1 if codes.size else 0
+        v = influence_gram(phi, codes.astype(np.int64, copy=False))
         if self.small_sample and g > 1:
             v *= g / (g - 1)
         return v
@@ -191,6 +194,14 @@ class Clustered(CovarianceEstimator):
     def describe(self) -> str:
         """Return e.g. ``"clustered(person)"``."""
         return f"clustered({self.by})"
+
+
+def _as_influence(phi: InfluenceLike) -> InfluenceLike:
+    """Pass a :class:`RowInfluence` through; make anything else a 2-D float64 array."""
+    if isinstance(phi, RowInfluence):
+        return phi
+    a = np.asarray(phi, dtype=np.float64)
+    return a[:, None] if a.ndim == 1 else a
 
 
 def resolve_cov(

@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from mentor_impact.exceptions import ConfigurationError
 from mentor_impact.inference.covariance import CovarianceEstimator
+from mentor_impact.inference.influence import InfluenceLike
 
 __all__ = ["AbadieImbens", "Caliper", "MatchedSetRegression"]
 
@@ -71,7 +72,7 @@ class Caliper:
 class _NeedsFit(CovarianceEstimator):
     def cov(
         self,
-        phi: npt.NDArray[np.float64],
+        phi: InfluenceLike,
         *,
         cluster: npt.ArrayLike | None = None,
         frame: Any = None,

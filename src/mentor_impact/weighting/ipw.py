@@ -400,12 +400,26 @@ class IPW:
         theta = np.empty(Kt)
         m1 = np.empty(Kt)
         m0 = np.empty(Kt)
-        phi = np.empty((n, Kt))
+        phi_rows: K.HajekInfluence | None = None
+        phi = np.empty((n, Kt)) if not (b_info is None and self.normalized) else np.empty((0, Kt))
         n_empty = np.zeros(Kt, dtype=np.int64)
         ess0 = np.empty(Kt)
         used = (wk > 0)[:, None]
         nu0_first: FloatArray | None = None
-        for lo in range(0, Kt, block):
+        if b_info is None and self.normalized:
+            # weights constant over targets: one read of Y in row blocks, influence kept
+            # in factored form (never n x K in memory; see HajekInfluence)
+            Y2 = Y_raw if curve else Y_raw[:, None]
+            if not int_outcome:
+                check_outcome_finite(Y2, used, outcome)
+            theta, m1, m0, phi_rows, n_empty = K.hajek_rows(
+                Y2, d, wk, omega, g, t, tp, pf.term, groups, n_groups
+            )
+            nu0b = np.where(~t_arm, wk * omega, 0.0)[:, None]
+            ess0[:] = ess(nu0b[~t_arm])
+            positivity_check("IPW", nu0b, ~t_arm & keep, "control", stacklevel=2)
+            nu0_first = nu0b[:, 0]
+        for lo in range(0, Kt if phi_rows is None else 0, block):
             cols = slice(lo, min(lo + block, Kt))
             Yb = np.asarray(Y_raw[:, cols] if curve else Y_raw[:, None], dtype=np.float64)
             if b_info is not None:
@@ -475,7 +489,7 @@ class IPW:
             estimand=estimand_label,
             outcome=outcome,
             estimate=theta,
-            influence=phi,
+            influence=phi if phi_rows is None else phi_rows,
             cov=cov_use,
             cluster=data.cluster,
             tau=tau,

@@ -1,0 +1,199 @@
+"""Influence functions held in factored form and produced in row blocks.
+
+A curve estimator at register size has an influence function of ``n x k`` float64 values
+(1,000,000 rows x 157 horizon weeks = 1.26 GB). Estimators whose influence function has a
+cheap closed form per row (IPW: a per-row scale of the outcome row, a few per-row terms
+from small tables, and the propensity term ``z_i r_i M``) return a :class:`RowInfluence`
+instead: it stores only the factors and computes any set of rows on demand. The covariance
+estimators of :mod:`mentor_impact.inference.covariance` consume it block by block
+(:func:`influence_gram`), so the ``n x k`` matrix is never formed; ``np.asarray`` on it
+gives the full matrix when a caller really needs it.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from itertools import pairwise
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+from scipy.linalg.blas import dsyrk
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+RowIndex: TypeAlias = "slice | IntArray"
+
+__all__ = ["InfluenceLike", "RowInfluence", "block_rows", "influence_gram", "influence_rows"]
+
+#: float64 elements of one row block (about 32 MB)
+BLOCK_ELEMS = 4_000_000
+
+
+class RowInfluence(ABC):
+    """An ``(n, k)`` scaled influence function computed block by block.
+
+    Subclasses implement :meth:`_rows`; an optional right factor ``post`` (``k0 x k``)
+    applies linear combinations lazily (``phi @ L.T`` in
+    :meth:`mentor_impact.EffectResults.linear_combination`).
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    k : int
+        Number of targets before ``post``.
+
+    Notes
+    -----
+    The object behaves like a read-only float64 array where the library needs one:
+    ``shape``, ``ndim``, ``dtype``, ``np.asarray(phi)`` (materialises the whole matrix),
+    ``phi[rows, cols]`` and ``phi @ L``.
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, n: int, k: int) -> None:
+        self._n = int(n)
+        self._k0 = int(k)
+        self._post: FloatArray | None = None
+
+    # ------------------------------------------------------------------ interface
+    @abstractmethod
+    def _rows(self, idx: RowIndex) -> FloatArray:
+        """Return the rows ``idx`` of the base matrix, shape ``(len(idx), k0)``, float64."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n, k)``."""
+        k = self._k0 if self._post is None else int(self._post.shape[1])
+        return (self._n, k)
+
+    def rows(self, idx: RowIndex) -> FloatArray:
+        """Return the rows ``idx`` (a slice or integer positions) as an ndarray.
+
+        Parameters
+        ----------
+        idx : slice or ndarray of int
+            Row positions.
+
+        Returns
+        -------
+        ndarray of shape (len(idx), k)
+            The influence-function rows.
+        """
+        out = self._rows(idx)
+        return out if self._post is None else np.asarray(out @ self._post)
+
+    # ------------------------------------------------------------------ array protocol
+    def __len__(self) -> int:
+        return self._n
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> FloatArray:
+        n, k = self.shape
+        out = np.empty((n, k), dtype=np.float64)
+        for sl in block_rows(n, k):
+            out[sl] = self.rows(sl)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __matmul__(self, other: npt.ArrayLike) -> RowInfluence:
+        mat = np.asarray(other, dtype=np.float64)
+        if mat.ndim != 2 or mat.shape[0] != self.shape[1]:
+            raise ValueError(
+                f"influence @ L: expected L of shape ({self.shape[1]}, m); got {mat.shape}."
+            )
+        new = copy.copy(self)
+        new._post = mat if self._post is None else np.asarray(self._post @ mat)
+        return new
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, tuple) and len(key) == 2:
+            rows_key, cols_key = key
+            sel = np.eye(self.shape[1])[:, cols_key]
+            sub = self @ (sel if sel.ndim == 2 else sel[:, None])
+            full = sub.rows(rows_key) if isinstance(rows_key, slice) else np.asarray(sub)[rows_key]
+            return full if sel.ndim == 2 else full[:, 0]
+        return np.asarray(self)[key]
+
+    def sum(self, axis: int = 0) -> FloatArray:
+        """Column sums (``axis=0`` only), computed block by block."""
+        if axis != 0:
+            raise ValueError("RowInfluence.sum: only axis=0 is supported.")
+        n, k = self.shape
+        out = np.zeros(k)
+        for sl in block_rows(n, k):
+            out += self.rows(sl).sum(axis=0)
+        return out
+
+
+InfluenceLike: TypeAlias = "FloatArray | RowInfluence"
+
+
+def block_rows(n: int, k: int, block_elems: int | None = None) -> list[slice]:
+    """Row slices covering ``0..n`` with about ``block_elems`` elements each.
+
+    The default is the module's :data:`BLOCK_ELEMS`, read at call time.
+    """
+    step = max(1, (BLOCK_ELEMS if block_elems is None else block_elems) // max(k, 1))
+    return [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+
+def influence_rows(phi: InfluenceLike, idx: RowIndex) -> FloatArray:
+    """Rows ``idx`` of an ndarray or :class:`RowInfluence`, as a float64 ndarray."""
+    if isinstance(phi, RowInfluence):
+        return phi.rows(idx)
+    return np.asarray(phi[idx], dtype=np.float64)
+
+
+def _syrk_add(out: FloatArray, block: FloatArray) -> None:
+    """``out += block.T @ block`` (upper triangle only; BLAS ``dsyrk``)."""
+    b = np.ascontiguousarray(block, dtype=np.float64)
+    if b.shape[0]:
+        out += dsyrk(1.0, b.T, trans=0, lower=0)
+
+
+def influence_gram(
+    phi: InfluenceLike, codes: IntArray | None = None, block_elems: int | None = None
+) -> FloatArray:
+    """Return ``sum_g S_g S_g'`` with ``S_g`` the sum of the rows of cluster ``g``.
+
+    Parameters
+    ----------
+    phi : ndarray or RowInfluence of shape (n, k)
+        Scaled influence function.
+    codes : ndarray of int of shape (n,), optional
+        Cluster codes; ``None`` makes every row its own cluster (``phi' phi``).
+    block_elems : int, optional
+        Elements per row block (default :data:`BLOCK_ELEMS`).
+
+    Returns
+    -------
+    ndarray of shape (k, k)
+        The symmetric sum of outer products.
+
+    Notes
+    -----
+    Rows are visited in blocks; with clusters, in the stable order of their codes, each
+    block ending at a cluster boundary, and summed within clusters with
+    ``np.add.reduceat`` before the rank-k update. Memory stays at one block, whatever
+    ``n``; an ndarray input is never copied whole.
+    """
+    n, k = phi.shape
+    out = np.zeros((k, k), dtype=np.float64)
+    if codes is None:
+        for sl in block_rows(n, k, block_elems):
+            _syrk_add(out, influence_rows(phi, sl))
+    else:
+        order = np.argsort(codes, kind="stable")
+        sc = codes[order]
+        starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]]) if n else np.zeros(0, np.int64)
+        step = max(1, (BLOCK_ELEMS if block_elems is None else block_elems) // max(k, 1))
+        cut = np.unique(starts[np.searchsorted(starts, np.arange(0, n, step), side="right") - 1])
+        bounds = np.r_[cut, n]
+        for a, b in pairwise(bounds):
+            blk = influence_rows(phi, order[a:b])
+            seg = starts[(starts >= a) & (starts < b)] - a
+            _syrk_add(out, np.add.reduceat(blk, seg, axis=0))
+    return np.triu(out) + np.triu(out, 1).T

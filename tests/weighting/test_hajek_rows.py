@@ -1,0 +1,72 @@
+"""The row-block Hajek kernel equals the dense one (and hence the loop references)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mentor_impact._kernels import weighting as K
+
+
+def _problem(n, n_groups, estimand, seed, curve_dtype):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    Z = K.with_intercept(X)
+    d = (rng.random(n) < K.expit(-0.4 + X @ np.array([0.5, -0.3, 0.2]))).astype(float)
+    w = rng.integers(1, 4, size=n).astype(float)
+    w[rng.random(n) < 0.05] = 0.0  # rows without weight (as after trimming)
+    fit = K.logit_fit(Z, d, w)
+    e = np.clip(fit.ps, 1e-12, 1 - 1e-12)
+    omega, g, t, tp = K.arm_weights(e, d, estimand)
+    term = K.PSTerm(Z, w * (d - e), np.linalg.inv(fit.hessian))
+    groups = None if n_groups == 1 else rng.integers(0, n_groups, size=n).astype(np.int64)
+    Y = (rng.random((n, 6)) < 0.4).astype(curve_dtype)
+    return Y, d, w, omega, g, t, tp, term, groups
+
+
+@pytest.mark.parametrize("estimand", ["ATT", "ATE", "ATC", "ATO"])
+@pytest.mark.parametrize("n_groups", [1, 3, 40])
+@pytest.mark.parametrize("with_ps", [True, False])
+@pytest.mark.parametrize("fold", [True, False])
+def test_rows_kernel_equals_dense_kernel(estimand, n_groups, with_ps, fold, monkeypatch):
+    Y, d, w, omega, g, t, tp, term, groups = _problem(400, n_groups, estimand, 7, np.int8)
+    if not fold:
+        monkeypatch.setattr(K, "_FOLD_GROUPS", 0)
+    ps = term if with_ps else None
+    ref = K.hajek_if(Y.astype(float), d, w, omega, omega, g, g, t, tp, ps, groups, n_groups)
+    got = K.hajek_rows(Y, d, w, omega, g, t, tp, ps, groups, n_groups)
+    for a, b in zip(got[:3], ref[:3], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(got[3]), ref[3], rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(got[4], ref[4])
+
+
+def test_rows_kernel_reads_y_in_blocks(monkeypatch):
+    import mentor_impact.inference.influence as infl
+
+    Y, d, w, omega, g, t, tp, term, groups = _problem(300, 5, "ATT", 3, np.float64)
+    whole = K.hajek_rows(Y, d, w, omega, g, t, tp, term, groups, 5)
+    monkeypatch.setattr(infl, "BLOCK_ELEMS", 13)  # many row blocks of 2 rows
+    blocked = K.hajek_rows(Y, d, w, omega, g, t, tp, term, groups, 5)
+    np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(blocked[3]), np.asarray(whole[3]), rtol=1e-10,
+                               atol=1e-15)
+
+
+def test_missing_outcome_in_rows_without_weight_is_ignored():
+    Y, d, w, omega, g, t, tp, term, _ = _problem(300, 1, "ATT", 5, np.float64)
+    Yn = Y.copy()
+    Yn[w == 0, 2] = np.nan
+    a = K.hajek_rows(Y, d, w, omega, g, t, tp, term)
+    b = K.hajek_rows(Yn, d, w, omega, g, t, tp, term)
+    np.testing.assert_allclose(b[0], a[0], rtol=1e-12)
+    phi_a, phi_b = np.asarray(a[3]), np.asarray(b[3])
+    assert np.isfinite(phi_b).all()
+    np.testing.assert_allclose(phi_b[w > 0], phi_a[w > 0], rtol=1e-12)
+
+
+def test_block_size_is_read_at_call_time(monkeypatch):
+    import mentor_impact.inference.influence as infl
+
+    monkeypatch.setattr(infl, "BLOCK_ELEMS", 13)
+    assert len(infl.block_rows(300, 6)) == 150
