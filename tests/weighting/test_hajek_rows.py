@@ -70,3 +70,39 @@ def test_block_size_is_read_at_call_time(monkeypatch):
 
     monkeypatch.setattr(infl, "BLOCK_ELEMS", 13)
     assert len(infl.block_rows(300, 6)) == 150
+
+
+@pytest.mark.parametrize("n_groups", [1, 4, 30])
+@pytest.mark.parametrize("with_ps", [True, False])
+@pytest.mark.parametrize("dtype", [np.int8, np.float64])
+def test_varying_weights_kernel_equals_dense_kernel(n_groups, with_ps, dtype, monkeypatch):
+    import mentor_impact.inference.influence as infl
+
+    Y, d, w, omega, g, t, tp, term, groups = _problem(350, n_groups, "ATT", 11, dtype)
+    rng = np.random.default_rng(4)
+    kept = (rng.random(Y.shape) < 0.8) | (d > 0.5)[:, None]  # controls censored per target
+    scale = np.exp(rng.normal(scale=0.3, size=Y.shape))
+    om0 = np.where(kept, omega[:, None] * scale, 0.0)
+    g0 = om0 * rng.normal(size=Y.shape)
+    if dtype == np.float64:  # missing outcomes where a control is censored are not used
+        Y = Y.copy()
+        Y[~kept & (rng.random(Y.shape) < 0.5)] = np.nan
+
+    def weights0(idx, need_g):
+        return om0[idx], g0[idx] if need_g else None, kept[idx]
+
+    ps = term if with_ps else None
+    Yd = np.where(np.isfinite(Y), Y, 0.0).astype(float)
+    ref = K.hajek_if(Yd, d, w, omega, om0, g, g0, t, tp, ps, groups, n_groups)
+    monkeypatch.setattr(infl, "BLOCK_ELEMS", 60)  # several row blocks
+    got = K.hajek_rows_varying(Y, d, w, omega, g, weights0, t, tp, ps, groups, n_groups)
+    for a, b in zip(got[:3], ref[:3], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(np.asarray(got[3]), ref[3], rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(got[4], ref[4])
+    nu0 = np.where(d > 0.5, 0.0, w)[:, None] * om0
+    np.testing.assert_allclose(got[5]["sum"], nu0.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(got[5]["sumsq"], (nu0**2).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(got[5]["max"], nu0.max(axis=0), rtol=1e-12)
+    if dtype == np.float64:
+        assert int(got[5]["n_bad"]) == 0

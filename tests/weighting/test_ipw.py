@@ -285,14 +285,36 @@ def test_group_matrix_matches_loop():
 
 @pytest.mark.parametrize("dynamic", ["A", "B"])
 def test_column_blocks_change_nothing(rs, monkeypatch, dynamic):
+    # Horvitz-Thompson curves are processed in column blocks
     import mentor_impact.weighting.ipw as ipw_mod
 
-    whole = IPW().fit(rs, outcome="y", dynamic=dynamic)
+    whole = IPW(normalized=False).fit(rs, outcome="y", dynamic=dynamic)
     monkeypatch.setattr(ipw_mod, "_BLOCK_ELEMS", rs.n)  # one column per block
-    blocked = IPW().fit(rs, outcome="y", dynamic=dynamic)
+    blocked = IPW(normalized=False).fit(rs, outcome="y", dynamic=dynamic)
     np.testing.assert_allclose(blocked.estimate, whole.estimate, rtol=1e-12)
     np.testing.assert_allclose(blocked.influence, whole.influence, rtol=1e-10, atol=1e-14)
     pd.testing.assert_frame_equal(blocked.extra["ess"], whole.extra["ess"])
+
+
+@pytest.mark.parametrize("dynamic", ["A", "B"])
+def test_row_blocks_change_nothing(rs, monkeypatch, dynamic):
+    # Hajek curves read the outcome in row blocks and keep the influence factored
+    import mentor_impact.inference.influence as infl
+
+    whole = IPW().fit(rs, outcome="y", dynamic=dynamic)
+    monkeypatch.setattr(infl, "BLOCK_ELEMS", 3 * whole.estimate.size)  # 3 rows per block
+    blocked = IPW().fit(rs, outcome="y", dynamic=dynamic)
+    np.testing.assert_allclose(blocked.estimate, whole.estimate, rtol=1e-12)
+    np.testing.assert_allclose(blocked.cov, whole.cov, rtol=1e-10, atol=1e-16)
+    np.testing.assert_allclose(np.asarray(blocked.influence), np.asarray(whole.influence),
+                               rtol=1e-10, atol=1e-14)
+    pd.testing.assert_frame_equal(blocked.extra["ess"], whole.extra["ess"])
+    np.testing.assert_allclose(blocked.weights, whole.weights, rtol=1e-12)
+    # the factored influence gives the covariance of the materialised one
+    dense = np.asarray(whole.influence)
+    np.testing.assert_allclose(Clustered().cov(dense, cluster=whole.cluster), whole.cov,
+                               rtol=1e-10, atol=1e-16)
+    np.testing.assert_allclose(dense.sum(axis=0), 0.0, atol=1e-10)
 
 
 def test_weighting_table_beside_truth(rs):

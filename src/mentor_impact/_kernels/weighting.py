@@ -12,6 +12,7 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ IntArray = NDArray[np.int64]
 
 __all__ = [
     "HajekInfluence",
+    "HajekVaryingInfluence",
     "LogitResult",
     "PSTerm",
     "arm_weights",
@@ -37,6 +39,7 @@ __all__ = [
     "group_matrix",
     "hajek_if",
     "hajek_rows",
+    "hajek_rows_varying",
     "horvitz_thompson_if",
     "independent_columns",
     "logit_fit",
@@ -572,6 +575,187 @@ def hajek_rows(
     phi = HajekInfluence(Y, c, means, arm_row, tw, dv if np.any(dv != 0) else None, gi, ps, M,
                          used)
     return theta, m1, m0, phi, np.array(n_dropped)
+
+
+#: ``weights0(rows, need_g) -> (omega0, g0, kept)``, each (len(rows), K): control weights
+#: by target, their logit derivative weights (None unless ``need_g``) and the kept mask
+WeightRows = Callable[[RowIndex, bool], tuple[FloatArray, FloatArray | None, NDArray[np.bool_]]]
+
+
+class HajekVaryingInfluence(RowInfluence):
+    """Influence function of the Hajek contrast with control weights varying by target.
+
+    Row ``i`` (risk set ``s``, arm ``a``) is ``a_i(k) f_as(k) (Y_ik - m_as(k)) +
+    t_i dv_s(k) + r_i z_i' M`` where ``a_i(k)`` is ``w_i omega_i`` for treated rows and
+    ``w_i omega0_i(k)`` for controls, produced on demand by ``weights0`` (estimand B:
+    censoring and inverse probability of remaining untreated). Only per-row vectors and
+    (risk set x target) tables are stored.
+    """
+
+    def __init__(
+        self,
+        Y: NDArray[np.generic],
+        treated: NDArray[np.bool_],
+        w: FloatArray,
+        a1: FloatArray,
+        weights0: WeightRows,
+        fac: FloatArray,
+        means: FloatArray,
+        arm_row: IntArray,
+        tw: FloatArray,
+        dv: FloatArray | None,
+        gi: IntArray,
+        ps: PSTerm | None,
+        M: FloatArray | None,
+        finite_y: bool,
+    ) -> None:
+        super().__init__(Y.shape[0], Y.shape[1])
+        self.Y, self.treated, self.w, self.a1, self.weights0 = Y, treated, w, a1, weights0
+        self.fac, self.means, self.arm_row, self.tw, self.dv = fac, means, arm_row, tw, dv
+        self.gi, self.ps, self.M, self.finite_y = gi, ps, M, finite_y
+
+    def _rows(self, idx: RowIndex) -> FloatArray:
+        a_arm, _, Yb = _varying_block(self.Y, self.treated, self.w, self.a1, None,
+                                      self.weights0, idx, self.finite_y)
+        ar = self.arm_row[idx]
+        out = np.subtract(Yb, self.means[ar], dtype=np.float64)
+        out *= a_arm
+        out *= self.fac[ar]
+        if self.dv is not None:
+            out += self.tw[idx][:, None] * self.dv[self.gi[idx]]
+        if self.ps is not None and self.M is not None:
+            out += (self.ps.Z[idx] * self.ps.resid[idx][:, None]) @ self.M
+        return out
+
+
+def _varying_block(
+    Y: NDArray[np.generic],
+    treated: NDArray[np.bool_],
+    w: FloatArray,
+    a1: FloatArray,
+    g1w: FloatArray | None,
+    weights0: WeightRows,
+    idx: RowIndex,
+    finite_y: bool,
+) -> tuple[FloatArray, FloatArray | None, NDArray[np.generic]]:
+    """Arm weights ``a`` (and derivative weights ``g`` when ``g1w`` is given) and ``Y`` of
+    the rows ``idx``; outcomes outside the rows in use are set to 0 when ``Y`` may hold
+    missing values."""
+    om0, g0, kept = weights0(idx, g1w is not None)
+    tb = treated[idx][:, None]
+    wb = w[idx][:, None]
+    a_arm = np.where(tb, a1[idx][:, None], wb * om0)
+    g_arm = None if g1w is None or g0 is None else np.where(tb, g1w[idx][:, None], wb * g0)
+    Yb = Y[idx]
+    if not finite_y:
+        uses = (wb > 0) & (tb | kept)
+        Yb = np.where(uses, Yb, 0.0)
+    return a_arm, g_arm, Yb
+
+
+def hajek_rows_varying(
+    Y: NDArray[np.generic],
+    d: FloatArray,
+    w: FloatArray,
+    omega1: FloatArray,
+    g1: FloatArray,
+    weights0: WeightRows,
+    t: FloatArray,
+    tp: FloatArray,
+    ps: PSTerm | None,
+    groups: IntArray | None = None,
+    n_groups: int = 1,
+) -> tuple[FloatArray, FloatArray, FloatArray, HajekVaryingInfluence, IntArray,
+           dict[str, FloatArray]]:
+    """:func:`hajek_if` with per-target control weights (estimand B), in row blocks.
+
+    Same estimator and influence function as :func:`hajek_if` with (n, K) control weights
+    ``omega0``/``g0``, which ``weights0`` produces for any block of rows, so no (n, K)
+    matrix is formed: one pass gives the arm means within risk sets, a second (with a
+    propensity term) ``d theta / d gamma``, and the influence function is returned as a
+    :class:`HajekVaryingInfluence`. Non-finite outcomes outside the rows in use (no weight,
+    or a control censored at that target) count as 0.
+
+    Returns ``(theta, m1, m0, phi, n_dropped, control_stats)``; ``control_stats`` holds the
+    per-target sum, sum of squares and maximum of the control weights ``w omega0`` and,
+    for outcomes that may be missing, ``bad_rows`` (rows with a missing outcome where it is
+    used) and ``n_bad``.
+    """
+    n, K = Y.shape
+    G = 1 if groups is None else n_groups
+    gi = np.zeros(n, dtype=np.int64) if groups is None else groups
+    treated = d > 0.5
+    a1 = np.where(treated, w * omega1, 0.0)
+    g1w = np.where(treated, w * g1, 0.0)
+    arm_row = gi + G * (~treated)
+    finite_y = bool(np.issubdtype(Y.dtype, np.integer) or Y.dtype == bool)
+    S = np.zeros((2 * G, K))
+    A = np.zeros((2 * G, K))
+    s0 = np.zeros(K)
+    s0sq = np.zeros(K)
+    s0max = np.zeros(K)
+    bad_rows = np.zeros(n, dtype=bool)
+    n_bad = 0
+    for sl in block_rows(n, K):
+        m = sl.stop - sl.start
+        if not finite_y:
+            _, _, kept = weights0(sl, False)
+            uses = (w[sl] > 0)[:, None] & (treated[sl][:, None] | kept)
+            bad = ~np.isfinite(np.asarray(Y[sl], dtype=np.float64)) & uses
+            if bad.any():
+                bad_rows[sl] = bad.any(axis=1)
+                n_bad += int(bad.sum())
+        a_arm, _, Yb = _varying_block(Y, treated, w, a1, None, weights0, sl, finite_y)
+        onehot = sp.csc_matrix((np.ones(m), arm_row[sl], np.arange(m + 1)), shape=(2 * G, m))
+        S += np.asarray(onehot @ a_arm)
+        A += np.asarray(onehot @ np.multiply(a_arm, Yb, dtype=np.float64))
+        nu0 = np.where(treated[sl][:, None], 0.0, a_arm)
+        s0 += nu0.sum(axis=0)
+        s0sq += np.einsum("ij,ij->j", nu0, nu0)
+        np.maximum(s0max, nu0.max(axis=0, initial=0.0), out=s0max)
+    S1, S0 = S[:G], S[G:]
+    tw = w * t
+    T_s = np.bincount(gi, weights=tw, minlength=G).astype(np.float64)[:, None]
+    valid = (S1 > 0) & (S0 > 0) & (T_s > 0)  # (G, K)
+    Tv = np.where(valid, T_s, 0.0)
+    T = Tv.sum(axis=0)
+    pi = Tv / np.where(T > 0, T, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m1s = np.where(valid, A[:G] / S1, 0.0)
+        m0s = np.where(valid, A[G:] / S0, 0.0)
+        f1 = np.where(valid, pi / S1, 0.0)
+        f0 = np.where(valid, pi / S0, 0.0)
+    delta_s = m1s - m0s
+    theta = (pi * delta_s).sum(axis=0)
+    m1 = (pi * m1s).sum(axis=0)
+    m0 = (pi * m0s).sum(axis=0)
+    n_dropped = (~valid & (T_s > 0)).sum(axis=0).astype(np.int64)
+    means = np.concatenate([m1s, m0s])
+    fac = np.concatenate([f1, -f0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dv = np.where(valid, delta_s - theta, 0.0) / np.where(T > 0, T, 1.0)
+    M = None
+    if ps is not None:
+        q = ps.Z.shape[1]
+        Dg = np.zeros((q, K))
+        for sl in block_rows(n, K):
+            _, g_arm, Yb = _varying_block(Y, treated, w, a1, g1w, weights0, sl, finite_y)
+            assert g_arm is not None
+            ar = arm_row[sl]
+            C = np.subtract(Yb, means[ar], dtype=np.float64)
+            C *= g_arm
+            C *= fac[ar]
+            if np.any(tp != 0):
+                C += (w[sl] * tp[sl])[:, None] * dv[gi[sl]]
+            Dg += dgemm(1.0, ps.Z[sl].T, C.T, trans_b=1)
+        M = np.asarray(ps.hinv @ Dg)
+    phi = HajekVaryingInfluence(Y, treated, w, a1, weights0, fac, means, arm_row, tw,
+                                dv if np.any(dv != 0) else None, gi, ps, M, finite_y)
+    stats = {"sum": s0, "sumsq": s0sq, "max": s0max}
+    if not finite_y:
+        stats["bad_rows"] = bad_rows
+        stats["n_bad"] = np.array(n_bad)
+    return theta, m1, m0, phi, n_dropped, stats
 
 
 def horvitz_thompson_if(

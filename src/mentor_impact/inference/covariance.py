@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from mentor_impact.exceptions import ConfigurationError, DataValidationError
 from mentor_impact.inference.influence import InfluenceLike, RowInfluence, influence_gram
@@ -48,11 +49,10 @@ def cluster_sums(
         )
     _, codes = np.unique(cl, return_inverse=True)
     n_clusters = int(codes.max()) + 1 if codes.size else 0
-    sums = np.zeros((n_clusters, phi.shape[1]), dtype=np.float64)
-    # one bincount per target column: a loop over targets (k <= a few hundred), vectorised
-    # over rows
-    for j in range(phi.shape[1]):
-        sums[:, j] = np.bincount(codes, weights=phi[:, j], minlength=n_clusters)
+    n = codes.size
+    # a sparse (clusters x rows) summing matrix with one entry per column
+    summer = sp.csc_matrix((np.ones(n), codes, np.arange(n + 1)), shape=(n_clusters, n))
+    sums = np.asarray(summer @ np.asarray(phi, dtype=np.float64), dtype=np.float64)
     return sums, n_clusters
 
 

@@ -43,11 +43,18 @@ def check_outcome_finite(Y: FloatArray, used: npt.NDArray[np.bool_], outcome: st
     bad = ~np.isfinite(Y) & used
     if bad.any():
         rows_bad = np.asarray(bad.any(axis=1) if bad.ndim == 2 else bad)
-        raise DataValidationError(
-            f"outcome {outcome!r}: expected finite values in every weighted row; found "
-            f"{int(bad.sum())} missing or infinite values in {int(rows_bad.sum())} rows "
-            f"({rows(rows_bad)}). Hint: drop these rows with data.subset(...) or impute them."
-        )
+        raise missing_outcome_error(outcome, int(bad.sum()), rows_bad)
+
+
+def missing_outcome_error(
+    outcome: str, n_values: int, rows_bad: npt.NDArray[np.bool_]
+) -> DataValidationError:
+    """Build the error of :func:`check_outcome_finite` (counts and row positions only)."""
+    return DataValidationError(
+        f"outcome {outcome!r}: expected finite values in every weighted row; found "
+        f"{n_values} missing or infinite values in {int(rows_bad.sum())} rows "
+        f"({rows(rows_bad)}). Hint: drop these rows with data.subset(...) or impute them."
+    )
 
 
 def check_ps(ps: npt.ArrayLike, n: int, name: str = "ps") -> FloatArray:
@@ -158,10 +165,29 @@ def positivity_check(
     if n_arm < 2:
         return
     sub = np.abs(nu[arm])
-    tot = sub.sum(axis=0)
+    positivity_warn(owner, n_arm, sub.sum(axis=0), (sub**2).sum(axis=0), sub.max(axis=0),
+                    label, stacklevel + 1)
+
+
+def positivity_warn(
+    owner: str,
+    n_arm: int,
+    total: FloatArray,
+    sumsq: FloatArray,
+    largest: FloatArray,
+    label: str,
+    stacklevel: int = 3,
+) -> None:
+    """:func:`positivity_check` from per-target column statistics of ``|nu|`` of the arm.
+
+    ``total``, ``sumsq`` and ``largest`` are the per-target sum, sum of squares and maximum
+    of the absolute weights over the arm's rows (``n_arm`` of them).
+    """
+    if n_arm < 2:
+        return
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(tot > 0, sub.max(axis=0) / tot, 0.0)
-    e = ess(sub)
+        share = np.where(total > 0, largest / total, 0.0)
+        e = np.where(sumsq > 0, total**2 / sumsq, 0.0)
     worst_share = float(share.max())
     worst_ess = float(e.min())
     if worst_share > MAX_SHARE_WARN or worst_ess < ESS_WARN_FRACTION * n_arm:

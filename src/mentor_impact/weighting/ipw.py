@@ -23,7 +23,9 @@ from mentor_impact.weighting._common import (
     check_ps,
     choice,
     ess,
+    missing_outcome_error,
     positivity_check,
+    positivity_warn,
     rows,
     trim_mask,
     truncate_weights,
@@ -400,8 +402,8 @@ class IPW:
         theta = np.empty(Kt)
         m1 = np.empty(Kt)
         m0 = np.empty(Kt)
-        phi_rows: K.HajekInfluence | None = None
-        phi = np.empty((n, Kt)) if not (b_info is None and self.normalized) else np.empty((0, Kt))
+        phi_rows: K.HajekInfluence | K.HajekVaryingInfluence | None = None
+        phi = np.empty((n, Kt)) if not self.normalized else np.empty((0, Kt))
         n_empty = np.zeros(Kt, dtype=np.int64)
         ess0 = np.empty(Kt)
         used = (wk > 0)[:, None]
@@ -419,6 +421,20 @@ class IPW:
             ess0[:] = ess(nu0b[~t_arm])
             positivity_check("IPW", nu0b, ~t_arm & keep, "control", stacklevel=2)
             nu0_first = nu0b[:, 0]
+        elif b_info is not None and self.normalized:
+            # estimand B: control weights vary by target; produced per row block
+            Y2 = Y_raw if curve else Y_raw[:, None]
+            theta, m1, m0, phi_rows, n_empty, st = K.hajek_rows_varying(
+                Y2, d, wk, omega, g, b_info.rows, t, tp, pf.term, groups, n_groups
+            )
+            if "n_bad" in st and int(st["n_bad"]) > 0:
+                raise missing_outcome_error(outcome, int(st["n_bad"]), st["bad_rows"] > 0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ess0[:] = np.where(st["sumsq"] > 0, st["sum"] ** 2 / st["sumsq"], 0.0)
+            positivity_warn("IPW", int((~t_arm & keep).sum()), st["sum"], st["sumsq"],
+                            st["max"], "control", stacklevel=2)
+            om_first = b_info.rows(slice(0, n), need_g=False, first=True)[0][:, 0]
+            nu0_first = np.where(~t_arm, wk * om_first, 0.0)
         for lo in range(0, Kt if phi_rows is None else 0, block):
             cols = slice(lo, min(lo + block, Kt))
             Yb = np.asarray(Y_raw[:, cols] if curve else Y_raw[:, None], dtype=np.float64)
@@ -664,6 +680,9 @@ class _BWeights:
                     f"hazard: expected shape ({n},) or ({n}, {Kt}); found {hz.shape}."
                 )
         self.from_ps = hazard is None
+        #: targets are consecutive weeks (a curve): survival weights by a running product
+        self.consecutive = bool(Kt > 1 and np.all(np.diff(self.tau) == 1))
+        self.tau_f = self.tau.astype(np.float64)
         self.omega = omega
         with np.errstate(invalid="ignore", divide="ignore"):
             self.ratio = np.where(omega > 0, g / omega, 0.0)
@@ -675,6 +694,58 @@ class _BWeights:
             "n_censored": n_cens,
             "hazard_source": "ps" if hazard is None else "given",
         }
+
+    def rows(
+        self, idx: slice | npt.NDArray[np.int64], need_g: bool = True, first: bool = False
+    ) -> tuple[FloatArray, FloatArray | None, npt.NDArray[np.bool_]]:
+        """Return ``(omega0, g0, keep)`` for the rows ``idx`` and every target.
+
+        ``g0`` (the logit derivative weights) is None unless ``need_g``; ``first=True``
+        gives the first target only (shape (len(idx), 1)).
+        """
+        tau = self.tau[:1] if first else self.tau
+        ls = self.ls[idx][:, None]
+        tr = self.treated[idx]
+        keep_b = (ls < 0) | (ls > tau[None, :])
+        keep_b[tr] = True
+        m: FloatArray | None = None
+        if self.hazard_matrix is not None:
+            hm = self.hazard_matrix[idx][:, : tau.size]
+            om0 = 1.0 / np.where(tr[:, None], 1.0, hm)
+        else:
+            assert self.log1m_h is not None
+            L = self.log1m_h[idx]
+            elig = self.elig[idx]
+            if tau.size > 1 and self.consecutive:
+                # (1 - h)^-m for m = tau0, tau0 + 1, ... by a running product (an elementwise
+                # exp costs several times more); the weeks after eligibility ends are capped
+                om0 = np.empty((L.size, tau.size))
+                om0[:, 0] = np.exp(-tau[0] * L)
+                om0[:, 1:] = np.exp(-L)[:, None]
+                np.cumprod(om0, axis=1, out=om0)
+                capped = np.flatnonzero(elig < tau[-1])
+                if capped.size:
+                    om0[capped] = np.where(tau[None, :] > elig[capped, None],
+                                           np.exp(-elig[capped] * L[capped])[:, None],
+                                           om0[capped])
+            else:
+                m = np.minimum(self.tau_f[: tau.size][None, :], elig[:, None].astype(np.float64))
+                om0 = np.exp(-m * L[:, None])
+        om0 *= self.omega[idx][:, None]
+        np.copyto(om0, 0.0, where=~keep_b)  # censored (not om0 *= keep: inf * 0 is nan)
+        if not need_g:
+            return om0, None, keep_b
+        if self.from_ps and self.log1m_h is not None:
+            # d(-log S)/d gamma = m e z when the hazard is the propensity score
+            if m is None:
+                m = np.minimum(self.tau_f[: tau.size][None, :],
+                               self.elig[idx][:, None].astype(np.float64))
+            g0 = m * self.e[idx][:, None]
+            g0 += self.ratio[idx][:, None]
+            g0 *= om0
+        else:
+            g0 = om0 * self.ratio[idx][:, None]
+        return om0, g0, keep_b
 
     def block(self, cols: slice) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
         """Return ``(omega0, g0, keep)`` of shape (n, block) for the targets ``cols``."""
