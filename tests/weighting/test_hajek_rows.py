@@ -27,11 +27,8 @@ def _problem(n, n_groups, estimand, seed, curve_dtype):
 @pytest.mark.parametrize("estimand", ["ATT", "ATE", "ATC", "ATO"])
 @pytest.mark.parametrize("n_groups", [1, 3, 40])
 @pytest.mark.parametrize("with_ps", [True, False])
-@pytest.mark.parametrize("fold", [True, False])
-def test_rows_kernel_equals_dense_kernel(estimand, n_groups, with_ps, fold, monkeypatch):
+def test_rows_kernel_equals_dense_kernel(estimand, n_groups, with_ps):
     Y, d, w, omega, g, t, tp, term, groups = _problem(400, n_groups, estimand, 7, np.int8)
-    if not fold:
-        monkeypatch.setattr(K, "_FOLD_GROUPS", 0)
     ps = term if with_ps else None
     ref = K.hajek_if(Y.astype(float), d, w, omega, omega, g, g, t, tp, ps, groups, n_groups)
     got = K.hajek_rows(Y, d, w, omega, g, t, tp, ps, groups, n_groups)
@@ -88,8 +85,9 @@ def test_varying_weights_kernel_equals_dense_kernel(n_groups, with_ps, dtype, mo
         Y = Y.copy()
         Y[~kept & (rng.random(Y.shape) < 0.5)] = np.nan
 
-    def weights0(idx, need_g):
-        return om0[idx], g0[idx] if need_g else None, kept[idx]
+    def weights0(idx, need_g, need_kept):
+        return (om0[idx], g0[idx] if need_g else None,
+                kept[idx].copy() if need_kept else None)
 
     ps = term if with_ps else None
     Yd = np.where(np.isfinite(Y), Y, 0.0).astype(float)
@@ -106,3 +104,21 @@ def test_varying_weights_kernel_equals_dense_kernel(n_groups, with_ps, dtype, mo
     np.testing.assert_allclose(got[5]["max"], nu0.max(axis=0), rtol=1e-12)
     if dtype == np.float64:
         assert int(got[5]["n_bad"]) == 0
+
+
+@pytest.mark.parametrize("n_groups", [1, 6])
+def test_segment_sums_equal_summed_rows(n_groups):
+    from mentor_impact.inference.influence import summing_matrix
+
+    Y, d, w, omega, g, t, tp, term, groups = _problem(240, n_groups, "ATE", 9, np.int8)
+    phi = K.hajek_rows(Y, d, w, omega, g, t, tp, term, groups, n_groups)[3]
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(240)[:150]
+    seg = np.sort(rng.integers(0, 40, size=150))
+    seg = np.unique(seg, return_inverse=True)[1]
+    n_seg = int(seg.max()) + 1
+    ref = summing_matrix(seg, n_seg) @ phi.rows(idx)
+    np.testing.assert_allclose(phi.summed_rows(idx, seg, n_seg), ref, rtol=1e-10, atol=1e-15)
+    L = rng.normal(size=(6, 2))
+    np.testing.assert_allclose((phi @ L).summed_rows(idx, seg, n_seg), ref @ L, rtol=1e-10,
+                               atol=1e-15)

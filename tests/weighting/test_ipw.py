@@ -395,3 +395,49 @@ def test_reused_propensity_fit_equals_refit():
     np.testing.assert_allclose(r2.std_errors, r1.std_errors, rtol=1e-10)
     with pytest.raises(ConfigurationError, match="PropensityFit for 400 rows"):
         IPW(propensity=pf).fit(data.subset(np.arange(100)), outcome="y")
+
+
+# --------------------------------------------------------------- several outcomes at once
+@pytest.fixture(scope="module")
+def rs_many(rs):
+    rng = np.random.default_rng(8)
+    y = rs.outcome("y")
+    extra = {
+        "y2": (rng.random(y.shape) < 0.3).astype(np.int8),
+        "y3": y + rng.normal(size=y.shape),
+        "s": rng.normal(size=rs.n),
+    }
+    frame = rs.frame.assign(muni=rng.integers(0, 7, size=rs.n))
+    return dataclasses.replace(rs, outcomes={**rs.outcomes, **extra}, frame=frame)
+
+
+@pytest.mark.parametrize("dynamic", ["A", "B"])
+@pytest.mark.parametrize("cov", [None, IID(), Clustered("muni")])
+def test_fit_many_equals_fit_outcome_by_outcome(rs_many, dynamic, cov):
+    names = ["y", "y2", "y3", "y"]
+    kw = {"horizon": 5} if dynamic == "B" else {}
+    many = IPW().fit_many(rs_many, outcomes=names, cov=cov, dynamic=dynamic)
+    assert list(many) == ["y", "y2", "y3"]
+    for name, res in many.items():
+        one = IPW().fit(rs_many, outcome=name, cov=cov, dynamic=dynamic)
+        np.testing.assert_allclose(res.estimate, one.estimate, rtol=1e-12)
+        np.testing.assert_allclose(res.cov, one.cov, rtol=1e-9, atol=1e-16)
+        assert res.cov_type == one.cov_type
+        pd.testing.assert_frame_equal(res.extra["ess"], one.extra["ess"])
+        np.testing.assert_allclose(res.weights, one.weights, rtol=1e-12)
+        # the stored influence function gives the same covariance again
+        np.testing.assert_allclose(res.with_cov(cov or Clustered()).cov, res.cov, rtol=1e-9,
+                                   atol=1e-16)
+    if dynamic == "B":  # a scalar outcome beside the curves (needs the horizon)
+        mixed = IPW().fit_many(rs_many, outcomes=["y", "s"], dynamic="B", **kw)
+        alone = IPW().fit(rs_many, outcome="s", dynamic="B", **kw)
+        np.testing.assert_allclose(mixed["s"].estimate, alone.estimate, rtol=1e-12)
+
+
+def test_fit_many_reports_missing_outcomes_of_each_curve(rs_many):
+    y3 = rs_many.outcome("y3").copy()
+    treated_row = int(np.flatnonzero(rs_many.treatment > 0)[0])
+    y3[treated_row, 0] = np.nan
+    data = dataclasses.replace(rs_many, outcomes={**rs_many.outcomes, "y3": y3})
+    with pytest.raises(DataValidationError, match=r"outcome 'y3'.*1 missing"):
+        IPW().fit_many(data, outcomes=["y", "y3"], dynamic="B")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,7 +23,15 @@ from scipy.linalg.blas import dgemm
 
 from mentor_impact._kernels.linalg import weighted_gram
 from mentor_impact._kernels.logit import fit_logit_newton
-from mentor_impact.inference.influence import RowIndex, RowInfluence, block_rows
+from mentor_impact.inference.influence import (
+    RowIndex,
+    RowInfluence,
+    add_gram,
+    block_rows,
+    gram_blocks,
+    summing_matrix,
+    symmetrize,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -32,6 +41,7 @@ __all__ = [
     "HajekVaryingInfluence",
     "LogitResult",
     "PSTerm",
+    "VaryingArmWeights",
     "arm_weights",
     "crossfit_logit",
     "crossfit_ols",
@@ -40,10 +50,12 @@ __all__ = [
     "hajek_if",
     "hajek_rows",
     "hajek_rows_varying",
+    "hajek_rows_varying_multi",
     "horvitz_thompson_if",
     "independent_columns",
     "logit_fit",
     "ols_fit",
+    "varying_grams",
     "with_intercept",
 ]
 
@@ -450,46 +462,58 @@ class HajekInfluence(RowInfluence):
         self.Y, self.c, self.means, self.arm_row = Y, c, means, arm_row
         self.tw, self.dv, self.gi, self.ps, self.M, self.used = tw, dv, gi, ps, M, used
 
-    def _rows(self, idx: RowIndex) -> FloatArray:
+    def _y(self, idx: RowIndex) -> NDArray[np.generic]:
         Yb = self.Y[idx]
         if self.used is not None:  # missing outcomes in rows without weight count as 0
             Yb = np.where(self.used[idx][:, None], Yb, 0.0)
+        return Yb
+
+    def _table_terms(self, idx: RowIndex, seg: IntArray | None, n_out: int) -> FloatArray:
+        """``-c_i m_as + t_i dv_s`` per row (``seg`` None) or summed by segment."""
         cb = self.c[idx]
+        m = cb.size
         G2 = self.means.shape[0]
-        # everything but c * Y is a small matrix product: with few risk sets the table
-        # terms join the propensity term as extra columns of one GEMM, else they are gathered
-        fold = G2 <= _FOLD_GROUPS
-        parts: list[FloatArray] = []
-        tables: list[FloatArray] = []
-        if self.ps is not None and self.M is not None:
-            parts.append(self.ps.Z[idx] * self.ps.resid[idx][:, None])
-            tables.append(self.M)
-        if fold:
-            ar = self.arm_row[idx]
-            onehot = np.zeros((ar.size, G2))
-            onehot[np.arange(ar.size), ar] = -cb
-            parts.append(onehot)
-            tables.append(self.means)
-            if self.dv is not None:
-                gsel = self.gi[idx]
-                oh = np.zeros((gsel.size, self.dv.shape[0]))
-                oh[np.arange(gsel.size), gsel] = self.tw[idx]
-                parts.append(oh)
-                tables.append(self.dv)
-        if parts:
-            out = np.asarray(np.concatenate(parts, axis=1) @ np.concatenate(tables, axis=0))
-            out += np.multiply(Yb, cb[:, None], dtype=np.float64)
+        ar = self.arm_row[idx]
+        if self.dv is None:
+            data, cols, table = -cb, ar, self.means
+            rows_ = np.arange(m) if seg is None else seg
         else:
-            out = np.multiply(Yb, cb[:, None], dtype=np.float64)
-        if not fold:
-            out -= cb[:, None] * self.means[self.arm_row[idx]]
-            if self.dv is not None:
-                out += self.tw[idx][:, None] * self.dv[self.gi[idx]]
+            data = np.concatenate([-cb, self.tw[idx]])
+            cols = np.concatenate([ar, G2 + self.gi[idx]])
+            table = np.concatenate([self.means, self.dv])
+            rows_ = np.tile(np.arange(m) if seg is None else seg, 2)
+        E = sp.csr_matrix((data, (rows_, cols)), shape=(n_out, table.shape[0]))
+        return np.asarray(E @ table)
+
+    def _rows(self, idx: RowIndex) -> FloatArray:
+        cb = self.c[idx]
+        out = self._table_terms(idx, None, cb.size)
+        out += np.multiply(self._y(idx), cb[:, None], dtype=np.float64)
+        if self.ps is not None and self.M is not None:
+            _add_product(out, self.ps.Z[idx] * self.ps.resid[idx][:, None], self.M)
+        return out
+
+    def _summed(self, idx: RowIndex, seg: IntArray, n_seg: int) -> FloatArray:
+        # sum the factors within segments first: c * Y through a weighted summing matrix,
+        # the table terms through their sparse map, and z r before the product with M
+        Yb = np.asarray(self._y(idx), dtype=np.float64)
+        out = np.asarray(summing_matrix(seg, n_seg, self.c[idx]) @ Yb)
+        out += self._table_terms(idx, seg, n_seg)
+        if self.ps is not None and self.M is not None:
+            zr = summing_matrix(seg, n_seg, self.ps.resid[idx]) @ self.ps.Z[idx]
+            _add_product(out, np.asarray(zr), self.M)
         return out
 
 
-#: risk sets x arms up to which the table terms of HajekInfluence join the GEMM
-_FOLD_GROUPS = 16
+def _add_product(out: FloatArray, a: FloatArray, b: FloatArray) -> None:
+    """``out += a @ b`` without a temporary: BLAS GEMM with ``beta = 1`` on ``out'``."""
+    if out.flags.c_contiguous and out.dtype == np.float64:
+        # out' (Fortran-ordered view of a C-ordered out) += b' a', written in place
+        res = dgemm(1.0, b.T, a.T, beta=1.0, c=out.T, overwrite_c=True)
+        if not np.shares_memory(res, out):  # pragma: no cover - BLAS made a copy
+            out[...] = res.T
+    else:  # pragma: no cover - the callers pass fresh C-ordered arrays
+        out += a @ b
 
 
 def hajek_rows(
@@ -577,28 +601,68 @@ def hajek_rows(
     return theta, m1, m0, phi, np.array(n_dropped)
 
 
-#: ``weights0(rows, need_g) -> (omega0, g0, kept)``, each (len(rows), K): control weights
-#: by target, their logit derivative weights (None unless ``need_g``) and the kept mask
-WeightRows = Callable[[RowIndex, bool], tuple[FloatArray, FloatArray | None, NDArray[np.bool_]]]
+#: ``weights0(rows, need_g, need_kept) -> (omega0, g0, kept)``, each (len(rows), K): control
+#: weights by target, their logit derivative weights (None unless ``need_g``) and the mask of
+#: controls still uncensored (None unless ``need_kept``)
+WeightRows = Callable[
+    [RowIndex, bool, bool],
+    tuple[FloatArray, FloatArray | None, NDArray[np.bool_] | None],
+]
+
+
+class VaryingArmWeights:
+    """Per-row, per-target arm weights of the Hajek contrast with varying control weights.
+
+    ``a_i(k)`` is ``w_i omega1_i`` for treated rows and ``w_i omega0_i(k)`` for controls (and
+    ``g`` likewise for the logit derivative), produced for any block of rows by
+    ``weights0``. Shared by all outcomes of one fit, so a block's weights are computed once.
+    """
+
+    def __init__(
+        self,
+        treated: NDArray[np.bool_],
+        w: FloatArray,
+        omega1: FloatArray,
+        g1: FloatArray,
+        weights0: WeightRows,
+    ) -> None:
+        self.treated = treated
+        self.w = w
+        self.a1 = np.where(treated, w * omega1, 0.0)
+        self.g1w = np.where(treated, w * g1, 0.0)
+        self.weights0 = weights0
+
+    def block(
+        self, idx: RowIndex, need_g: bool = False, need_kept: bool = False
+    ) -> tuple[FloatArray, FloatArray | None, NDArray[np.bool_] | None]:
+        """Return ``(a, g, kept)`` of the rows ``idx``, each (len(idx), K)."""
+        om0, g0, kept = self.weights0(idx, need_g, need_kept)
+        wb = self.w[idx][:, None]
+        tsel = np.flatnonzero(self.treated[idx])
+        a = om0 * wb
+        a[tsel] = self.a1[idx][tsel][:, None]
+        g = None
+        if need_g and g0 is not None:
+            g = g0 * wb
+            g[tsel] = self.g1w[idx][tsel][:, None]
+        if kept is not None:
+            kept[tsel] = True
+        return a, g, kept
 
 
 class HajekVaryingInfluence(RowInfluence):
     """Influence function of the Hajek contrast with control weights varying by target.
 
     Row ``i`` (risk set ``s``, arm ``a``) is ``a_i(k) f_as(k) (Y_ik - m_as(k)) +
-    t_i dv_s(k) + r_i z_i' M`` where ``a_i(k)`` is ``w_i omega_i`` for treated rows and
-    ``w_i omega0_i(k)`` for controls, produced on demand by ``weights0`` (estimand B:
-    censoring and inverse probability of remaining untreated). Only per-row vectors and
-    (risk set x target) tables are stored.
+    t_i dv_s(k) + r_i z_i' M`` with the arm weights ``a_i(k)`` of a shared
+    :class:`VaryingArmWeights` (estimand B: censoring and inverse probability of remaining
+    untreated). Only per-row vectors and (risk set x target) tables are stored.
     """
 
     def __init__(
         self,
         Y: NDArray[np.generic],
-        treated: NDArray[np.bool_],
-        w: FloatArray,
-        a1: FloatArray,
-        weights0: WeightRows,
+        weights: VaryingArmWeights,
         fac: FloatArray,
         means: FloatArray,
         arm_row: IntArray,
@@ -607,50 +671,61 @@ class HajekVaryingInfluence(RowInfluence):
         gi: IntArray,
         ps: PSTerm | None,
         M: FloatArray | None,
-        finite_y: bool,
     ) -> None:
         super().__init__(Y.shape[0], Y.shape[1])
-        self.Y, self.treated, self.w, self.a1, self.weights0 = Y, treated, w, a1, weights0
-        self.fac, self.means, self.arm_row, self.tw, self.dv = fac, means, arm_row, tw, dv
-        self.gi, self.ps, self.M, self.finite_y = gi, ps, M, finite_y
+        self.Y, self.weights, self.fac, self.means = Y, weights, fac, means
+        self.arm_row, self.tw, self.dv, self.gi, self.ps, self.M = arm_row, tw, dv, gi, ps, M
+        self.finite_y = _finite_dtype(Y)
 
-    def _rows(self, idx: RowIndex) -> FloatArray:
-        a_arm, _, Yb = _varying_block(self.Y, self.treated, self.w, self.a1, None,
-                                      self.weights0, idx, self.finite_y)
+    def y_block(self, idx: RowIndex, kept: NDArray[np.bool_] | None) -> NDArray[np.generic]:
+        """Outcomes of the rows ``idx``; 0 outside the rows in use if they may be missing."""
+        Yb = self.Y[idx]
+        if not self.finite_y:
+            assert kept is not None
+            uses = (self.weights.w[idx] > 0)[:, None] & kept
+            Yb = np.where(uses, Yb, 0.0)
+        return Yb
+
+    def nonps_rows(self, idx: RowIndex, a: FloatArray, kept: NDArray[np.bool_] | None
+                   ) -> FloatArray:
+        """Rows without the propensity term, given the block's arm weights."""
         ar = self.arm_row[idx]
-        out = np.subtract(Yb, self.means[ar], dtype=np.float64)
-        out *= a_arm
+        out = np.subtract(self.y_block(idx, kept), self.means[ar], dtype=np.float64)
+        out *= a
         out *= self.fac[ar]
         if self.dv is not None:
             out += self.tw[idx][:, None] * self.dv[self.gi[idx]]
-        if self.ps is not None and self.M is not None:
-            out += (self.ps.Z[idx] * self.ps.resid[idx][:, None]) @ self.M
         return out
 
+    def rows_given(self, idx: RowIndex, a: FloatArray, kept: NDArray[np.bool_] | None
+                   ) -> FloatArray:
+        """Rows ``idx`` given the block's arm weights (shared across outcomes)."""
+        out = self.nonps_rows(idx, a, kept)
+        if self.ps is not None and self.M is not None:
+            _add_product(out, self.ps.Z[idx] * self.ps.resid[idx][:, None], self.M)
+        return out
 
-def _varying_block(
-    Y: NDArray[np.generic],
-    treated: NDArray[np.bool_],
-    w: FloatArray,
-    a1: FloatArray,
-    g1w: FloatArray | None,
-    weights0: WeightRows,
-    idx: RowIndex,
-    finite_y: bool,
-) -> tuple[FloatArray, FloatArray | None, NDArray[np.generic]]:
-    """Arm weights ``a`` (and derivative weights ``g`` when ``g1w`` is given) and ``Y`` of
-    the rows ``idx``; outcomes outside the rows in use are set to 0 when ``Y`` may hold
-    missing values."""
-    om0, g0, kept = weights0(idx, g1w is not None)
-    tb = treated[idx][:, None]
-    wb = w[idx][:, None]
-    a_arm = np.where(tb, a1[idx][:, None], wb * om0)
-    g_arm = None if g1w is None or g0 is None else np.where(tb, g1w[idx][:, None], wb * g0)
-    Yb = Y[idx]
-    if not finite_y:
-        uses = (wb > 0) & (tb | kept)
-        Yb = np.where(uses, Yb, 0.0)
-    return a_arm, g_arm, Yb
+    def summed_given(self, idx: RowIndex, seg: IntArray, n_seg: int, a: FloatArray,
+                     kept: NDArray[np.bool_] | None) -> FloatArray:
+        """Segment sums of the rows ``idx`` given the block's arm weights."""
+        out = np.asarray(summing_matrix(seg, n_seg) @ self.nonps_rows(idx, a, kept))
+        if self.ps is not None and self.M is not None:
+            zr = summing_matrix(seg, n_seg, self.ps.resid[idx]) @ self.ps.Z[idx]
+            _add_product(out, np.asarray(zr), self.M)
+        return out
+
+    def _rows(self, idx: RowIndex) -> FloatArray:
+        a, _, kept = self.weights.block(idx, need_kept=not self.finite_y)
+        return self.rows_given(idx, a, kept)
+
+    def _summed(self, idx: RowIndex, seg: IntArray, n_seg: int) -> FloatArray:
+        a, _, kept = self.weights.block(idx, need_kept=not self.finite_y)
+        return self.summed_given(idx, seg, n_seg, a, kept)
+
+
+def _finite_dtype(Y: NDArray[np.generic]) -> bool:
+    """Integer and boolean outcomes cannot be missing."""
+    return bool(np.issubdtype(Y.dtype, np.integer) or Y.dtype == bool)
 
 
 def hajek_rows_varying(
@@ -666,53 +741,89 @@ def hajek_rows_varying(
     groups: IntArray | None = None,
     n_groups: int = 1,
 ) -> tuple[FloatArray, FloatArray, FloatArray, HajekVaryingInfluence, IntArray,
-           dict[str, FloatArray]]:
+           dict[str, NDArray[Any]]]:
     """:func:`hajek_if` with per-target control weights (estimand B), in row blocks.
+
+    One outcome of :func:`hajek_rows_varying_multi`; returns ``(theta, m1, m0, phi,
+    n_dropped, control_stats)``.
+    """
+    fits, stats = hajek_rows_varying_multi([Y], d, w, omega1, g1, weights0, t, tp, ps,
+                                           groups, n_groups)
+    theta, m1, m0, phi, n_dropped = fits[0]
+    st = dict(stats)
+    if "n_bad" in st:
+        st["n_bad"] = np.asarray(st["n_bad"][0])
+        st["bad_rows"] = st["bad_rows"][:, 0]
+    return theta, m1, m0, phi, n_dropped, st
+
+
+def hajek_rows_varying_multi(
+    Ys: list[NDArray[np.generic]],
+    d: FloatArray,
+    w: FloatArray,
+    omega1: FloatArray,
+    g1: FloatArray,
+    weights0: WeightRows,
+    t: FloatArray,
+    tp: FloatArray,
+    ps: PSTerm | None,
+    groups: IntArray | None = None,
+    n_groups: int = 1,
+) -> tuple[list[tuple[FloatArray, FloatArray, FloatArray, HajekVaryingInfluence, IntArray]],
+           dict[str, NDArray[Any]]]:
+    """:func:`hajek_if` with per-target control weights for several outcomes at once.
 
     Same estimator and influence function as :func:`hajek_if` with (n, K) control weights
     ``omega0``/``g0``, which ``weights0`` produces for any block of rows, so no (n, K)
-    matrix is formed: one pass gives the arm means within risk sets, a second (with a
-    propensity term) ``d theta / d gamma``, and the influence function is returned as a
-    :class:`HajekVaryingInfluence`. Non-finite outcomes outside the rows in use (no weight,
-    or a control censored at that target) count as 0.
+    matrix is formed. The outcomes (each (n, K), same targets) share the weights: each
+    block's weights are computed once per pass for all of them. One pass gives the arm
+    means within risk sets, a second (with a propensity term) ``d theta / d gamma``; each
+    influence function is returned as a :class:`HajekVaryingInfluence` (see
+    :func:`varying_grams` for their covariances in one more pass). Non-finite outcomes
+    outside the rows in use (no weight, or a control censored at that target) count as 0.
 
-    Returns ``(theta, m1, m0, phi, n_dropped, control_stats)``; ``control_stats`` holds the
-    per-target sum, sum of squares and maximum of the control weights ``w omega0`` and,
-    for outcomes that may be missing, ``bad_rows`` (rows with a missing outcome where it is
-    used) and ``n_bad``.
+    Returns ``([(theta, m1, m0, phi, n_dropped) per outcome], control_stats)``;
+    ``control_stats`` holds the per-target sum, sum of squares and maximum of the control
+    weights ``w omega0`` and, when some outcome may be missing, ``bad_rows`` (n, outcomes:
+    rows with a missing outcome where it is used) and ``n_bad`` (per outcome).
     """
-    n, K = Y.shape
+    n, K = Ys[0].shape
+    J = len(Ys)
     G = 1 if groups is None else n_groups
     gi = np.zeros(n, dtype=np.int64) if groups is None else groups
     treated = d > 0.5
-    a1 = np.where(treated, w * omega1, 0.0)
-    g1w = np.where(treated, w * g1, 0.0)
+    W = VaryingArmWeights(treated, w, omega1, g1, weights0)
     arm_row = gi + G * (~treated)
-    finite_y = bool(np.issubdtype(Y.dtype, np.integer) or Y.dtype == bool)
+    finite = [_finite_dtype(Y) for Y in Ys]
+    need_kept = not all(finite)
     S = np.zeros((2 * G, K))
-    A = np.zeros((2 * G, K))
+    A = np.zeros((J, 2 * G, K))
     s0 = np.zeros(K)
     s0sq = np.zeros(K)
     s0max = np.zeros(K)
-    bad_rows = np.zeros(n, dtype=bool)
-    n_bad = 0
+    bad_rows = np.zeros((n, J), dtype=bool)
+    n_bad = np.zeros(J, dtype=np.int64)
     for sl in block_rows(n, K):
-        m = sl.stop - sl.start
-        if not finite_y:
-            _, _, kept = weights0(sl, False)
-            uses = (w[sl] > 0)[:, None] & (treated[sl][:, None] | kept)
-            bad = ~np.isfinite(np.asarray(Y[sl], dtype=np.float64)) & uses
-            if bad.any():
-                bad_rows[sl] = bad.any(axis=1)
-                n_bad += int(bad.sum())
-        a_arm, _, Yb = _varying_block(Y, treated, w, a1, None, weights0, sl, finite_y)
-        onehot = sp.csc_matrix((np.ones(m), arm_row[sl], np.arange(m + 1)), shape=(2 * G, m))
-        S += np.asarray(onehot @ a_arm)
-        A += np.asarray(onehot @ np.multiply(a_arm, Yb, dtype=np.float64))
-        nu0 = np.where(treated[sl][:, None], 0.0, a_arm)
-        s0 += nu0.sum(axis=0)
-        s0sq += np.einsum("ij,ij->j", nu0, nu0)
-        np.maximum(s0max, nu0.max(axis=0, initial=0.0), out=s0max)
+        a, _, kept = W.block(sl, need_kept=need_kept)
+        onehot = summing_matrix(arm_row[sl], 2 * G)
+        S += np.asarray(onehot @ a)
+        for j, Y in enumerate(Ys):
+            Yb = Y[sl]
+            if not finite[j]:
+                assert kept is not None
+                uses = (w[sl] > 0)[:, None] & kept
+                Yf = np.asarray(Yb, dtype=np.float64)
+                bad = ~np.isfinite(Yf) & uses
+                if bad.any():
+                    bad_rows[sl, j] = bad.any(axis=1)
+                    n_bad[j] += int(bad.sum())
+                Yb = np.where(uses, Yf, 0.0)
+            A[j] += np.asarray(onehot @ np.multiply(a, Yb, dtype=np.float64))
+        tsel = np.flatnonzero(treated[sl])
+        a[tsel] = 0.0  # control weights only from here on
+        s0 += a.sum(axis=0)
+        s0sq += np.einsum("ij,ij->j", a, a)
+        np.maximum(s0max, a.max(axis=0, initial=0.0), out=s0max)
     S1, S0 = S[:G], S[G:]
     tw = w * t
     T_s = np.bincount(gi, weights=tw, minlength=G).astype(np.float64)[:, None]
@@ -721,41 +832,73 @@ def hajek_rows_varying(
     T = Tv.sum(axis=0)
     pi = Tv / np.where(T > 0, T, 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        m1s = np.where(valid, A[:G] / S1, 0.0)
-        m0s = np.where(valid, A[G:] / S0, 0.0)
         f1 = np.where(valid, pi / S1, 0.0)
         f0 = np.where(valid, pi / S0, 0.0)
-    delta_s = m1s - m0s
-    theta = (pi * delta_s).sum(axis=0)
-    m1 = (pi * m1s).sum(axis=0)
-    m0 = (pi * m0s).sum(axis=0)
-    n_dropped = (~valid & (T_s > 0)).sum(axis=0).astype(np.int64)
-    means = np.concatenate([m1s, m0s])
     fac = np.concatenate([f1, -f0])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dv = np.where(valid, delta_s - theta, 0.0) / np.where(T > 0, T, 1.0)
-    M = None
+    n_dropped = (~valid & (T_s > 0)).sum(axis=0).astype(np.int64)
+    tables = []
+    for j in range(J):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m1s = np.where(valid, A[j, :G] / S1, 0.0)
+            m0s = np.where(valid, A[j, G:] / S0, 0.0)
+        delta_s = m1s - m0s
+        theta = (pi * delta_s).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dv = np.where(valid, delta_s - theta, 0.0) / np.where(T > 0, T, 1.0)
+        tables.append((theta, (pi * m1s).sum(axis=0), (pi * m0s).sum(axis=0),
+                       np.concatenate([m1s, m0s]), dv))
+    Ms: list[FloatArray | None] = [None] * J
     if ps is not None:
         q = ps.Z.shape[1]
-        Dg = np.zeros((q, K))
+        Dg = np.zeros((J, q, K))
         for sl in block_rows(n, K):
-            _, g_arm, Yb = _varying_block(Y, treated, w, a1, g1w, weights0, sl, finite_y)
-            assert g_arm is not None
+            _, g, kept = W.block(sl, need_g=True, need_kept=need_kept)
+            assert g is not None
             ar = arm_row[sl]
-            C = np.subtract(Yb, means[ar], dtype=np.float64)
-            C *= g_arm
-            C *= fac[ar]
-            if np.any(tp != 0):
-                C += (w[sl] * tp[sl])[:, None] * dv[gi[sl]]
-            Dg += dgemm(1.0, ps.Z[sl].T, C.T, trans_b=1)
-        M = np.asarray(ps.hinv @ Dg)
-    phi = HajekVaryingInfluence(Y, treated, w, a1, weights0, fac, means, arm_row, tw,
-                                dv if np.any(dv != 0) else None, gi, ps, M, finite_y)
-    stats = {"sum": s0, "sumsq": s0sq, "max": s0max}
-    if not finite_y:
+            gf = g * fac[ar]
+            Zt = ps.Z[sl].T
+            for j, Y in enumerate(Ys):
+                means, dv = tables[j][3], tables[j][4]
+                Yb = Y[sl]
+                if not finite[j]:
+                    assert kept is not None
+                    Yb = np.where((w[sl] > 0)[:, None] & kept, Yb, 0.0)
+                C = np.subtract(Yb, means[ar], dtype=np.float64)
+                C *= gf
+                if np.any(tp != 0):
+                    C += (w[sl] * tp[sl])[:, None] * dv[gi[sl]]
+                Dg[j] += dgemm(1.0, Zt, C.T, trans_b=1)
+        Ms = [np.asarray(ps.hinv @ Dg[j]) for j in range(J)]
+    fits = []
+    for j, Y in enumerate(Ys):
+        theta, m1, m0, means, dv = tables[j]
+        phi = HajekVaryingInfluence(Y, W, fac, means, arm_row, tw,
+                                    dv if np.any(dv != 0) else None, gi, ps, Ms[j])
+        fits.append((theta, m1, m0, phi, n_dropped))
+    stats: dict[str, NDArray[Any]] = {"sum": s0, "sumsq": s0sq, "max": s0max}
+    if need_kept:
         stats["bad_rows"] = bad_rows
-        stats["n_bad"] = np.array(n_bad)
-    return theta, m1, m0, phi, n_dropped, stats
+        stats["n_bad"] = n_bad
+    return fits, stats
+
+
+def varying_grams(
+    phis: list[HajekVaryingInfluence], codes: IntArray | None = None
+) -> list[FloatArray]:
+    """:func:`mentor_impact.inference.influence.influence_gram` of several outcomes' influence
+    functions sharing one :class:`VaryingArmWeights`, in one pass (weights computed once
+    per block)."""
+    n, K = phis[0].shape
+    W = phis[0].weights
+    need_kept = not all(p.finite_y for p in phis)
+    outs = [np.zeros((K, K)) for _ in phis]
+    for idx, seg, n_seg in gram_blocks(n, K, codes):
+        a, _, kept = W.block(idx, need_kept=need_kept)
+        for phi, out in zip(phis, outs, strict=True):
+            blk = (phi.rows_given(idx, a, kept) if seg is None
+                   else phi.summed_given(idx, seg, n_seg, a, kept))
+            add_gram(out, blk if phi._post is None else np.asarray(blk @ phi._post))
+    return [symmetrize(o) for o in outs]
 
 
 def horvitz_thompson_if(

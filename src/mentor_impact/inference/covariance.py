@@ -91,6 +91,25 @@ class CovarianceEstimator(ABC):
         """Return a short label for tables, e.g. ``"clustered(person)"``."""
         return self.name
 
+    def grouping(
+        self, n: int, *, cluster: npt.ArrayLike | None = None, frame: Any = None
+    ) -> tuple[npt.NDArray[np.int64] | None, float]:
+        """Return the cluster codes of the rows (None: independent rows) and the factor.
+
+        Estimators that compute several covariances in one pass over their rows use it;
+        the covariance is ``factor * sum_g S_g S_g'`` over the clusters ``g``.
+
+        Raises
+        ------
+        ConfigurationError
+            For covariances that are not a (clustered) sum of influence-function outer
+            products.
+        """
+        raise ConfigurationError(
+            f"cov: {type(self).__name__} is not a sum over clusters of influence functions. "
+            "Hint: use IID() or Clustered(by)."
+        )
+
 
 @dataclass(frozen=True)
 class IID(CovarianceEstimator):
@@ -122,11 +141,14 @@ class IID(CovarianceEstimator):
     ) -> npt.NDArray[np.float64]:
         """Return ``sum_i phi_i phi_i'`` (see class docstring)."""
         phi = _as_influence(phi)
-        v = influence_gram(phi)
-        n = phi.shape[0]
-        if self.small_sample and n > 1:
-            v *= n / (n - 1)
-        return v
+        codes, scale = self.grouping(phi.shape[0], cluster=cluster, frame=frame)
+        return influence_gram(phi, codes) * scale
+
+    def grouping(
+        self, n: int, *, cluster: npt.ArrayLike | None = None, frame: Any = None
+    ) -> tuple[npt.NDArray[np.int64] | None, float]:
+        """Return ``(None, factor)``: rows are independent; see :meth:`Clustered.grouping`."""
+        return None, (n / (n - 1) if self.small_sample and n > 1 else 1.0)
 
 
 @dataclass(frozen=True)
@@ -165,6 +187,30 @@ class Clustered(CovarianceEstimator):
     ) -> npt.NDArray[np.float64]:
         """Return the cluster-robust covariance (see class docstring)."""
         phi = _as_influence(phi)
+        codes, scale = self.grouping(phi.shape[0], cluster=cluster, frame=frame)
+        return influence_gram(phi, codes) * scale
+
+    def grouping(
+        self, n: int, *, cluster: npt.ArrayLike | None = None, frame: Any = None
+    ) -> tuple[npt.NDArray[np.int64] | None, float]:
+        """Return the cluster codes of the ``n`` rows and the small-sample factor.
+
+        Parameters
+        ----------
+        n : int
+            Rows of the influence function.
+        cluster : array-like of shape (n,), optional
+            Default cluster labels (used for ``by="person"``).
+        frame : pandas.DataFrame, optional
+            Per-row columns (for another ``by``).
+
+        Returns
+        -------
+        codes : ndarray of int of shape (n,)
+            Cluster codes ``0 .. G - 1`` in sorted label order.
+        factor : float
+            ``G / (G - 1)`` when ``small_sample``, else 1.
+        """
         if self.by in ("person", "cluster"):
             labels = cluster
         else:
@@ -176,20 +222,18 @@ class Clustered(CovarianceEstimator):
                 )
             labels = np.asarray(frame[self.by])
         if labels is None:
-            labels = np.arange(phi.shape[0])
+            labels = np.arange(n)
         cl = np.asarray(labels)
-        if cl.shape[0] != phi.shape[0]:
+        if cl.shape[0] != n:
             raise DataValidationError(
-                f"cluster: expected {phi.shape[0]} labels (one per row of the influence "
+                f"cluster: expected {n} labels (one per row of the influence "
                 f"function); found {cl.shape[0]}. Hint: pass the cluster column of the data "
                 "the estimator used."
             )
         _, codes = np.unique(cl, return_inverse=True)
         g = int(codes.max()) + 1 if codes.size else 0
-        v = influence_gram(phi, codes.astype(np.int64, copy=False))
-        if self.small_sample and g > 1:
-            v *= g / (g - 1)
-        return v
+        factor = g / (g - 1) if self.small_sample and g > 1 else 1.0
+        return codes.astype(np.int64, copy=False).ravel(), factor
 
     def describe(self) -> str:
         """Return e.g. ``"clustered(person)"``."""

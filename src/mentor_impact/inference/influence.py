@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any, TypeAlias
 
@@ -26,7 +27,17 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 RowIndex: TypeAlias = "slice | IntArray"
 
-__all__ = ["InfluenceLike", "RowInfluence", "block_rows", "influence_gram", "influence_rows"]
+__all__ = [
+    "InfluenceLike",
+    "RowInfluence",
+    "add_gram",
+    "block_rows",
+    "gram_blocks",
+    "influence_gram",
+    "influence_rows",
+    "summing_matrix",
+    "symmetrize",
+]
 
 #: float64 elements of one row block (about 32 MB)
 BLOCK_ELEMS = 4_000_000
@@ -88,6 +99,30 @@ class RowInfluence(ABC):
         out = self._rows(idx)
         return out if self._post is None else np.asarray(out @ self._post)
 
+    def summed_rows(self, idx: RowIndex, seg: IntArray, n_seg: int) -> FloatArray:
+        """Return the sums of the rows ``idx`` within segments (clusters).
+
+        Parameters
+        ----------
+        idx : slice or ndarray of int
+            Row positions.
+        seg : ndarray of int of shape (len(idx),)
+            Segment of each row, ``0 .. n_seg - 1``.
+        n_seg : int
+            Number of segments.
+
+        Returns
+        -------
+        ndarray of shape (n_seg, k)
+            ``sum_{j: seg_j = s} phi[idx_j]`` for each segment ``s``.
+        """
+        out = self._summed(idx, seg, n_seg)
+        return out if self._post is None else np.asarray(out @ self._post)
+
+    def _summed(self, idx: RowIndex, seg: IntArray, n_seg: int) -> FloatArray:
+        """Segment sums of the base rows; subclasses may sum factors before expanding."""
+        return np.asarray(summing_matrix(seg, n_seg) @ self._rows(idx))
+
     # ------------------------------------------------------------------ array protocol
     def __len__(self) -> int:
         return self._n
@@ -141,6 +176,17 @@ def block_rows(n: int, k: int, block_elems: int | None = None) -> list[slice]:
     return [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
 
+def summing_matrix(seg: IntArray, n_seg: int, weights: FloatArray | None = None) -> sp.csc_matrix:
+    """Sparse ``(n_seg, len(seg))`` matrix whose product with rows sums them by segment.
+
+    One entry per column, so the CSC arrays are given directly; ``weights`` (default 1)
+    scale the rows. Much faster than ``np.add.reduceat`` or per-column ``bincount``.
+    """
+    m = seg.size
+    data = np.ones(m) if weights is None else np.asarray(weights, dtype=np.float64)
+    return sp.csc_matrix((data, seg, np.arange(m + 1)), shape=(n_seg, m))
+
+
 def influence_rows(phi: InfluenceLike, idx: RowIndex) -> FloatArray:
     """Rows ``idx`` of an ndarray or :class:`RowInfluence`, as a float64 ndarray."""
     if isinstance(phi, RowInfluence):
@@ -153,6 +199,43 @@ def _syrk_add(out: FloatArray, block: FloatArray) -> None:
     b = np.ascontiguousarray(block, dtype=np.float64)
     if b.shape[0]:
         out += dsyrk(1.0, b.T, trans=0, lower=0)
+
+
+def gram_blocks(
+    n: int, k: int, codes: IntArray | None = None, block_elems: int | None = None
+) -> Iterator[tuple[RowIndex, IntArray | None, int]]:
+    """Blocks of rows for a (clustered) Gram pass: ``(rows, segment of each row, n_seg)``.
+
+    Without ``codes`` the blocks are consecutive slices and the segments ``None``. With
+    cluster codes the rows are visited in the stable order of their codes, each block
+    starting at a cluster boundary; ``seg`` numbers the clusters within the block.
+    """
+    if codes is None:
+        for sl in block_rows(n, k, block_elems):
+            yield sl, None, 0
+        return
+    if n == 0:
+        return
+    order = np.argsort(codes, kind="stable")
+    sc = codes[order]
+    new_cluster = np.r_[True, sc[1:] != sc[:-1]]
+    starts = np.flatnonzero(new_cluster)
+    step = max(1, (BLOCK_ELEMS if block_elems is None else block_elems) // max(k, 1))
+    # blocks of about `step` rows, each starting at a cluster boundary
+    cut = np.unique(starts[np.searchsorted(starts, np.arange(0, n, step), side="right") - 1])
+    for a, b in pairwise(np.r_[cut, n]):
+        seg = np.cumsum(new_cluster[a:b]) - 1  # cluster of each row within the block
+        yield order[a:b], seg, int(seg[-1]) + 1
+
+
+def add_gram(out: FloatArray, block: FloatArray) -> None:
+    """``out += block' block`` in the upper triangle (BLAS ``dsyrk``); see :func:`symmetrize`."""
+    _syrk_add(out, block)
+
+
+def symmetrize(upper: FloatArray) -> FloatArray:
+    """Return the symmetric matrix whose upper triangle is ``upper``'s."""
+    return np.triu(upper) + np.triu(upper, 1).T
 
 
 def influence_gram(
@@ -183,23 +266,12 @@ def influence_gram(
     """
     n, k = phi.shape
     out = np.zeros((k, k), dtype=np.float64)
-    if codes is None:
-        for sl in block_rows(n, k, block_elems):
-            _syrk_add(out, influence_rows(phi, sl))
-    elif n:
-        order = np.argsort(codes, kind="stable")
-        sc = codes[order]
-        new_cluster = np.r_[True, sc[1:] != sc[:-1]]
-        starts = np.flatnonzero(new_cluster)
-        step = max(1, (BLOCK_ELEMS if block_elems is None else block_elems) // max(k, 1))
-        # blocks of about `step` rows, each starting at a cluster boundary
-        cut = np.unique(starts[np.searchsorted(starts, np.arange(0, n, step), side="right") - 1])
-        for a, b in pairwise(np.r_[cut, n]):
-            blk = influence_rows(phi, order[a:b])
-            seg = np.cumsum(new_cluster[a:b]) - 1  # cluster of each row within the block
-            # within-cluster sums as a sparse (clusters x rows) product: one entry per
-            # column, so the CSC arrays are given directly (much faster than reduceat)
-            summer = sp.csc_matrix((np.ones(b - a), seg, np.arange(b - a + 1)),
-                                   shape=(int(seg[-1]) + 1, b - a))
-            _syrk_add(out, np.asarray(summer @ blk))
-    return np.triu(out) + np.triu(out, 1).T
+    for idx, seg, n_seg in gram_blocks(n, k, codes, block_elems):
+        if seg is None:
+            _syrk_add(out, influence_rows(phi, idx))
+        elif isinstance(phi, RowInfluence):
+            _syrk_add(out, phi.summed_rows(idx, seg, n_seg))
+        else:
+            rows_ = np.asarray(phi[idx], dtype=np.float64)
+            _syrk_add(out, np.asarray(summing_matrix(seg, n_seg) @ rows_))
+    return symmetrize(out)

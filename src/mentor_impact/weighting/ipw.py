@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from mentor_impact.exceptions import (
     EstimationError,
     SeparationWarning,
 )
-from mentor_impact.inference.covariance import Clustered, CovarianceEstimator
+from mentor_impact.inference.covariance import IID, Clustered, CovarianceEstimator, resolve_cov
 from mentor_impact.results import EffectResults, make_effect_results
 from mentor_impact.weighting._common import (
     PS_EPS,
@@ -336,6 +337,58 @@ class IPW:
         DataValidationError
             Propensity scores at 0 or 1, missing outcomes, an empty arm after trimming.
         """
+        return self._fit_outcomes(data, [outcome], cov, ps, dynamic, hazard, eligible_weeks,
+                                  horizon)[0]
+
+    def fit_many(
+        self,
+        data: Any,
+        *,
+        outcomes: list[str],
+        cov: CovarianceEstimator | str | None = None,
+        ps: npt.ArrayLike | None = None,
+        dynamic: str = "A",
+        hazard: npt.ArrayLike | None = None,
+        eligible_weeks: str | npt.ArrayLike | None = None,
+        horizon: int | None = None,
+    ) -> dict[str, EffectResults]:
+        """Estimate the weighted contrast for several outcomes with one set of weights.
+
+        Equal, outcome by outcome, to :meth:`fit`; the propensity score, the weights and
+        their checks are computed once. For estimand B with Hajek weights the curves of
+        the same targets are processed together: the per-target control weights of each
+        block of rows are computed once for all outcomes (in the estimation passes and in
+        the covariance pass), which is what makes estimand B affordable at register size.
+
+        Parameters
+        ----------
+        data : EvaluationData
+            The evaluation sample.
+        outcomes : list of str
+            Names of scalar outcomes or curves (duplicates are fitted once).
+        cov, ps, dynamic, hazard, eligible_weeks, horizon
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        dict of str to EffectResults
+            One results object per outcome, in the order given.
+        """
+        names = list(dict.fromkeys(outcomes))
+        res = self._fit_outcomes(data, names, cov, ps, dynamic, hazard, eligible_weeks, horizon)
+        return dict(zip(names, res, strict=True))
+
+    def _fit_outcomes(
+        self,
+        data: Any,
+        outcomes: list[str],
+        cov: CovarianceEstimator | str | None,
+        ps: npt.ArrayLike | None,
+        dynamic: str,
+        hazard: npt.ArrayLike | None,
+        eligible_weeks: str | npt.ArrayLike | None,
+        horizon: int | None,
+    ) -> list[EffectResults]:
         self._check_params()
         choice("IPW.fit", "dynamic", dynamic, ("A", "B"))
         if dynamic == "B" and self.estimand != "ATT":
@@ -348,11 +401,8 @@ class IPW:
                 "later_start: estimand B needs each control's weeks to its own later start; "
                 "found no later_start in the data. Hint: build the data with RiskSetDesign."
             )
-        Y_raw = np.asarray(data.outcome(outcome))
-        curve = Y_raw.ndim == 2
-        int_outcome = bool(np.issubdtype(Y_raw.dtype, np.integer) or Y_raw.dtype == bool)
-        n = Y_raw.shape[0]
-        Kt = Y_raw.shape[1] if curve else 1
+        Ys = [np.asarray(data.outcome(o)) for o in outcomes]
+        n = data.n
         d = data.treatment.astype(np.float64)
         w = np.asarray(data.weight, dtype=np.float64)
         pf = fit_propensity(data, self.propensity, ps)
@@ -392,50 +442,125 @@ class IPW:
                 "weights: expected finite balancing weights; found infinite ones. Hint: trim."
             )
         groups, n_groups = self._groups(data)
-        extra: dict[str, Any] = {}
-        b_info: Any = None
+        prep = _Prep(d, wk, keep, t_arm, omega, g, t, tp, pf, groups, n_groups)
+        b_infos: dict[bool, _BWeights] = {}
         if dynamic == "B":
-            b_info = _BWeights(data, eu, omega, g, curve, hazard, eligible_weeks, horizon)
-            extra.update(b_info.info)
-        # process the targets in column blocks: temporaries stay O(n * block)
+            for curve in sorted({Y.ndim == 2 for Y in Ys}):
+                b_infos[curve] = _BWeights(data, eu, omega, g, curve, hazard, eligible_weeks,
+                                           horizon)
+        nu1 = np.where(t_arm, wk * omega, 0.0)
+        ess1 = ess(nu1[t_arm][:, None])
+        positivity_check("IPW", nu1[:, None], t_arm & keep, "treated", stacklevel=4)
+        cov_use = cov
+        if cov_use is None:
+            cov_use = Clustered("person") if data.start_week is not None else "iid"
+        fits: dict[int, _OneFit] = {}
+        batch = [j for j, Y in enumerate(Ys) if Y.ndim == 2 and Y.shape == Ys[0].shape
+                 and Ys[0].ndim == 2]
+        if dynamic == "B" and self.normalized and len(batch) > 1:
+            fits.update(self._estimate_b_batch([Ys[j] for j in batch], batch,
+                                               [outcomes[j] for j in batch], prep,
+                                               b_infos[True], cov_use, data))
+        for j, Y in enumerate(Ys):
+            if j not in fits:
+                fits[j] = self._estimate_one(Y, outcomes[j], prep, b_infos.get(Y.ndim == 2))
+        out = []
+        for j, outcome in enumerate(outcomes):
+            f = fits[j]
+            curve = Ys[j].ndim == 2
+            Kt = f.theta.size
+            extra: dict[str, Any] = {}
+            if dynamic == "B":
+                extra.update(b_infos[curve].info)
+            if self.normalized:
+                extra["risk_sets_left_out"] = f.n_empty
+            weights = _reuse_weights(nu1, f.nu0_first, t_arm, wk * t, groups, n_groups)
+            tau = data.tau if curve else None
+            extra.update(
+                {
+                    "ess": pd.DataFrame(
+                        {
+                            "target": list(_targets(outcome, tau, Kt)),
+                            "ess_treated": np.broadcast_to(ess1, (Kt,)),
+                            "ess_control": np.broadcast_to(f.ess0, (Kt,)),
+                        }
+                    ),
+                    "ps": e,
+                    "ps_source": pf.source,
+                    "ps_aliased_covariates": pf.n_aliased,
+                    "n_trimmed": n_trim,
+                    "n_truncated": n_trunc,
+                    "dynamic_estimand": dynamic,
+                    "normalized": self.normalized,
+                    "n_risk_sets": n_groups if groups is not None else 1,
+                }
+            )
+            dropped = {"trimmed": n_trim} if n_trim else {}
+            estimand_label = self.estimand if dynamic == "A" else f"{self.estimand}-B"
+            out.append(make_effect_results(
+                estimator="IPW" if self.normalized else "IPW-HT",
+                estimand=estimand_label,
+                outcome=outcome,
+                estimate=f.theta,
+                influence=f.phi,
+                cov=cov_use if f.cov is None else f.cov,
+                cov_type=f.cov_type,
+                cluster=data.cluster,
+                tau=tau,
+                treated_mean=f.m1,
+                counterfactual_mean=f.m0,
+                n=int(keep.sum()),
+                n_treated=int((keep & t_arm).sum()),
+                n_control=int((keep & ~t_arm).sum()),
+                dropped=dropped,
+                weights=weights,
+                extra=extra,
+                config={**self.get_params(), "propensity": repr(self.propensity),
+                        "dynamic": dynamic},
+                frame=data.frame,
+            ))
+        return out
+
+    def _estimate_one(
+        self, Y_raw: npt.NDArray[Any], outcome: str, p: _Prep, b_info: _BWeights | None
+    ) -> _OneFit:
+        """Estimates, influence function and control ESS of one outcome."""
+        curve = Y_raw.ndim == 2
+        int_outcome = bool(np.issubdtype(Y_raw.dtype, np.integer) or Y_raw.dtype == bool)
+        n = Y_raw.shape[0]
+        Kt = Y_raw.shape[1] if curve else 1
+        d, wk, keep, t_arm = p.d, p.wk, p.keep, p.t_arm
+        omega, g, t, tp, term = p.omega, p.g, p.t, p.tp, p.pf.term
+        used = (wk > 0)[:, None]
+        Y2 = Y_raw if curve else Y_raw[:, None]
+        if b_info is None and self.normalized:
+            # weights constant over targets: one read of Y in row blocks, influence kept
+            # in factored form (never n x K in memory; see HajekInfluence)
+            if not int_outcome:
+                check_outcome_finite(Y2, used, outcome)
+            theta, m1, m0, phi_rows, n_empty = K.hajek_rows(
+                Y2, d, wk, omega, g, t, tp, term, p.groups, p.n_groups
+            )
+            nu0b = np.where(~t_arm, wk * omega, 0.0)[:, None]
+            positivity_check("IPW", nu0b, ~t_arm & keep, "control", stacklevel=5)
+            return _OneFit(theta, m1, m0, phi_rows, n_empty,
+                           np.broadcast_to(ess(nu0b[~t_arm]), (Kt,)).copy(), nu0b[:, 0])
+        if b_info is not None and self.normalized:
+            # estimand B: control weights vary by target; produced per row block
+            theta, m1, m0, phi_v, n_empty, st = K.hajek_rows_varying(
+                Y2, d, wk, omega, g, b_info.rows, t, tp, term, p.groups, p.n_groups
+            )
+            return _OneFit(theta, m1, m0, phi_v, n_empty,
+                           *self._b_controls(outcome, st, p, b_info, [0]))
+        # Horvitz-Thompson: targets in column blocks, temporaries O(n * block)
         block = max(1, min(Kt, _BLOCK_ELEMS // max(n, 1)))
         theta = np.empty(Kt)
         m1 = np.empty(Kt)
         m0 = np.empty(Kt)
-        phi_rows: K.HajekInfluence | K.HajekVaryingInfluence | None = None
-        phi = np.empty((n, Kt)) if not self.normalized else np.empty((0, Kt))
-        n_empty = np.zeros(Kt, dtype=np.int64)
+        phi = np.empty((n, Kt))
         ess0 = np.empty(Kt)
-        used = (wk > 0)[:, None]
         nu0_first: FloatArray | None = None
-        if b_info is None and self.normalized:
-            # weights constant over targets: one read of Y in row blocks, influence kept
-            # in factored form (never n x K in memory; see HajekInfluence)
-            Y2 = Y_raw if curve else Y_raw[:, None]
-            if not int_outcome:
-                check_outcome_finite(Y2, used, outcome)
-            theta, m1, m0, phi_rows, n_empty = K.hajek_rows(
-                Y2, d, wk, omega, g, t, tp, pf.term, groups, n_groups
-            )
-            nu0b = np.where(~t_arm, wk * omega, 0.0)[:, None]
-            ess0[:] = ess(nu0b[~t_arm])
-            positivity_check("IPW", nu0b, ~t_arm & keep, "control", stacklevel=2)
-            nu0_first = nu0b[:, 0]
-        elif b_info is not None and self.normalized:
-            # estimand B: control weights vary by target; produced per row block
-            Y2 = Y_raw if curve else Y_raw[:, None]
-            theta, m1, m0, phi_rows, n_empty, st = K.hajek_rows_varying(
-                Y2, d, wk, omega, g, b_info.rows, t, tp, pf.term, groups, n_groups
-            )
-            if "n_bad" in st and int(st["n_bad"]) > 0:
-                raise missing_outcome_error(outcome, int(st["n_bad"]), st["bad_rows"] > 0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ess0[:] = np.where(st["sumsq"] > 0, st["sum"] ** 2 / st["sumsq"], 0.0)
-            positivity_warn("IPW", int((~t_arm & keep).sum()), st["sum"], st["sumsq"],
-                            st["max"], "control", stacklevel=2)
-            om_first = b_info.rows(slice(0, n), need_g=False, first=True)[0][:, 0]
-            nu0_first = np.where(~t_arm, wk * om_first, 0.0)
-        for lo in range(0, Kt if phi_rows is None else 0, block):
+        for lo in range(0, Kt, block):
             cols = slice(lo, min(lo + block, Kt))
             Yb = np.asarray(Y_raw[:, cols] if curve else Y_raw[:, None], dtype=np.float64)
             if b_info is not None:
@@ -448,78 +573,74 @@ class IPW:
                 uses = used
             if not int_outcome:  # integer / boolean outcomes cannot be missing
                 check_outcome_finite(Yb, uses, outcome)
-            if self.normalized:
-                th, a1, a0, ph, ne = K.hajek_if(
-                    Yb, d, wk, omega, omega0, g, g0, t, tp, pf.term, groups, n_groups,
-                )
-                n_empty[cols] = ne
-            else:
-                th, a1, a0, ph = K.horvitz_thompson_if(
-                    Yb, d, wk, omega, omega0, g, g0, t, tp, pf.term
-                )
+            th, a1, a0, ph = K.horvitz_thompson_if(
+                Yb, d, wk, omega, omega0, g, g0, t, tp, term
+            )
             theta[cols], m1[cols], m0[cols], phi[:, cols] = th, a1, a0, ph
             if b_info is not None or nu0_first is None:  # A: the weights do not vary by tau
                 om0 = omega0 if omega0.ndim == 2 else omega0[:, None]
                 nu0b = np.where(~t_arm[:, None], wk[:, None] * om0, 0.0)
                 ess0[cols] = ess(nu0b[~t_arm])
-                positivity_check("IPW", nu0b, ~t_arm & keep, "control", stacklevel=2)
+                positivity_check("IPW", nu0b, ~t_arm & keep, "control", stacklevel=5)
                 if nu0_first is None:
                     nu0_first = nu0b[:, 0]
             else:
                 ess0[cols] = ess0[0]
-        if self.normalized:
-            extra["risk_sets_left_out"] = n_empty
-        nu1 = np.where(t_arm, wk * omega, 0.0)
-        ess1 = ess(nu1[t_arm][:, None])
-        positivity_check("IPW", nu1[:, None], t_arm & keep, "treated", stacklevel=2)
         assert nu0_first is not None
-        weights = _reuse_weights(nu1, nu0_first, t_arm, wk * t, groups, n_groups)
-        tau = data.tau if curve else None
-        ess_frame = pd.DataFrame(
-            {
-                "target": list(_targets(outcome, tau, Kt)),
-                "ess_treated": np.broadcast_to(ess1, (Kt,)),
-                "ess_control": np.broadcast_to(ess0, (Kt,)),
-            }
+        return _OneFit(theta, m1, m0, phi, np.zeros(Kt, dtype=np.int64), ess0, nu0_first)
+
+    def _b_controls(
+        self, outcome: str, st: dict[str, npt.NDArray[Any]], p: _Prep, b_info: _BWeights,
+        cols: list[int],
+    ) -> tuple[FloatArray, FloatArray]:
+        """Check missing outcomes, warn on extreme control weights; ESS and first weights."""
+        if "n_bad" in st:
+            n_bad = np.atleast_1d(st["n_bad"])
+            bad_rows = st["bad_rows"] if st["bad_rows"].ndim == 2 else st["bad_rows"][:, None]
+            for c in cols:
+                if int(n_bad[c]) > 0:
+                    raise missing_outcome_error(outcome, int(n_bad[c]), bad_rows[:, c] > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ess0 = np.where(st["sumsq"] > 0, st["sum"] ** 2 / st["sumsq"], 0.0)
+        positivity_warn("IPW", int((~p.t_arm & p.keep).sum()), st["sum"], st["sumsq"],
+                        st["max"], "control", stacklevel=6)
+        om_first = b_info.rows(slice(0, p.d.size), need_g=False, first=True)[0][:, 0]
+        return ess0, np.where(~p.t_arm, p.wk * om_first, 0.0)
+
+    def _estimate_b_batch(
+        self,
+        Ys: list[npt.NDArray[Any]],
+        index: list[int],
+        names: list[str],
+        p: _Prep,
+        b_info: _BWeights,
+        cov: CovarianceEstimator | str,
+        data: Any,
+    ) -> dict[int, _OneFit]:
+        """Estimand B for several curves sharing the per-block control weights."""
+        fits, st = K.hajek_rows_varying_multi(
+            Ys, p.d, p.wk, p.omega, p.g, b_info.rows, p.t, p.tp, p.pf.term, p.groups,
+            p.n_groups,
         )
-        extra.update(
-            {
-                "ess": ess_frame,
-                "ps": e,
-                "ps_source": pf.source,
-                "ps_aliased_covariates": pf.n_aliased,
-                "n_trimmed": n_trim,
-                "n_truncated": n_trunc,
-                "dynamic_estimand": dynamic,
-                "normalized": self.normalized,
-                "n_risk_sets": n_groups if groups is not None else 1,
-            }
-        )
-        cov_use = cov
-        if cov_use is None:
-            cov_use = Clustered("person") if data.start_week is not None else "iid"
-        dropped = {"trimmed": n_trim} if n_trim else {}
-        estimand_label = self.estimand if dynamic == "A" else f"{self.estimand}-B"
-        return make_effect_results(
-            estimator="IPW" if self.normalized else "IPW-HT",
-            estimand=estimand_label,
-            outcome=outcome,
-            estimate=theta,
-            influence=phi if phi_rows is None else phi_rows,
-            cov=cov_use,
-            cluster=data.cluster,
-            tau=tau,
-            treated_mean=m1,
-            counterfactual_mean=m0,
-            n=int(keep.sum()),
-            n_treated=int((keep & t_arm).sum()),
-            n_control=int((keep & ~t_arm).sum()),
-            dropped=dropped,
-            weights=weights,
-            extra=extra,
-            config={**self.get_params(), "propensity": repr(self.propensity), "dynamic": dynamic},
-            frame=data.frame,
-        )
+        ess0, nu0_first = self._b_controls(names[0], st, p, b_info, [0])
+        for c, name in enumerate(names[1:], start=1):  # missing outcomes of the others
+            self._b_controls(name, {k: v for k, v in st.items() if k != "max"}
+                             | {"max": np.zeros_like(st["sum"])}, p, b_info, [c])
+        covs: list[FloatArray | None] = [None] * len(Ys)
+        label = None
+        est = resolve_cov(cov, IID())
+        try:
+            codes, factor = est.grouping(p.d.size, cluster=data.cluster, frame=data.frame)
+        except ConfigurationError:
+            pass  # not a sum over clusters: each results object computes its own
+        else:
+            grams = K.varying_grams([f[3] for f in fits], codes)
+            covs = [gm * factor for gm in grams]
+            label = est.describe()
+        return {
+            j: _OneFit(f[0], f[1], f[2], f[3], f[4], ess0, nu0_first, covs[c], label)
+            for c, (j, f) in enumerate(zip(index, fits, strict=True))
+        }
 
     def fit_ab(
         self, data: Any, *, outcome: str, cov: CovarianceEstimator | str | None = None,
@@ -573,6 +694,38 @@ class IPW:
             return None, 1
         _, codes = np.unique(data.start_week, return_inverse=True)
         return codes.astype(np.int64), int(codes.max()) + 1 if codes.size else 0
+
+
+@dataclass
+class _Prep:
+    """What every outcome of one IPW fit shares: treatment, weights, propensity, groups."""
+
+    d: FloatArray
+    wk: FloatArray
+    keep: npt.NDArray[np.bool_]
+    t_arm: npt.NDArray[np.bool_]
+    omega: FloatArray
+    g: FloatArray
+    t: FloatArray
+    tp: FloatArray
+    pf: PropensityFit
+    groups: npt.NDArray[np.int64] | None
+    n_groups: int
+
+
+@dataclass
+class _OneFit:
+    """Estimates of one outcome (influence function dense or factored; covariance if ready)."""
+
+    theta: FloatArray
+    m1: FloatArray
+    m0: FloatArray
+    phi: Any
+    n_empty: npt.NDArray[np.int64]
+    ess0: FloatArray
+    nu0_first: FloatArray
+    cov: FloatArray | None = None
+    cov_type: str | None = None
 
 
 def _reuse_weights(
@@ -696,18 +849,21 @@ class _BWeights:
         }
 
     def rows(
-        self, idx: slice | npt.NDArray[np.int64], need_g: bool = True, first: bool = False
-    ) -> tuple[FloatArray, FloatArray | None, npt.NDArray[np.bool_]]:
+        self,
+        idx: slice | npt.NDArray[np.int64],
+        need_g: bool = True,
+        need_kept: bool = False,
+        first: bool = False,
+    ) -> tuple[FloatArray, FloatArray | None, npt.NDArray[np.bool_] | None]:
         """Return ``(omega0, g0, keep)`` for the rows ``idx`` and every target.
 
-        ``g0`` (the logit derivative weights) is None unless ``need_g``; ``first=True``
-        gives the first target only (shape (len(idx), 1)).
+        ``g0`` (the logit derivative weights) is None unless ``need_g``, ``keep`` (the
+        controls still uncensored; treated rows True) None unless ``need_kept``;
+        ``first=True`` gives the first target only (shape (len(idx), 1)).
         """
         tau = self.tau[:1] if first else self.tau
-        ls = self.ls[idx][:, None]
+        ls = self.ls[idx]
         tr = self.treated[idx]
-        keep_b = (ls < 0) | (ls > tau[None, :])
-        keep_b[tr] = True
         m: FloatArray | None = None
         if self.hazard_matrix is not None:
             hm = self.hazard_matrix[idx][:, : tau.size]
@@ -732,7 +888,14 @@ class _BWeights:
                 m = np.minimum(self.tau_f[: tau.size][None, :], elig[:, None].astype(np.float64))
                 om0 = np.exp(-m * L[:, None])
         om0 *= self.omega[idx][:, None]
-        np.copyto(om0, 0.0, where=~keep_b)  # censored (not om0 *= keep: inf * 0 is nan)
+        # censoring at the own later start: only controls with a later start (a subset)
+        cs = np.flatnonzero((ls >= 0) & ~tr)
+        cens = ls[cs, None] <= tau[None, :]
+        om0[cs] = np.where(cens, 0.0, om0[cs])
+        keep_b = None
+        if need_kept:
+            keep_b = np.ones(om0.shape, dtype=bool)
+            keep_b[cs] = ~cens
         if not need_g:
             return om0, None, keep_b
         if self.from_ps and self.log1m_h is not None:
