@@ -23,6 +23,7 @@ import pandas as pd
 from mentor_impact._meta import fingerprint, to_jsonable, versions
 from mentor_impact._progress import Progress
 from mentor_impact.config import StudySpec
+from mentor_impact.diagnostics.balance import weighted_column_means
 from mentor_impact.exceptions import ConfigurationError, DataValidationError
 from mentor_impact.reporting.disclosure import suppress_counts
 from mentor_impact.results import EffectResults
@@ -364,11 +365,12 @@ def run_study(
             ps = np.asarray(pfit.ps, dtype=float)
             d1 = data.treatment == 1
             wts = np.asarray(data.weight, dtype=float)
+            # weighted means by matrix-vector products (no copy of X by arm)
             desc = pd.DataFrame(
                 {
                     "covariate": list(data.covariate_names),
-                    "mean_treated": np.average(data.X[d1], axis=0, weights=wts[d1]),
-                    "mean_controls": np.average(data.X[~d1], axis=0, weights=wts[~d1]),
+                    "mean_treated": weighted_column_means(data.X, d1, wts),
+                    "mean_controls": weighted_column_means(data.X, ~d1, wts),
                 }
             )
             tables["descriptives"] = desc
@@ -396,13 +398,16 @@ def run_study(
         with prog.step("inverse probability weighting (A and B)"):
             ipw = mi.IPW(estimand="ATT", truncate=float(spec["ipw"]["truncate"]) or None,
                          propensity=pfit)
-            for outcome in curves if spec["ipw"]["enabled"] else []:
-                results.setdefault(outcome, {})["IPW A"] = _slim(
-                    ipw.fit(data, outcome=outcome, cov=cov))
-                if spec["ipw"]["estimand_b"]:
-                    results[outcome]["IPW B"] = _slim(ipw.fit(
-                        data, outcome=outcome, cov=cov, dynamic="B"
-                    ))
+            if spec["ipw"]["enabled"]:
+                # all curves with one set of weights (estimand B shares its per-block
+                # censoring weights across the outcomes)
+                fits_a = ipw.fit_many(data, outcomes=curves, cov=cov)
+                fits_b = (ipw.fit_many(data, outcomes=curves, cov=cov, dynamic="B")
+                          if spec["ipw"]["estimand_b"] else {})
+                for outcome in curves:
+                    results.setdefault(outcome, {})["IPW A"] = _slim(fits_a[outcome])
+                    if outcome in fits_b:
+                        results[outcome]["IPW B"] = _slim(fits_b[outcome])
         with prog.step("augmented IPW (cross-fitted)"):
             if spec["aipw"]["enabled"]:
                 aipw = mi.AIPW(n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT",
@@ -464,19 +469,24 @@ def run_study(
         # pre-start curves: balance of the weekly history (no anticipation / placebo check)
         with prog.step("pre-start curves and robustness panel"):
             ipw_h = results.get(headline, {}).get("IPW A")
-            pre_tau, pre = mi.pre_start_curves(register, data, [headline], weeks=156)
-            curve = np.nan_to_num(pre[headline].astype(float), nan=0.0)
+            # int8 indicator curve (0.44 GB at 2.8 million rows), read in row blocks by
+            # the weighted means; weeks before the register (-1) count as 0
+            pre_tau, pre = mi.pre_start_curves(register, data, [headline], weeks=156,
+                                               dtype=np.int8)
+            curve = pre.pop(headline)
+            np.maximum(curve, 0, out=curve)
             d1 = data.treatment == 1
             wts = np.asarray(data.weight, dtype=float)
-            mean_t = np.average(curve[d1], axis=0, weights=wts[d1])
-            mean_c = np.average(curve[~d1], axis=0, weights=wts[~d1])
+            mean_t = weighted_column_means(curve, d1, wts)
+            mean_c = weighted_column_means(curve, ~d1, wts)
             pre_tab = pd.DataFrame({"tau": pre_tau, "treated": mean_t, "controls_raw": mean_c})
             if ipw_h is not None and ipw_h.weights is not None:
                 wi = np.asarray(ipw_h.weights, dtype=float)
-                pre_tab["controls_ipw"] = np.average(curve[~d1], axis=0, weights=wi[~d1])
+                pre_tab["controls_ipw"] = weighted_column_means(curve, ~d1, wi)
                 cb = mi.curve_balance(curve, data.treatment, weights=wi, weeks=pre_tau,
                                       sample_weight=wts)
                 tables["prestart_balance"] = cb
+            del pre, curve
             tables["prestart_curves"] = pre_tab
 
             def draw_pre(ax: Any) -> None:

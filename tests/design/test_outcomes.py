@@ -263,3 +263,23 @@ if given is not None:
             for j in range(length):
                 c = start[i] + j
                 assert got[i, j] == (states[rows[i], c] if 0 <= c < w else -1)
+
+
+def test_later_start_at_risk_matches_loop(world):
+    from mentor_impact.design.outcomes import later_start_at_risk
+
+    states, rows, s = world
+    targets = ("passive_benefit", "activation")
+    members = {STATES.index(x) for x in targets}
+    h = 30
+    packed = later_start_at_risk(states, rows, s, catalog=CAT, horizon=h,
+                                 eligible_states=targets, chunk=7)
+    got = np.unpackbits(packed, axis=1, count=h + 1).astype(bool)
+    w = states.shape[1]
+    for i, (r, s0) in enumerate(zip(rows, s, strict=True)):
+        ref = [False] + [bool(s0 + t - 1 < w and states[r, s0 + t - 1] in members)
+                         for t in range(1, h + 1)]
+        assert got[i].tolist() == ref, i
+    # re-entry: some rows leave the target states and come back within the horizon
+    runs = np.diff(got[:, 1:].astype(np.int8), axis=1)
+    assert ((runs == -1).any(axis=1) & (runs == 1).any(axis=1)).any()

@@ -209,6 +209,10 @@ class EvaluationData:
         For controls, weeks from ``s`` to their own later start (``-1`` = none observed).
     durations : dict of str to DurationOutcome
         Time-to-event outcomes.
+    at_risk : ndarray of shape (n, ceil((H + 1) / 8)), uint8, optional
+        Bit-packed weeks ``s + tau`` in which the row is at risk of a later start (see
+        :func:`mentor_impact.design.outcomes.later_start_at_risk`); estimand B uses them.
+        :meth:`at_risk_weeks` unpacks them.
     frame : pandas.DataFrame, optional
         Extra per-row columns (subgroups, cell labels, baseline characteristics).
     meta : dict
@@ -235,6 +239,7 @@ class EvaluationData:
     durations: dict[str, DurationOutcome] = field(default_factory=dict)
     frame: pd.DataFrame | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    at_risk: npt.NDArray[np.uint8] | None = None
 
     def __post_init__(self) -> None:
         x = np.asarray(self.X, dtype=np.float64)
@@ -318,6 +323,14 @@ class EvaluationData:
             if not isinstance(dur, DurationOutcome) or dur.time.shape != (n,):
                 raise DataValidationError(
                     f"durations[{name!r}]: expected a DurationOutcome with {n} rows."
+                )
+        if self.at_risk is not None:
+            ar = np.asarray(self.at_risk)
+            if ar.ndim != 2 or ar.shape[0] != n or ar.dtype != np.uint8:
+                raise DataValidationError(
+                    f"at_risk: expected bit-packed uint8 indicators with {n} rows; found "
+                    f"shape {ar.shape} and dtype {ar.dtype}. Hint: build it with "
+                    "design.outcomes.later_start_at_risk."
                 )
         if self.frame is not None and len(self.frame) != n:
             raise DataValidationError(
@@ -486,7 +499,29 @@ class EvaluationData:
             durations={k: v.take(idx) for k, v in self.durations.items()},
             frame=self.frame.iloc[idx].reset_index(drop=True),
             meta=meta,
+            at_risk=take(self.at_risk),
         )
+
+    def at_risk_weeks(self, rows: slice | npt.NDArray[np.int64] | None = None
+                      ) -> npt.NDArray[np.bool_] | None:
+        """Unpack :attr:`at_risk` for some rows.
+
+        Parameters
+        ----------
+        rows : slice or ndarray of int, optional
+            Rows to unpack (default all).
+
+        Returns
+        -------
+        ndarray of shape (len(rows), H + 1), bool, or None
+            ``True`` where week ``s + tau`` is at risk of a later start; ``None`` when the
+            data carry no :attr:`at_risk`.
+        """
+        if self.at_risk is None:
+            return None
+        k = self.tau.size if self.tau is not None else self.at_risk.shape[1] * 8
+        packed = self.at_risk if rows is None else self.at_risk[rows]
+        return np.unpackbits(packed, axis=1, count=k).astype(bool)
 
     def with_weight(self, weight: npt.ArrayLike) -> EvaluationData:
         """Return a copy with other per-row weights (e.g. matching weights)."""

@@ -29,6 +29,7 @@ from mentor_impact.design.outcomes import (
     DEFAULT_WINDOWS,
     EXIT_ORIGIN,
     event_time_outcomes,
+    later_start_at_risk,
 )
 from mentor_impact.design.sample_flow import sample_flow_table
 from mentor_impact.exceptions import ConfigurationError, DataValidationError
@@ -148,11 +149,16 @@ class RiskSetDesign:
       on the row order of the register (nor on which other persons it holds).
     * ``later_start`` (estimand B): weeks from ``s`` to the row's next episode start after
       ``s`` (any episode, eligible or not), ``-1`` if none in the register; 0 for treated.
+    * ``data.at_risk`` (estimand B): the weeks ``s + tau`` in which the row is at risk of a
+      later start, i.e. in a target state in week ``s + tau - 1`` (bit-packed; see
+      :func:`mentor_impact.design.outcomes.later_start_at_risk`). The censoring weights of
+      van den Berg & Vikström multiply over exactly these weeks: weeks out of the target
+      states contribute a factor 1 and re-entry puts the row at risk again (METHODS §5.4).
+      Washout and age are not re-checked after ``s``.
     * ``frame["eligible_until"]``: ``E``, the number of consecutive weeks ``s+1 .. s+E`` in
       which the row stays eligible by the state rule (``H + 1`` if through the horizon);
-      weeks at risk of a later start in ``(s, s + tau]`` are ``min(tau, E)``, as used by the
-      estimand B censoring weights of van den Berg & Vikström (weeks after leaving
-      eligibility contribute a factor 1). Washout and age are not re-checked after ``s``.
+      kept for reference (before re-entry was counted, the weeks at risk were
+      ``min(tau, E)``).
     * Exact cell: benefit type (the state in ``s - 1``, or ``benefit_type_column``) ×
       calendar quarter (or month) of ``s`` × elapsed-benefit-duration band; ``cell`` is
       the rank of the combination among those observed, labels in ``frame``
@@ -576,6 +582,9 @@ class RiskSetDesign:
             eligible_states=tuple(self.target_states),
             censor_missing=self.follow_up == "censor", chunk=self.chunk_rows,
         )
+        at_risk = later_start_at_risk(states, rows, s, catalog=catalog, horizon=h,
+                                      eligible_states=tuple(self.target_states),
+                                      chunk=self.chunk_rows)
         later = K.next_start_after(ep_key, ep_row, ep_start, rows, s, n_w)
         later = np.where(d == 1, 0, later)
 
@@ -650,6 +659,7 @@ class RiskSetDesign:
             cell=cell.astype(np.int64),
             start_week=s,
             later_start=later,
+            at_risk=at_risk,
             durations=durs,
             frame=frame,
             meta=meta,

@@ -788,7 +788,22 @@ class _BWeights:
             self.tau = np.asarray([int(horizon)], dtype=np.int64)
         Kt = self.tau.size
         self.treated = data.treatment > 0
-        if eligible_weeks is None and "eligible_until" in data.frame.columns:
+        # weeks at risk of a later start: the design's per-week indicators (re-entry
+        # counted, METHODS §5.4) unless eligible_weeks is given explicitly
+        self.data = data
+        self.at_risk_cols: npt.NDArray[np.int64] | None = None
+        if eligible_weeks is None and data.at_risk is not None:
+            tau_all = np.asarray(data.tau if data.tau is not None else np.arange(Kt))
+            cols_ = np.searchsorted(tau_all, self.tau)
+            if np.any(cols_ >= tau_all.size) or np.any(tau_all[np.minimum(
+                    cols_, tau_all.size - 1)] != self.tau):
+                raise ConfigurationError(
+                    f"horizon: expected a horizon week among the data's tau "
+                    f"(0..{int(tau_all.max())}); got {self.tau.tolist()}."
+                )
+            self.at_risk_cols = cols_.astype(np.int64)
+        if eligible_weeks is None and self.at_risk_cols is None and (
+                "eligible_until" in data.frame.columns):
             eligible_weeks = "eligible_until"
         big = np.iinfo(np.int64).max // 4
         if eligible_weeks is None:
@@ -846,6 +861,9 @@ class _BWeights:
             "share_later_treated": float(later.sum() / max(int(ctrl.sum()), 1)),
             "n_censored": n_cens,
             "hazard_source": "ps" if hazard is None else "given",
+            "weeks_at_risk": ("design at_risk (re-entry counted)"
+                              if self.at_risk_cols is not None and hazard is None
+                              else "eligible_until" if hazard is None else "n/a"),
         }
 
     def rows(
@@ -868,6 +886,22 @@ class _BWeights:
         if self.hazard_matrix is not None:
             hm = self.hazard_matrix[idx][:, : tau.size]
             om0 = 1.0 / np.where(tr[:, None], 1.0, hm)
+        elif self.at_risk_cols is not None:
+            assert self.log1m_h is not None
+            L = self.log1m_h[idx]
+            cols_ = self.at_risk_cols[: tau.size]
+            A = self.data.at_risk_weeks(idx)
+            cnt = np.cumsum(A[:, : int(cols_[-1]) + 1], axis=1, dtype=np.int32)
+            if tau.size > 1 and self.consecutive:
+                # (1 - h)^-m(tau) with m the weeks at risk in (s, s + tau]: a running
+                # product of 1/(1 - h) over the weeks at risk
+                om0 = np.where(A[:, cols_], np.exp(-L)[:, None], 1.0)
+                om0[:, 0] = np.exp(-cnt[:, cols_[0]] * L)
+                np.cumprod(om0, axis=1, out=om0)
+            else:
+                om0 = np.exp(-cnt[:, cols_] * L[:, None])
+            if need_g:
+                m = cnt[:, cols_].astype(np.float64)
         else:
             assert self.log1m_h is not None
             L = self.log1m_h[idx]
@@ -922,7 +956,12 @@ class _BWeights:
             dlog: FloatArray | float = 0.0
         else:
             assert self.log1m_h is not None
-            m = np.minimum(tau[None, :], self.elig[:, None]).astype(np.float64)  # weeks at risk
+            if self.at_risk_cols is not None:  # weeks at risk counted from the design
+                A = self.data.at_risk_weeks()
+                cnt = np.cumsum(A, axis=1, dtype=np.int32)
+                m = cnt[:, self.at_risk_cols[cols]].astype(np.float64)
+            else:
+                m = np.minimum(tau[None, :], self.elig[:, None]).astype(np.float64)
             inv_s = np.exp(-m * self.log1m_h[:, None])
             # d(-log S)/d gamma = m e z when the hazard is the propensity score
             dlog = m * self.e[:, None] if self.from_ps else 0.0
