@@ -86,7 +86,7 @@ def test_accumulated_and_at_are_linear_combinations():
     assert sub.std_errors.iloc[1] == pytest.approx(res.std_errors.iloc[0])
     with pytest.raises(ConfigurationError, match="not estimated"):
         res.at([99])
-    with pytest.raises(ConfigurationError, match="1..9"):
+    with pytest.raises(ConfigurationError, match=r"1\.\.9"):
         res.accumulated(1, 9)
 
 
@@ -133,10 +133,10 @@ def test_plot_returns_axes():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots()
+    _, ax = plt.subplots()
     out = _curve(k=10).plot(ax=ax)
     assert out is ax
-    fig2, ax2 = plt.subplots()
+    _, ax2 = plt.subplots()
     assert _mean_results(np.arange(5.0)).plot(ax=ax2) is ax2
     plt.close("all")
 

@@ -92,7 +92,7 @@ def test_curve_needs_tau():
 
 
 def test_duration_outcome_validation():
-    with pytest.raises(DataValidationError, match="codes in 0..2"):
+    with pytest.raises(DataValidationError, match=r"codes in 0\.\.2"):
         DurationOutcome(np.array([1.0, 2.0]), np.array([0, 3]), ("job", "education"))
     with pytest.raises(DataValidationError, match="finite"):
         DurationOutcome(np.array([1.0, np.nan]), np.array([0, 1]))
