@@ -99,3 +99,69 @@ def test_ess_and_bad_input():
         balance_table(df[["x"]], df["d"], weights=np.where(df["d"] == 1, 0.0, 1.0))
     with pytest.raises(DataValidationError, match="treatment"):
         balance_table(df[["x"]], None)
+
+
+# --------------------------------------------------------------------------- reference twins
+def _loop_ecdf(x, d, w):
+    """eCDF mean / max |F_t - F_c| over the distinct values, by plain loops (MatchIt qqsum)."""
+    vals = sorted(set(x.tolist()))
+    st = sum(w[i] for i in range(len(x)) if d[i] == 1)
+    sc = sum(w[i] for i in range(len(x)) if d[i] == 0)
+    diffs = []
+    for v in vals:
+        ft = sum(w[i] for i in range(len(x)) if d[i] == 1 and x[i] <= v) / st
+        fc = sum(w[i] for i in range(len(x)) if d[i] == 0 and x[i] <= v) / sc
+        diffs.append(abs(ft - fc))
+    return float(np.mean(diffs)), float(max(diffs))
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties"])
+def test_ecdf_statistics_equal_loop(kind):
+    rng = np.random.default_rng(11)
+    n = 240
+    x = rng.normal(size=n) if kind == "continuous" else rng.integers(0, 6, size=n).astype(float)
+    d = (rng.random(n) < 0.35).astype(int)
+    w = rng.exponential(size=n) * (rng.random(n) < 0.8)  # zeros: outside the matched sample
+    bt = balance_table(pd.DataFrame({"x": x}), d, weights=w)
+    em, ex = _loop_ecdf(x, d, w)
+    np.testing.assert_allclose(bt.loc["x", "eCDF Mean"], em, rtol=1e-12)
+    np.testing.assert_allclose(bt.loc["x", "eCDF Max"], ex, rtol=1e-12)
+
+
+def test_compare_balance_equals_two_balance_tables():
+    df = _df(400, seed=2)
+    df["k"] = np.round(df["x"] * 2)
+    data = EvaluationData.from_frame(df, treatment="d", outcomes="y", covariates=["x", "b", "k"])
+    w = np.random.default_rng(5).exponential(size=len(df))
+    both = compare_balance(data, weights=w)
+    pd.testing.assert_frame_equal(both["before"], balance_table(data))
+    pd.testing.assert_frame_equal(both["after"], balance_table(data, weights=w))
+
+
+def test_block_sums_equal_loop(monkeypatch):
+    """Curve balance and weighted column means read the rows in blocks: same as loops."""
+    import mentor_impact.diagnostics.balance as B
+
+    monkeypatch.setattr(B, "_BLOCK_ELEMS", 37)  # many small blocks
+    rng = np.random.default_rng(8)
+    n, k = 150, 6
+    C = (rng.random((n, k)) < 0.4).astype(np.int8)
+    Cf = C * rng.normal(size=(n, k))  # not 0/1: second pass for the variances
+    d = (rng.random(n) < 0.3).astype(int)
+    w = rng.uniform(0.2, 3, size=n)
+    s = rng.uniform(0.5, 2, size=n)
+    rows = d == 0
+    tot = sum(w[i] for i in range(n) if rows[i])
+    loop = [sum(w[i] * C[i, j] for i in range(n) if rows[i]) / tot for j in range(k)]
+    np.testing.assert_allclose(B.weighted_column_means(C, rows, w), loop, rtol=1e-12)
+    for M in (C, Cf):
+        cb = curve_balance(M, d, weights=w, sample_weight=s)
+        for j in range(k):
+            bt = balance_table(pd.DataFrame({"c": M[:, j].astype(float)}), d, weights=w,
+                               sample_weight=s)
+            np.testing.assert_allclose(cb["mean_treated"].iloc[j], bt.loc["c", "Means Treated"],
+                                       rtol=1e-12)
+            np.testing.assert_allclose(cb["mean_control"].iloc[j], bt.loc["c", "Means Control"],
+                                       rtol=1e-12)
+            np.testing.assert_allclose(cb["smd"].iloc[j], bt.loc["c", "Std. Mean Diff."],
+                                       rtol=1e-10)

@@ -8,6 +8,7 @@ from mentor_impact.diagnostics.balance import (
     curve_balance,
     effective_sample_size,
     reuse_summary,
+    weighted_column_means,
 )
 from mentor_impact.diagnostics.plots import love_plot, ps_density_plot
 
@@ -19,4 +20,5 @@ __all__ = [
     "love_plot",
     "ps_density_plot",
     "reuse_summary",
+    "weighted_column_means",
 ]

@@ -22,9 +22,12 @@ __all__ = [
     "curve_balance",
     "effective_sample_size",
     "reuse_summary",
+    "weighted_column_means",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+#: float64 elements of one row block when reading (n, W) curves (about 32 MB)
+_BLOCK_ELEMS = 4_000_000
 _SQRT_EPS = float(np.sqrt(np.finfo(np.float64).eps))
 
 BALANCE_COLUMNS = (
@@ -75,33 +78,46 @@ def _wvar(x: FloatArray, w: FloatArray) -> float:
 
 
 def _is_binary(x: FloatArray) -> bool:
-    u = np.unique(x)
-    return u.size <= 2 and bool(np.all(np.isin(u, (0.0, 1.0))))
+    """Whether every value is 0 or 1 (one pass; no sort)."""
+    return bool(np.all((x == 0.0) | (x == 1.0)))
 
 
-def _ecdf_stats(
-    xt: FloatArray, wt: FloatArray, xc: FloatArray, wc: FloatArray
-) -> tuple[float, float]:
-    """Mean and max absolute difference of the weighted eCDFs over the pooled unique values.
+class _SortedColumn:
+    """One stable sort of a covariate, shared by the eCDF statistics of several weightings.
 
-    The grid is every distinct value in the sample passed, weight-0 rows included (MatchIt's
-    ``qqsum`` on the full data with matching weights).
+    The weighted eCDF of an arm at a value ``v`` is the cumulative weight of that arm over
+    the rows sorted by value, read at the last row of ``v``'s group of ties, divided by the
+    arm's total weight. Summing in the stable sorted order of all rows (the other arm
+    contributing exact zeros) gives the same partial sums as sorting each arm on its own.
     """
-    vals = np.unique(np.concatenate([xt, xc]))
-    ot = np.argsort(xt, kind="stable")
-    oc = np.argsort(xc, kind="stable")
-    ct = np.concatenate([[0.0], np.cumsum(wt[ot])]) / wt.sum()
-    cc = np.concatenate([[0.0], np.cumsum(wc[oc])]) / wc.sum()
-    Ft = ct[np.searchsorted(xt[ot], vals, side="right")]
-    Fc = cc[np.searchsorted(xc[oc], vals, side="right")]
-    d = np.abs(Ft - Fc)
-    return float(d.mean()), float(d.max())
+
+    def __init__(self, x: FloatArray, t: npt.NDArray[np.bool_]) -> None:
+        self.order = np.argsort(x, kind="stable")
+        xs = x[self.order]
+        self.ends = np.flatnonzero(np.r_[xs[1:] != xs[:-1], True])  # last row of each value
+        self.t_sorted = t[self.order]
+
+    def ecdf_stats(self, w: FloatArray, sum_t: float, sum_c: float) -> tuple[float, float]:
+        """Return (mean, max) of ``|F_t - F_c|`` over the distinct values for weights ``w``.
+
+        ``w`` is aligned with the rows passed to the constructor; ``sum_t`` and ``sum_c``
+        are the arms' total weights.
+        """
+        ws = w[self.order]
+        ft = np.cumsum(np.where(self.t_sorted, ws, 0.0))[self.ends] / sum_t
+        fc = np.cumsum(np.where(self.t_sorted, 0.0, ws))[self.ends] / sum_c
+        d = np.abs(ft - fc)
+        return float(d.mean()), float(d.max())
 
 
 def _resolve(
     data: Any, treatment: npt.ArrayLike | None, covariates: Sequence[str] | None
-) -> tuple[FloatArray, tuple[str, ...], npt.NDArray[np.int8], FloatArray]:
-    """Return (X, names, D, sampling weights)."""
+) -> tuple[list[FloatArray], tuple[str, ...], npt.NDArray[np.int8], FloatArray]:
+    """Return (covariate columns, names, D, sampling weights).
+
+    Columns of an EvaluationData are views of its ``X`` (or frame columns): the covariate
+    matrix is never copied whole.
+    """
     if hasattr(data, "covariate_names") and hasattr(data, "treatment"):
         D = np.asarray(data.treatment).astype(np.int8)
         s = (
@@ -110,8 +126,8 @@ def _resolve(
             else np.asarray(data.weight, dtype=np.float64)
         )
         names = tuple(covariates) if covariates is not None else tuple(data.covariate_names)
-        X = np.column_stack([np.asarray(data.column(c), dtype=np.float64) for c in names])
-        return X, names, D, s
+        cols = [np.asarray(data.column(c), dtype=np.float64) for c in names]
+        return cols, names, D, s
     if treatment is None:
         raise DataValidationError(
             "treatment: expected a 0/1 vector when data is a table or matrix; found None. "
@@ -131,7 +147,115 @@ def _resolve(
         raise DataValidationError(
             f"treatment: expected {X.shape[0]} values (one per row); found {D.size}."
         )
-    return X, names, D, np.ones(X.shape[0])
+    return [X[:, j] for j in range(X.shape[1])], names, D, np.ones(X.shape[0])
+
+
+def _balance_tables(
+    data: Any,
+    treatment: npt.ArrayLike | None,
+    weight_sets: Sequence[tuple[npt.ArrayLike | None, Any]],
+    *,
+    covariates: Sequence[str] | None,
+    estimand: str,
+    distance: npt.ArrayLike | None,
+    sample_weight: npt.ArrayLike | None = None,
+) -> list[pd.DataFrame]:
+    """Balance tables of one sample under several weightings, one pass over the covariates.
+
+    ``weight_sets`` holds ``(weights, matches)`` pairs (``weights=None``: the unweighted
+    sample). Each covariate column is read once; its split by arm, full-sample SD and
+    sort for the eCDF statistics are shared by all weightings.
+    """
+    check_choice("balance_table", "estimand", estimand, ("ATT", "ATC", "ATE"))
+    cols, names, D, s = _resolve(data, treatment, covariates)
+    n = D.size
+    if sample_weight is not None:
+        s = np.asarray(sample_weight, dtype=np.float64)
+    if distance is not None:
+        dv = np.asarray(distance, dtype=np.float64).ravel()
+        if dv.size != n:
+            raise DataValidationError(
+                f"distance: expected {n} values; found {dv.size}."
+            )
+        cols = [dv, *cols]
+        names = ("distance", *names)
+    bad = np.zeros(n, dtype=bool)
+    for x in cols:
+        bad |= ~np.isfinite(x)
+    if bad.any():
+        raise DataValidationError(
+            f"balance_table: expected finite covariates; found {int(bad.sum())} rows with "
+            f"missing values ({format_rows(bad)}). Hint: impute or drop them."
+        )
+    t = D == 1
+    st, sc = s[t], s[~t]
+    sets = []
+    for weights, matches in weight_sets:
+        w = s.copy() if weights is None else np.asarray(weights, dtype=np.float64) * s
+        if w.size != n:
+            raise DataValidationError(
+                f"weights: expected {n} weights; found {w.size}."
+            )
+        if not (w[t] > 0).any() or not (w[~t] > 0).any():
+            raise ConfigurationError(
+                "balance_table: both arms need positive total weight; found "
+                f"{int((w[t] > 0).sum())} treated and {int((w[~t] > 0).sum())} control rows "
+                "with positive weight."
+            )
+        wt, wc = w[t], w[~t]
+        pos_t, pos_c = wt > 0, wc > 0
+        pairs = None
+        if matches is not None and matches.matched.size:
+            owner = np.repeat(np.arange(matches.focal.size), matches.n_matches)
+            pairs = (matches.focal[owner], matches.matched)
+        sets.append({
+            "w": w, "wt": wt, "wc": wc, "sum_t": float(wt.sum()), "sum_c": float(wc.sum()),
+            "pos_t": None if pos_t.all() else pos_t, "pos_c": None if pos_c.all() else pos_c,
+            "pairs": pairs, "rows": [],
+        })
+    for x in cols:
+        binary = _is_binary(x)
+        xt, xc = x[t], x[~t]
+        # SD in the full sample with sampling weights only
+        if binary:
+            pt, pc = _wmean(xt, st), _wmean(xc, sc)
+            vt_full, vc_full = pt * (1 - pt), pc * (1 - pc)
+        else:
+            vt_full, vc_full = _wvar(xt, st), _wvar(xc, sc)
+        denom = {
+            "ATT": np.sqrt(vt_full),
+            "ATC": np.sqrt(vc_full),
+            "ATE": np.sqrt((vt_full + vc_full) / 2),
+        }[estimand]
+        if not denom >= _SQRT_EPS:
+            # MatchIt smd_denom(): fall back to the pooled SD when the chosen SD is ~0
+            denom = np.sqrt((vt_full + vc_full) / 2)
+        srt = None
+        for ws in sets:
+            wt, wc = ws["wt"], ws["wc"]
+            mt, mc = _wmean(xt, wt), _wmean(xc, wc)
+            standardize = abs(mt - mc) > _SQRT_EPS
+            smd = (mt - mc) / denom if standardize else mt - mc
+            if binary:
+                vr = np.nan
+                em = ex = abs(mt - mc)
+            else:
+                pt_, pc_ = ws["pos_t"], ws["pos_c"]
+                vc_w = _wvar(xc, wc) if pc_ is None else _wvar(xc[pc_], wc[pc_])
+                vt_w = _wvar(xt, wt) if pt_ is None else _wvar(xt[pt_], wt[pt_])
+                vr = vt_w / vc_w if vc_w > 0 else np.nan
+                if srt is None:
+                    srt = _SortedColumn(x, t)
+                em, ex = srt.ecdf_stats(ws["w"], ws["sum_t"], ws["sum_c"])
+            pdist = np.nan
+            if ws["pairs"] is not None:
+                pf, pm = ws["pairs"]
+                pdist = float(np.mean(np.abs(x[pf] - x[pm])))
+                if standardize and pdist > 1e-8:
+                    pdist /= denom
+            ws["rows"].append((mt, mc, smd, vr, em, ex, pdist))
+    index = pd.Index(names, name="covariate")
+    return [pd.DataFrame(ws["rows"], index=index, columns=BALANCE_COLUMNS) for ws in sets]
 
 
 def balance_table(
@@ -191,75 +315,10 @@ def balance_table(
       difference is reported and the pair distance is not standardised; pair distances
       ``<= 1e-8`` are not standardised; when the chosen SD is ~0 the pooled SD is used.
     """
-    check_choice("balance_table", "estimand", estimand, ("ATT", "ATC", "ATE"))
-    X, names, D, s = _resolve(data, treatment, covariates)
-    if sample_weight is not None:
-        s = np.asarray(sample_weight, dtype=np.float64)
-    if distance is not None:
-        dv = np.asarray(distance, dtype=np.float64).ravel()
-        if dv.size != X.shape[0]:
-            raise DataValidationError(
-                f"distance: expected {X.shape[0]} values; found {dv.size}."
-            )
-        X = np.column_stack([dv, X])
-        names = ("distance", *names)
-    bad = ~np.isfinite(X).all(axis=1)
-    if bad.any():
-        raise DataValidationError(
-            f"balance_table: expected finite covariates; found {int(bad.sum())} rows with "
-            f"missing values ({format_rows(bad)}). Hint: impute or drop them."
-        )
-    w = s.copy() if weights is None else np.asarray(weights, dtype=np.float64) * s
-    if w.size != X.shape[0]:
-        raise DataValidationError(
-            f"weights: expected {X.shape[0]} weights; found {w.size}."
-        )
-    t = D == 1
-    if not (w[t] > 0).any() or not (w[~t] > 0).any():
-        raise ConfigurationError(
-            "balance_table: both arms need positive total weight; found "
-            f"{int((w[t] > 0).sum())} treated and {int((w[~t] > 0).sum())} control rows with "
-            "positive weight."
-        )
-    rows = []
-    for j, _ in enumerate(names):
-        x = X[:, j]
-        binary = _is_binary(x)
-        xt, xc = x[t], x[~t]
-        wt, wc = w[t], w[~t]
-        mt, mc = _wmean(xt, wt), _wmean(xc, wc)
-        # SD in the full sample with sampling weights only
-        st, sc = s[t], s[~t]
-        if binary:
-            pt, pc = _wmean(xt, st), _wmean(xc, sc)
-            vt_full, vc_full = pt * (1 - pt), pc * (1 - pc)
-        else:
-            vt_full, vc_full = _wvar(xt, st), _wvar(xc, sc)
-        denom = {
-            "ATT": np.sqrt(vt_full),
-            "ATC": np.sqrt(vc_full),
-            "ATE": np.sqrt((vt_full + vc_full) / 2),
-        }[estimand]
-        if not denom >= _SQRT_EPS:
-            # MatchIt smd_denom(): fall back to the pooled SD when the chosen SD is ~0
-            denom = np.sqrt((vt_full + vc_full) / 2)
-        standardize = abs(mt - mc) > _SQRT_EPS
-        smd = (mt - mc) / denom if standardize else mt - mc
-        if binary:
-            vr = np.nan
-            em = ex = abs(mt - mc)
-        else:
-            vc_w = _wvar(xc[wc > 0], wc[wc > 0])
-            vr = _wvar(xt[wt > 0], wt[wt > 0]) / vc_w if vc_w > 0 else np.nan
-            em, ex = _ecdf_stats(xt, wt, xc, wc)
-        pdist = np.nan
-        if matches is not None and matches.matched.size:
-            owner = np.repeat(np.arange(matches.focal.size), matches.n_matches)
-            pdist = float(np.mean(np.abs(x[matches.focal[owner]] - x[matches.matched])))
-            if standardize and pdist > 1e-8:
-                pdist /= denom
-        rows.append((mt, mc, smd, vr, em, ex, pdist))
-    return pd.DataFrame(rows, index=pd.Index(names, name="covariate"), columns=BALANCE_COLUMNS)
+    return _balance_tables(
+        data, treatment, [(weights, matches)], covariates=covariates, estimand=estimand,
+        distance=distance, sample_weight=sample_weight,
+    )[0]
 
 
 def compare_balance(
@@ -305,14 +364,10 @@ def compare_balance(
         )
     dist = distance if distance is not None else extra.get("ps")
     m = extra.get("matches")
-    before = balance_table(data, covariates=covariates, estimand=est, distance=dist)
-    after = balance_table(
-        data,
-        weights=w,
-        covariates=covariates,
-        estimand=est,
-        distance=dist,
-        matches=m if hasattr(m, "n_matches") else None,
+    # one pass over the covariates for both tables (shared splits, SDs and sorts)
+    before, after = _balance_tables(
+        data, None, [(None, None), (w, m if hasattr(m, "n_matches") else None)],
+        covariates=covariates, estimand=est, distance=dist,
     )
     return pd.concat({"before": before, "after": after}, axis=1)
 
@@ -354,7 +409,9 @@ def curve_balance(
     Vectorised over weeks (one matrix-vector product per arm). SMD denominators are the
     full-sample SDs per week (``sqrt(p (1 - p))`` for 0/1 indicators, as MatchIt).
     """
-    C = np.asarray(curves, dtype=np.float64)
+    C = np.asarray(curves)
+    if C.dtype == bool:
+        C = C.view(np.uint8)
     D = check_binary(treatment, "treatment")
     if C.ndim != 2 or C.shape[0] != D.size:
         raise DataValidationError(
@@ -363,17 +420,22 @@ def curve_balance(
     s = np.ones(D.size) if sample_weight is None else np.asarray(sample_weight, float)
     w = s if weights is None else np.asarray(weights, float) * s
     t = D == 1
-    mt = w[t] @ C[t] / w[t].sum()
-    mc = w[~t] @ C[~t] / w[~t].sum()
+    # one pass over row blocks: weighted sums per arm with the balancing weights (means)
+    # and the sampling weights (full-sample SDs), and the 0/1 check per arm
+    sums, binary = _arm_column_sums(C, t, [w, s])
+    mt = sums[0, 0] / w[t].sum()
+    mc = sums[1, 0] / w[~t].sum()
 
-    def wv(M: FloatArray, ww: FloatArray) -> FloatArray:
-        m = ww @ M / ww.sum()
+    def wv(arm: int, ww: FloatArray, mask: npt.NDArray[np.bool_]) -> FloatArray:
+        m = sums[arm, 1] / ww.sum()
         denom = ww.sum() - (ww @ ww) / ww.sum()
-        binary = np.all((M == 0) | (M == 1), axis=0)
-        v = ww @ (M - m) ** 2 / denom
-        return np.asarray(np.where(binary, m * (1 - m), v))
+        v = np.zeros_like(m)
+        cols = np.flatnonzero(~binary[arm])
+        if cols.size:  # second pass only for columns that are not 0/1
+            v[cols] = _arm_column_sq_dev(C, mask, ww, cols, m[cols]) / denom
+        return np.asarray(np.where(binary[arm], m * (1 - m), v))
 
-    vt, vc = wv(C[t], s[t]), wv(C[~t], s[~t])
+    vt, vc = wv(0, s[t], t), wv(1, s[~t], ~t)
     den = {"ATT": vt, "ATC": vc, "ATE": (vt + vc) / 2}[estimand] ** 0.5
     with np.errstate(divide="ignore", invalid="ignore"):
         smd = np.where(den > 0, (mt - mc) / den, 0.0)
@@ -381,6 +443,81 @@ def curve_balance(
     return pd.DataFrame(
         {"week": wk, "mean_treated": mt, "mean_control": mc, "difference": mt - mc, "smd": smd}
     )
+
+
+def _row_blocks(n: int, k: int) -> list[slice]:
+    step = max(1, _BLOCK_ELEMS // max(k, 1))
+    return [slice(a, min(a + step, n)) for a in range(0, n, step)]
+
+
+def _arm_column_sums(
+    C: npt.NDArray[Any], t: npt.NDArray[np.bool_], weights: Sequence[FloatArray]
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """Weighted column sums of ``C`` per arm, by row blocks (``C`` is never widened whole).
+
+    Returns ``sums`` of shape (2, len(weights), W) (arm 0 = treated, 1 = control) and
+    ``binary`` (2, W): whether every value of the column in that arm is 0 or 1.
+    """
+    n, k = C.shape
+    sums = np.zeros((2, len(weights), k))
+    binary = np.ones((2, k), dtype=bool)
+    wmat = np.vstack([np.asarray(w_, dtype=np.float64) for w_ in weights])
+    for sl in _row_blocks(n, k):
+        blk = C[sl]
+        for arm, mask in ((0, t[sl]), (1, ~t[sl])):
+            if not mask.any():
+                continue
+            sub = blk[mask]
+            binary[arm] &= np.all((sub == 0) | (sub == 1), axis=0)
+            sums[arm] += wmat[:, sl][:, mask] @ sub.astype(np.float64, copy=False)
+    return sums, binary
+
+
+def _arm_column_sq_dev(
+    C: npt.NDArray[Any],
+    mask: npt.NDArray[np.bool_],
+    ww: FloatArray,
+    cols: npt.NDArray[np.intp],
+    m: FloatArray,
+) -> FloatArray:
+    """``sum_i ww_i (C_ij - m_j)^2`` over the rows of ``mask`` for columns ``cols``."""
+    k = C.shape[1]
+    rows = np.flatnonzero(mask)
+    out = np.zeros(cols.size)
+    step = max(1, _BLOCK_ELEMS // max(k, 1))
+    for a in range(0, rows.size, step):
+        r = rows[a : a + step]
+        out += ww[a : a + step] @ (C[r][:, cols].astype(np.float64) - m) ** 2
+    return out
+
+
+def weighted_column_means(
+    curves: npt.ArrayLike, rows: npt.ArrayLike, weights: npt.ArrayLike
+) -> FloatArray:
+    """Weighted means of the columns of ``curves`` over a subset of rows, by row blocks.
+
+    Parameters
+    ----------
+    curves : array-like of shape (n, W)
+        Any numeric dtype (an int8 indicator curve is read block by block, never widened
+        whole).
+    rows : array-like of shape (n,) of bool
+        Rows to average over.
+    weights : array-like of shape (n,)
+        Weights of the rows.
+
+    Returns
+    -------
+    ndarray of shape (W,)
+        ``sum_{i in rows} w_i C_i / sum_{i in rows} w_i``.
+    """
+    C = np.asarray(curves)
+    if C.dtype == bool:
+        C = C.view(np.uint8)
+    mask = np.asarray(rows, dtype=bool)
+    w = np.asarray(weights, dtype=np.float64)
+    sums, _ = _arm_column_sums(C, mask, [w])
+    return np.asarray(sums[0, 0] / w[mask].sum())
 
 
 def reuse_summary(results: Any, cluster: npt.ArrayLike | None = None) -> pd.DataFrame:
