@@ -84,6 +84,7 @@ def history_covariates(
     year_levels: Sequence[int] | None = None,
     duration_cap: int = 156,
     chunk: int = 16_384,
+    lead_columns: int = 0,
 ) -> tuple[npt.NDArray[np.float64], tuple[str, ...], npt.NDArray[np.int64]]:
     """History covariates for design rows ``(rows, s)`` from weeks before ``s``.
 
@@ -117,11 +118,14 @@ def history_covariates(
         Top-coding of ``elapsed_benefit_weeks_capped`` (3 years).
     chunk : int
         Rows per block (memory about ``chunk * lookback * 10`` bytes).
+    lead_columns : int, default=0
+        Zero columns placed before the history covariates, for the caller to fill (so the
+        design's covariate matrix is allocated once, never stacked from copies).
 
     Returns
     -------
-    X : ndarray of shape (n, p), float64
-        The covariates.
+    X : ndarray of shape (n, lead_columns + p), float64
+        The covariates (after ``lead_columns`` zero columns).
     names : tuple of str
         Column names (see Notes).
     elapsed : ndarray of shape (n,), int64
@@ -184,12 +188,12 @@ def history_covariates(
 
     n = rows.shape[0]
     n_w = states.shape[1]
-    x = np.zeros((n, len(names)), dtype=np.float64)
+    x = np.zeros((n, lead_columns + len(names)), dtype=np.float64)
     elapsed = np.zeros(n, dtype=np.int64)
     for a0 in range(0, n, chunk):
         b0 = min(a0 + chunk, n)
         hist = K.gather_windows(states, rows[a0:b0], s[a0:b0] - lookback, lookback)
-        col = 0
+        col = lead_columns
         cnts = K.binned_counts(
             hist, [(lookback - 52 * b, lookback - 52 * (a - 1)) for a, b in year_bins], ns
         )

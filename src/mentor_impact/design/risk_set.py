@@ -46,6 +46,23 @@ def _cat(codes: npt.NDArray[Any], labels: Sequence[str]) -> Any:
                                      categories=pd.Index(list(labels)))
 
 
+def _frame_column(col: pd.Series) -> Any:
+    """Return a baseline column for the design frame (categoricals and text: one byte a row).
+
+    Text columns become categoricals; ``data.column(name)`` still returns the values (an
+    object array), as before, while the frame holds codes instead of one Python object per
+    row.
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.array
+    if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+        try:
+            return pd.Categorical(col)
+        except TypeError:  # unorderable mixed values: keep them as they are
+            return col.to_numpy()
+    return col.to_numpy()
+
+
 def _band_labels(edges: Sequence[int]) -> list[str]:
     out = [f"{a}-{b - 1}" for a, b in itertools.pairwise(edges)]
     return [*out, f"{edges[-1]}+"]
@@ -518,32 +535,14 @@ class RiskSetDesign:
                 "check target_states, age_band, min_history and horizon against the data."
             )
 
-        # ---- covariates X(s)
+        # ---- covariates X(s): [baseline contrasts, age, history]; one (n, p) matrix,
+        # the history written into it and the leading columns filled here (no stacking)
         ep_key = ep_row * (n_w + 1) + ep_start
         year_of_week = cal["year"]
-        xh, hnames, elapsed = history_covariates(
-            states, rows, s, state_names=state_names,
-            on_benefit=catalog.unions.get(
-                "on_benefit", ("passive_benefit", "activation", "subsidised_job",
-                               "health_benefit", "retired_disabled")),
-            year_bins=self.year_bins, lags=int(self.lags), lag_groups=DEFAULT_LAG_GROUPS,
-            episode_key=ep_key, quarter=cal["quarter"], year=year_of_week,
-            year_levels=np.unique(year_of_week[lo:hi]).tolist(),
-            chunk=max(1024, self.chunk_rows // 2),
-        )
-        blocks = [xh]
-        names = list(hnames)
         frame = pd.DataFrame({"person_row": rows, "start_iso_week": week_labels[s]})
-        if birth is not None:
-            age = (wk_ord[s] - birth[rows]) / WEEKS_PER_YEAR
-            blocks.insert(0, age[:, None])
-            names.insert(0, "age")
-            edges = [b[0] for b in _AGE_BANDS] + [_AGE_BANDS[-1][1]]
-            # code 0 = below the first edge, then one code per band, last = above
-            code = np.searchsorted(edges, age, side="right")
-            labels = ([f"<{edges[0]}"] + [f"{a}-{b_ - 1}" for a, b_ in _AGE_BANDS]
-                      + [f"{edges[-1]}+"])
-            frame["age_band"] = _cat(code, labels)
+        lead: list[npt.NDArray[np.float64]] = []
+        names: list[str] = []
+        bsub = None
         if baseline is not None:
             cols = (
                 [c for c in baseline.columns[1:] if c != self.birth_column]
@@ -567,12 +566,40 @@ class RiskSetDesign:
             bsub = baseline.iloc[rows].reset_index(drop=True)
             if cols:
                 xb, bnames, _ = encode_covariates(bsub, cols)
-                blocks.insert(0, xb)
-                names = list(bnames) + names
+                lead.append(xb)
+                names += list(bnames)
+        if birth is not None:
+            age = (wk_ord[s] - birth[rows]) / WEEKS_PER_YEAR
+            lead.append(age[:, None])
+            names.append("age")
+            edges = [b[0] for b in _AGE_BANDS] + [_AGE_BANDS[-1][1]]
+            # code 0 = below the first edge, then one code per band, last = above
+            code = np.searchsorted(edges, age, side="right")
+            labels = ([f"<{edges[0]}"] + [f"{a}-{b_ - 1}" for a, b_ in _AGE_BANDS]
+                      + [f"{edges[-1]}+"])
+            frame["age_band"] = _cat(code, labels)
+        n_lead = len(names)
+        x, hnames, elapsed = history_covariates(
+            states, rows, s, state_names=state_names,
+            on_benefit=catalog.unions.get(
+                "on_benefit", ("passive_benefit", "activation", "subsidised_job",
+                               "health_benefit", "retired_disabled")),
+            year_bins=self.year_bins, lags=int(self.lags), lag_groups=DEFAULT_LAG_GROUPS,
+            episode_key=ep_key, quarter=cal["quarter"], year=year_of_week,
+            year_levels=np.unique(year_of_week[lo:hi]).tolist(),
+            chunk=max(1024, self.chunk_rows // 2), lead_columns=n_lead,
+        )
+        names += list(hnames)
+        j = 0
+        for blk in lead:
+            x[:, j : j + blk.shape[1]] = blk
+            j += blk.shape[1]
+        del lead
+        if baseline is not None and bsub is not None:
             for c in baseline.columns[1:]:
                 if c not in frame.columns:
-                    frame[c] = bsub[c].to_numpy()
-        x = np.hstack(blocks)
+                    frame[c] = _frame_column(bsub[c])
+            del bsub
 
         # ---- outcomes
         outs, durs, elig_until = event_time_outcomes(
