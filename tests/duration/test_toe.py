@@ -90,16 +90,52 @@ def test_curves_match_loop_twin():
         np.testing.assert_allclose(C, Cr, rtol=1e-10, atol=1e-14)
 
 
+def test_cluster_meat_matches_loop():
+    from mentor_impact.duration.toe import _cluster_meat
+
+    rng = np.random.default_rng(2)
+    S = rng.normal(size=(60, 5))
+    for cl in (np.arange(60), rng.integers(0, 17, 60), np.repeat(["b", "a", "c"], 20)):
+        groups = sorted(set(cl.tolist()))
+        G = len(groups)
+        ref = np.zeros((5, 5))
+        for g in groups:
+            s_g = np.zeros(5)
+            for i in range(60):
+                if cl[i] == g:
+                    s_g += S[i]
+            ref += np.outer(s_g, s_g)
+        ref *= G / (G - 1)
+        np.testing.assert_allclose(_cluster_meat(S, cl), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_row_scatter_and_gram_helpers_match_loops():
+    rng = np.random.default_rng(4)
+    M = rng.normal(size=(3, 40))
+    rows = np.sort(rng.choice(40, 15, replace=False))
+    vals = rng.normal(size=(3, 15))
+    ref = M.copy()
+    for i in range(3):
+        for t, r in enumerate(rows):
+            ref[i, r] += vals[i, t]
+    K_._add_rows(M, rows, vals)
+    np.testing.assert_allclose(M, ref, rtol=0, atol=1e-15)
+    A, B = rng.normal(size=(3, 40)), rng.normal(size=(4, 40))
+    ref = np.array([[sum(A[k, i] * B[h, i] for i in range(40)) for h in range(4)]
+                    for k in range(3)])
+    np.testing.assert_allclose(K_._gram_rows(A, B), ref, rtol=1e-12, atol=1e-12)
+
+
 def test_episodes_cover_every_person_week():
     df = _small(60)
     D, *_ = _arrays(df, 1, False)
     T, c, tm = df.duration.to_numpy(), df.exit.to_numpy(), df.start.to_numpy()
-    expo = D.NE.sum(axis=(0, 2))
+    expo = D.NE.sum(axis=(1, 2))
     np.testing.assert_array_equal(expo, T - (c > 0))
     mexpo = D.NM.sum(axis=1)
     np.testing.assert_array_equal(mexpo, np.where(tm >= 0, np.minimum(T, tm - 1), T))
     # weeks in effect bins: after the start week only
-    post = D.NE[1:].sum(axis=(0, 2))
+    post = D.NE[:, 1:].sum(axis=(1, 2))
     np.testing.assert_array_equal(post, np.where(tm >= 0, np.maximum(T - (c > 0) - tm, 0), 0))
     # far fewer episodes than person-weeks
     assert D.n_episodes < 0.6 * ((T - (c > 0)).sum() + mexpo.sum())

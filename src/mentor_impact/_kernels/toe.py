@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 from scipy.special import logsumexp
 
 FloatArray = npt.NDArray[np.float64]
@@ -76,11 +77,12 @@ def split_episodes(
 class ToeData:
     """Spell data aggregated to exposure per constant-hazard cell.
 
-    ``NE[0, i, q]`` counts the weeks of spell i in exit-baseline interval q without an active
-    effect (before/without a start), ``NE[1 + j, i, q]`` those in effect bin j; ``AE`` the
-    weeks before sample entry (left truncation). ``NM`` / ``AM`` are the mentor-hazard
-    exposures by start-baseline interval. The exit week and the start week are kept as
-    event rows (``x_*`` and ``s_*``).
+    ``NE[i, 0, q]`` counts the weeks of spell i in exit-baseline interval q without an active
+    effect (before/without a start), ``NE[i, 1 + j, q]`` those in effect bin j (layout
+    ``(n, J + 1, Qe)``, so that ``NE.reshape(n, -1)`` is one contiguous cell matrix);
+    ``AE`` the weeks before sample entry (left truncation). ``NM`` / ``AM`` are the
+    mentor-hazard exposures by start-baseline interval. The exit week and the start week
+    are kept as event rows (``x_*`` and ``s_*``; at most one of each per spell).
     """
 
     n: int
@@ -91,7 +93,7 @@ class ToeData:
     exit_cuts: IntArray
     start_cuts: IntArray
     bins: IntArray
-    NE: FloatArray  # (J + 1, n, Qe)
+    NE: FloatArray  # (n, J + 1, Qe)
     AE: FloatArray  # (n, Qe)
     NM: FloatArray  # (n, Qm)
     AM: FloatArray  # (n, Qm)
@@ -106,6 +108,30 @@ class ToeData:
     truncated: bool = False
     n_episodes: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+    # derived index arrays (set in __post_init__)
+    x_cell: IntArray = field(init=False, repr=False)  # (j + 1) * Qe + q of the exit week
+    x_pick: IntArray = field(init=False, repr=False)  # cause * nx + event: flat (R, nx) pick
+    x_onehot: FloatArray = field(init=False, repr=False)  # (nx, R) cause indicators
+    x_on: BoolArray = field(init=False, repr=False)  # exit week in an effect bin
+    x_on_idx: IntArray = field(init=False, repr=False)  # positions of those exits
+    # the cell matrix NE.reshape(n, -1) in compressed-column form, and its transpose: a
+    # spell has only a few non-empty cells, so the products read far less memory
+    NE_csc: sparse.csc_matrix = field(init=False, repr=False)
+    NE_cscT: sparse.csc_matrix = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        nx = self.x_row.size
+        Qe = self.exit_cuts.size
+        onehot = np.zeros((nx, self.n_causes))
+        onehot[np.arange(nx), self.x_cause] = 1.0
+        object.__setattr__(self, "x_cell", (self.x_j + 1) * Qe + self.x_q)
+        object.__setattr__(self, "x_pick", self.x_cause * nx + np.arange(nx, dtype=np.int64))
+        object.__setattr__(self, "x_onehot", onehot)
+        object.__setattr__(self, "x_on", self.x_j >= 0)
+        object.__setattr__(self, "x_on_idx", np.flatnonzero(self.x_j >= 0))
+        NEw = self.NE.reshape(self.n, -1)
+        object.__setattr__(self, "NE_csc", sparse.csc_matrix(NEw))
+        object.__setattr__(self, "NE_cscT", sparse.csc_matrix(NEw.T))
 
 
 def _exposure(row: IntArray, q: IntArray, length: FloatArray, n: int, Q: int) -> FloatArray:
@@ -138,10 +164,7 @@ def build_toe_data(
     Qe, Qm, J = exit_cuts.size, start_cuts.size, bins.size
     # exit survival: weeks (t0, T] minus the exit week
     e_row, e_q, e_j, e_len = split_episodes(t0, T - exited, exit_cuts, tm, bins)
-    NE = np.empty((J + 1, n, Qe))
-    for j in range(-1, J):
-        m = e_j == j
-        NE[j + 1] = _exposure(e_row[m], e_q[m], e_len[m], n, Qe)
+    NE = _exposure(e_row, (e_j + 1) * Qe + e_q, e_len, n, (J + 1) * Qe).reshape(n, J + 1, Qe)
     # mentor survival: weeks (t0, min(T, tm - 1)] (untreated: (t0, T])
     m_hi = np.where(treated, np.minimum(T, tm - 1), T)
     m_row, m_q, _, m_len = split_episodes(t0, m_hi, start_cuts)
@@ -285,13 +308,13 @@ class Layout:
 
 def _g(big: FloatArray) -> FloatArray:
     """1/expm1(x) - 1/x, stable for small x (x > 0)."""
-    out = np.empty_like(big)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        out = 1.0 / np.expm1(big)
+        out -= 1.0 / big
     small = big < 1e-3
-    xs = big[small]
-    out[small] = -0.5 + xs / 12.0 - xs**3 / 720.0
-    xl = big[~small]
-    with np.errstate(over="ignore"):
-        out[~small] = 1.0 / np.expm1(xl) - 1.0 / xl
+    if small.any():
+        xs = big[small]
+        out[small] = -0.5 + xs / 12.0 - xs**3 / 720.0
     return out
 
 
@@ -310,74 +333,115 @@ def _log1mexp(x: FloatArray) -> FloatArray:
         return np.log(-np.expm1(-x))  # absolute error <= 1e-16 for large x
 
 
+def _log1mexp_over(x: FloatArray) -> FloatArray:
+    """log((1 - exp(-x)) / x) for x > 0 (one logarithm instead of two)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = -np.expm1(-x)
+        out /= x
+        return np.log(out, out=out)
+
+
 # ----------------------------------------------------------------------------------------
 # log-likelihood and gradient
 # ----------------------------------------------------------------------------------------
+#
+# Arrays are hazard-major ``(H, n)`` with ``H = R + 1`` (exit causes, then the start) and
+# mass-point-major ``(K, n)``: every per-person vector is contiguous, reductions over the
+# few hazards / mass points are sums of whole vectors, the products with the covariates are
+# single BLAS calls and those with the cell exposures sparse (compressed-column) products.
+# The exit-week and start-week terms are added to the per-person rows by scatters.
+
+
+def _add_rows(M: FloatArray, rows: IntArray, vals: FloatArray) -> None:
+    """``M[:, rows] += vals`` for unique ``rows``, one contiguous row at a time.
+
+    A scatter into a zero buffer and a dense add run several times faster than the
+    two-dimensional fancy-index update (gather, add, scatter with index arithmetic).
+    """
+    buf = np.zeros(M.shape[1])
+    for i in range(M.shape[0]):
+        buf[rows] = vals[i]
+        M[i] += buf
+
+
+def _gram_rows(A: FloatArray, B: FloatArray) -> FloatArray:
+    """``A @ B.T`` for a few long rows (dot products; avoids a slow transposed GEMM)."""
+    return np.array([[a @ b for b in B] for a in A]).reshape(A.shape[0], B.shape[0])
 
 
 @dataclass
 class Pieces:
     """Person-level sufficient pieces of the log-likelihood at given structural params."""
 
-    S_e: FloatArray  # (n, R) exit exposure sum_t exp(eta) after entry
-    A_e: FloatArray  # (n, R) before entry
-    S_m: FloatArray  # (n,)
-    A_m: FloatArray  # (n,)
-    eta_x: FloatArray  # (n_exit_events, R)
-    eta_s: FloatArray  # (n_starts,)
-    exb_e: FloatArray  # (n, R) exp(x'beta_r)
-    exb_m: FloatArray  # (n,)
-    base: FloatArray  # (n, R) sum_q NE[0] exp(alpha)
-    binx: FloatArray  # (J, n, R) sum_q NE[1+j] exp(alpha)
-    ed: FloatArray  # (J, n or 1, R) exp(delta_j + z'gamma_j)
-    xb_e: FloatArray  # (n, R)
-    zg: FloatArray  # (J, n, R) or (J, 1, R) zeros without interactions
+    S: FloatArray  # (H, n) sum_t exp(eta_h) after entry (exit causes, then the start)
+    A: FloatArray | None  # (H, n) before entry (None without left truncation)
+    xb: FloatArray  # (H, n) x'beta_h
+    exb: FloatArray  # (H, n) exp(x'beta_h)
+    eta_x: FloatArray  # (R, nx) linear index of every cause in the exit week
+    ex: FloatArray  # (R, nx) exp(eta_x)
+    eta_c: FloatArray  # (nx,) eta_x of the observed cause
+    eta_s: FloatArray  # (ns,) start-hazard index in the start week
+    es: FloatArray  # (ns,) exp(eta_s)
+    zg: FloatArray | None  # (J, R, n) z'gamma_j (None without interactions)
+    ed: FloatArray | None  # (J, R, n) exp(delta_j + z'gamma_j) (interactions only)
+    binx: FloatArray | None  # (J, R, n) sum_q NE[:, 1 + j, q] exp(alpha_q) (interactions)
 
 
-def _eta_events(P: dict[str, FloatArray], row: IntArray, q: IntArray, j: IntArray,
-                xb_e: FloatArray, zg: FloatArray, pz: int) -> FloatArray:
-    jj = np.maximum(j, 0)
-    on = j >= 0
-    eta = xb_e[row] + P["alpha_e"][:, q].T
-    if P["delta"].shape[1]:
-        eff = P["delta"][:, jj].T
-        if pz:
-            eff = eff + zg[jj, row, :]
-        eta += np.where(on[:, None], eff, 0.0)
-    return eta
+def _exit_table(P: dict[str, FloatArray], J: int, Qe: int) -> FloatArray:
+    """(R, (J + 1) * Qe) linear index alpha_q + delta_j of every exit cell (delta_-1 = 0)."""
+    R = P["alpha_e"].shape[0]
+    tab = np.empty((R, J + 1, Qe))
+    tab[:, 0] = P["alpha_e"]
+    tab[:, 1:] = P["alpha_e"][:, None, :] + P["delta"][:, :, None]
+    return tab.reshape(R, (J + 1) * Qe)
 
 
 def pieces(theta: FloatArray, L: Layout, D: ToeData) -> Pieces:
     """Structural (K-free) person-level pieces."""
     P = L.unpack(theta)
-    n, R, J, Qe = D.n, L.R, L.J, L.Qe
-    xb_e = D.X @ P["beta_e"].T if L.p else np.zeros((n, R))
-    if L.pz:
-        zg = np.einsum("np,rjp->jnr", D.Z, P["gamma"])
+    n, R, J, Qe, pz = D.n, L.R, L.J, L.Qe, L.pz
+    H = R + 1
+    if L.p:
+        Bm = np.empty((H, L.p))
+        Bm[:R] = P["beta_e"]
+        Bm[R] = P["beta_m"]
+        xb = np.ascontiguousarray((D.X @ Bm.T).T)
     else:
-        zg = np.zeros((J, 1, R))
-    exb_e = np.exp(xb_e)
-    eaT = np.ascontiguousarray(np.exp(P["alpha_e"]).T)  # (Qe, R)
-    allx = (D.NE.reshape((J + 1) * n, Qe) @ eaT).reshape(J + 1, n, R)
-    base = allx[0]
-    binx = allx[1:]
-    ed = np.exp(P["delta"].T[:, None, :] + zg)  # (J, n|1, R)
-    S_e = exb_e * (base + (ed * binx).sum(axis=0)) if J else exb_e * base
-    A_e = exb_e * (D.AE @ eaT) if D.truncated else np.zeros((n, R))
-    xb_m = D.X @ P["beta_m"] if L.p else np.zeros(n)
-    exb_m = np.exp(xb_m)
+        xb = np.zeros((H, n))
+    exb = np.exp(xb)
+    ea = np.exp(P["alpha_e"])  # (R, Qe)
     eam = np.exp(P["alpha_m"])
-    S_m = exb_m * (D.NM @ eam)
-    A_m = exb_m * (D.AM @ eam) if D.truncated else np.zeros(n)
-    eta_x = _eta_events(P, D.x_row, D.x_q, D.x_j, xb_e, zg, L.pz)
-    eta_s = xb_m[D.s_row] + P["alpha_m"][D.s_q]
-    return Pieces(S_e, A_e, S_m, A_m, eta_x, eta_s, exb_e, exb_m, base, binx, ed, xb_e, zg)
-
-
-def _lse(M: FloatArray) -> FloatArray:
-    """Row-wise log-sum-exp of a finite (n, K) array."""
-    m = M.max(axis=1)
-    return m + np.log(np.exp(M - m[:, None]).sum(axis=1))
+    S = np.empty((H, n))
+    zg = ed = binx = None
+    if pz:
+        zg = np.einsum("rjp,np->jrn", P["gamma"], D.Z)
+        ed = np.exp(zg + P["delta"].T[:, :, None])
+        binx = np.empty((J, R, n))
+        base = ea @ D.NE[:, 0, :].T
+        for j in range(J):
+            binx[j] = ea @ D.NE[:, 1 + j, :].T
+        S[:R] = base + (ed * binx).sum(axis=0)
+    else:
+        cw = np.exp(_exit_table(P, J, Qe))
+        for r in range(R):
+            S[r] = D.NE_csc @ cw[r]
+    S[R] = eam @ D.NM.T
+    S *= exb
+    A: FloatArray | None = None
+    if D.truncated:
+        A = np.empty((H, n))
+        A[:R] = ea @ D.AE.T
+        A[R] = eam @ D.AM.T
+        A *= exb
+    eta_x = np.take(xb[:R], D.x_row, axis=1)
+    eta_x += np.take(_exit_table(P, J, Qe), D.x_cell, axis=1)
+    if pz and zg is not None:
+        on = D.x_on
+        eta_x[:, on] += zg[D.x_j[on], :, D.x_row[on]].T
+    ex = np.exp(eta_x)
+    eta_c = np.take(eta_x.ravel(), D.x_pick)
+    eta_s = xb[R, D.s_row] + P["alpha_m"][D.s_q]
+    return Pieces(S, A, xb, exb, eta_x, ex, eta_c, eta_s, np.exp(eta_s), zg, ed, binx)
 
 
 @dataclass
@@ -385,38 +449,54 @@ class Mix:
     """Per-person mixture quantities for given pieces and heterogeneity parameters."""
 
     ll_i: FloatArray  # (n,)
-    w: FloatArray  # (n, K) posterior (numerator)
-    u: FloatArray  # (n, K) truncation posterior (zeros if not truncated)
-    theta_x: FloatArray  # (nx, R, K)
-    Theta_x: FloatArray  # (nx, K)
-    theta_s: FloatArray  # (ns, K)
-    pi: FloatArray
+    w: FloatArray  # (K, n) posterior
+    u: FloatArray | None  # (K, n) truncation posterior (None if not truncated)
+    Theta_x: FloatArray  # (K, nx) total exit hazard in the exit week
+    theta_s: FloatArray  # (K, ns) start hazard in the start week
+    pi: FloatArray  # (K,)
+    V: FloatArray  # (K, H) exp(lv)
+
+
+def _lse_rows(M: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Log-sum-exp over axis 0 of a finite (K, n) array and the normalised weights."""
+    m = M.max(axis=0)
+    e = np.exp(M - m)
+    s = e.sum(axis=0)
+    e /= s
+    m += np.log(s)
+    return m, e
 
 
 def mixture(pc: Pieces, lv: FloatArray, a: FloatArray, D: ToeData) -> Mix:
     """Person log-likelihood contributions and posteriors over the K mass points."""
     R = D.n_causes
-    V = np.exp(lv)  # (K, R+1)
+    K = lv.shape[0]
+    V = np.exp(lv)  # (K, H)
     logpi = a - logsumexp(a)
-    ell = -(pc.S_e + pc.A_e) @ V[:, :R].T - np.outer(pc.S_m + pc.A_m, V[:, R])
-    theta_x = np.exp(pc.eta_x)[:, :, None] * V[:, :R].T[None, :, :]  # (nx, R, K)
-    Theta_x = theta_x.sum(axis=1)
-    ev = _log1mexp(Theta_x) - np.log(Theta_x)
-    ev += pc.eta_x[np.arange(D.x_row.size), D.x_cause][:, None] + lv[:, D.x_cause].T
-    ell[D.x_row] += ev
-    theta_s = np.exp(pc.eta_s)[:, None] * V[None, :, R]
-    ell[D.s_row] += _log1mexp(theta_s)
-    M = ell + logpi[None, :]
-    ll_i = _lse(M)
-    w = np.exp(M - ll_i[:, None])
-    if D.truncated:
-        Dm = logpi[None, :] - pc.A_e @ V[:, :R].T - np.outer(pc.A_m, V[:, R])
-        ld = _lse(Dm)
-        ll_i = ll_i - ld
-        u = np.exp(Dm - ld[:, None])
+    SA = pc.S if pc.A is None else pc.S + pc.A
+    M = V @ SA
+    np.negative(M, out=M)
+    M += logpi[:, None]
+    Theta_x = V[:, :R] @ pc.ex  # (K, nx)
+    ev = _log1mexp_over(Theta_x)
+    ev += pc.eta_c
+    ev += np.take(lv, D.x_cause, axis=1)
+    _add_rows(M, D.x_row, ev)
+    theta_s = V[:, R : R + 1] * pc.es[None, :]
+    _add_rows(M, D.s_row, _log1mexp(theta_s))
+    if K == 1:
+        ll_i = M[0]
+        w = np.ones((1, D.n))
     else:
-        u = np.zeros_like(w)
-    return Mix(ll_i, w, u, theta_x, Theta_x, theta_s, np.exp(logpi))
+        ll_i, w = _lse_rows(M)
+    u = None
+    if pc.A is not None:
+        Dm = V @ pc.A
+        np.negative(Dm, out=Dm)
+        Dm += logpi[:, None]
+        ld, u = _lse_rows(Dm)
+        ll_i = ll_i - ld
+    return Mix(ll_i, w, u, Theta_x, theta_s, np.exp(logpi), V)
 
 
 def loglik(theta: FloatArray, L: Layout, D: ToeData) -> float:
@@ -434,129 +514,171 @@ def loglik_grad(
     P = L.unpack(theta)
     pc = pieces(theta, L, D)
     mx = mixture(pc, P["lv"], P["a"], D)
-    n, R, K, J, pz, Qe = D.n, L.R, L.K, L.J, L.pz, L.Qe
-    pw = np.ones(n) if per_person else D.w
-    V = np.exp(P["lv"])
-    w, u = mx.w, mx.u
-    Om = (w @ V) * pw[:, None]  # (n, R+1): d ll / d S = -Om
-    Op = Om - (u @ V) * pw[:, None] if D.truncated else Om  # d ll / d A = -Op
-    # exit events: d ll / d eta at the exit week
-    nx = D.x_row.size
-    gx = _g(mx.Theta_x)  # (nx, K)
-    d_x = np.einsum("ik,irk->ir", w[D.x_row] * gx, mx.theta_x)
-    d_x[np.arange(nx), D.x_cause] += 1.0
-    d_x *= pw[D.x_row][:, None]
-    xs = _x_over_expm1(mx.theta_s)  # (ns, K)
-    d_s = (w[D.s_row] * xs).sum(axis=1) * pw[D.s_row]
+    R, K, J, pz, Qe = L.R, L.K, L.J, L.pz, L.Qe
+    V = mx.V
+    # posterior weights times frequency weights
+    Wp = mx.w if per_person else mx.w * D.w
+    Up = None
+    if mx.u is not None:
+        Up = mx.u if per_person else mx.u * D.w
+    Om = V.T @ Wp  # (H, n): d ll / d S = -Om
+    Op = Om if Up is None else Om - V.T @ Up  # d ll / d A = -Op
+    # exit events: d ll / d eta_r in the exit week
+    gx = _g(mx.Theta_x)  # (K, nx)
+    Wx = np.take(Wp, D.x_row, axis=1)
+    wgx = Wx * gx
+    d_x = V[:, :R].T @ wgx
+    d_x *= pc.ex  # (R, nx)
+    d_x.ravel()[D.x_pick] += 1.0 if per_person else D.w[D.x_row]
+    # start events
+    xs = _x_over_expm1(mx.theta_s)  # (K, ns)
+    Ws = np.take(Wp, D.s_row, axis=1)
+    Wxs = Ws * xs
+    d_s = Wxs.sum(axis=0)
+    # d ll / d x'beta_h
+    prow = Om * pc.S
+    if pc.A is not None:
+        prow += Op * pc.A
+    np.negative(prow, out=prow)
+    _add_rows(prow[:R], D.x_row, d_x)
+    _add_rows(prow[R:], D.s_row, d_s[None, :])
+    v = Om[:R] * pc.exb[:R]  # (R, n): d ll / d (cell weight exp(alpha + delta))
+    vp = Op[:R] * pc.exb[:R] if pc.A is not None else None
+    vm = Om[R] * pc.exb[R]
+    vmp = Op[R] * pc.exb[R] if pc.A is not None else None
     ea = np.exp(P["alpha_e"])  # (R, Qe)
-    on_x = D.x_j >= 0
-    v = Om[:, :R] * pc.exb_e  # (n, R)
-    vp = Op[:, :R] * pc.exb_e
-    prow = -(Om[:, :R] * pc.S_e + Op[:, :R] * pc.A_e)  # d ll / d x'beta_r
-    for r in range(R):
-        prow[:, r] += np.bincount(D.x_row, d_x[:, r], minlength=n)
-    G = -(v[None, :, :] * pc.ed * pc.binx)  # (J, n, R): d ll / d (delta_j + z'gamma_j)
-    blocks: list[FloatArray] = []
-    if not per_person:
-        Vall = np.empty((J + 1, n, R))
-        Vall[0] = v
-        Vall[1:] = v[None, :, :] * pc.ed
-        acc = D.NE.reshape((J + 1) * n, Qe).T @ Vall.reshape((J + 1) * n, R)  # (Qe, R)
-        if D.truncated:
-            acc += D.AE.T @ vp
-        ga_all = -(acc.T * ea)  # (R, Qe)
-        gb_all = (D.X.T @ prow).T  # (R, p)
-        gd_all = G.sum(axis=1).T  # (R, J)
-        for r in range(R):
-            ga_all[r] += np.bincount(D.x_q, d_x[:, r], minlength=Qe)
-            if J:
-                gd_all[r] += np.bincount(D.x_j[on_x], d_x[on_x, r], minlength=J)
-        if pz:
-            Gf = G.copy()
-            for r in range(R):
-                np.add.at(Gf[:, :, r], (D.x_j[on_x], D.x_row[on_x]), d_x[on_x, r])
-            gg_all = np.einsum("np,jnr->rjp", D.Z, Gf).reshape(R, J * pz)
-        else:
-            gg_all = np.zeros((R, 0))
-        for r in range(R):
-            blocks += [ga_all[r], gb_all[r], gd_all[r], gg_all[r]]
-    else:
-        rx = D.x_row
-        for r in range(R):
-            M = D.NE[0] * v[:, r][:, None]
-            for j in range(J):
-                M += D.NE[1 + j] * (v[:, r] * pc.ed[j, :, r])[:, None]
-            if D.truncated:
-                M += D.AE * vp[:, r][:, None]
-            ga = -M * ea[r][None, :]
-            ga[rx, D.x_q] += d_x[:, r]  # one exit row per spell
-            gb = D.X * prow[:, r][:, None]
-            gd = G[:, :, r].T.copy()  # (n, J)
-            if J:
-                gd[rx[on_x], D.x_j[on_x]] += d_x[on_x, r]
-            gg = (gd[:, :, None] * D.Z[:, None, :]).reshape(n, J * pz)
-            blocks += [ga, gb, gd, gg]
     eam = np.exp(P["alpha_m"])
-    vm = Om[:, R] * pc.exb_m
-    vmp = Op[:, R] * pc.exb_m
-    prow_m = -(Om[:, R] * pc.S_m + Op[:, R] * pc.A_m)
-    prow_m += np.bincount(D.s_row, d_s, minlength=n)
+    xj_on = D.x_j.take(D.x_on_idx)
     if per_person:
-        M = D.NM * vm[:, None]
-        if D.truncated:
-            M += D.AM * vmp[:, None]
-        gam = -M * eam[None, :]
-        gam[D.s_row, D.s_q] += d_s
-        gbm = D.X * prow_m[:, None]
+        return _per_person_scores(P, L, D, pc, mx, float(D.w @ mx.ll_i), gx, d_x, xs, d_s,
+                                  prow, v, vp, vm, vmp)
+    blocks: list[FloatArray] = []
+    gb = prow @ D.X if L.p else np.zeros((R + 1, 0))  # (H, p)
+    if pz:
+        assert pc.ed is not None and pc.binx is not None
+        acc = v @ D.NE[:, 0, :]  # (R, Qe)
+        gd = np.empty((R, J))
+        gg = np.empty((R, J, pz))
+        for j in range(J):
+            vj = v * pc.ed[j]
+            acc += vj @ D.NE[:, 1 + j, :]
+            Gj = vj * pc.binx[j]
+            np.negative(Gj, out=Gj)
+            gd[:, j] = Gj.sum(axis=1)
+            m = D.x_j == j
+            Gj[:, D.x_row[m]] += d_x[:, m]
+            gg[:, j, :] = Gj @ D.Z
+        ga = -(acc * ea)
     else:
-        accm = D.NM.T @ vm
-        if D.truncated:
-            accm += D.AM.T @ vmp
-        gam = -accm * eam + np.bincount(D.s_q, d_s, minlength=L.Qm)
-        gbm = D.X.T @ prow_m
-    blocks += [gam, gbm]
+        ed = np.exp(P["delta"])  # (R, J)
+        Y = np.ascontiguousarray((D.NE_cscT @ v.T).T).reshape(R, J + 1, Qe)
+        acc = Y[:, 0] + np.einsum("rj,rjq->rq", ed, Y[:, 1:])
+        ga = -(acc * ea)
+        gd = -(ed * np.einsum("rq,rjq->rj", ea, Y[:, 1:]))
+        gg = np.zeros((R, J, 0))
+    if vp is not None:
+        ga -= (vp @ D.AE) * ea
+    for r in range(R):
+        ga[r] += np.bincount(D.x_q, d_x[r], minlength=Qe)
+        if J:
+            gd[r] += np.bincount(xj_on, d_x[r].take(D.x_on_idx), minlength=J)
+        blocks += [ga[r], gb[r], gd[r], gg[r].ravel()]
+    accm = D.NM.T @ vm
+    if vmp is not None:
+        accm += D.AM.T @ vmp
+    gam = -accm * eam + np.bincount(D.s_q, d_s, minlength=L.Qm)
+    blocks += [gam, gb[R]]
     if K > 1:
         # heterogeneity: d ll / d lv[k, h] and d ll / d a_k
-        if per_person:
-            dl = np.empty((n, K, R + 1))
-            dl[:, :, :R] = -(pc.S_e + pc.A_e)[:, None, :] * V[None, :, :R]
-            dl[:, :, R] = -(pc.S_m + pc.A_m)[:, None] * V[None, :, R]
-            evx = gx[:, None, :] * mx.theta_x  # (nx, R, K)
-            evx[np.arange(nx), D.x_cause, :] += 1.0
-            dl[D.x_row, :, :R] += evx.transpose(0, 2, 1)
-            dl[D.s_row, :, R] += xs
-            glv = w[:, :, None] * dl
-            if D.truncated:
-                dd = np.empty((n, K, R + 1))
-                dd[:, :, :R] = -pc.A_e[:, None, :] * V[None, :, :R]
-                dd[:, :, R] = -pc.A_m[:, None] * V[None, :, R]
-                glv -= u[:, :, None] * dd
-                ga_k = w - u
-            else:
-                ga_k = w - mx.pi[None, :]
-            blocks += [glv[:, 1:, :].reshape(n, (K - 1) * (R + 1)), ga_k[:, 1:]]
+        SA = pc.S if pc.A is None else pc.S + pc.A
+        glv = -_gram_rows(Wp, SA) * V  # (K, H)
+        glv[:, :R] += V[:, :R] * _gram_rows(wgx, pc.ex) + Wx @ D.x_onehot
+        glv[:, R] += Wxs.sum(axis=1)
+        if Up is not None and pc.A is not None:
+            glv += _gram_rows(Up, pc.A) * V
+            ga_k = Wp.sum(axis=1) - Up.sum(axis=1)
         else:
-            Wp = w * pw[:, None]  # (n, K)
-            SA = np.column_stack([pc.S_e + pc.A_e, pc.S_m + pc.A_m])  # (n, R+1)
-            glv = -(Wp.T @ SA) * V  # (K, R+1)
-            evx = gx[:, None, :] * mx.theta_x  # (nx, R, K)
-            glv[:, :R] += np.einsum("ik,irk->kr", Wp[D.x_row], evx)
-            glv[:, :R] += np.stack(
-                [np.bincount(D.x_cause, Wp[D.x_row, k], minlength=R) for k in range(K)]
-            )
-            glv[:, R] += (Wp[D.s_row] * xs).sum(axis=0)
-            if D.truncated:
-                Up = u * pw[:, None]
-                Apre = np.column_stack([pc.A_e, pc.A_m])
-                glv += (Up.T @ Apre) * V
-                ga_k = (Wp - Up).sum(axis=0)
-            else:
-                ga_k = Wp.sum(axis=0) - mx.pi * pw.sum()
-            blocks += [glv[1:].ravel(), ga_k[1:]]
+            ga_k = Wp.sum(axis=1) - mx.pi * D.w.sum()
+        blocks += [glv[1:].ravel(), ga_k[1:]]
     ll = float(D.w @ mx.ll_i)
-    if per_person:
-        return ll, np.concatenate([b.reshape(n, -1) for b in blocks], axis=1)
     return ll, np.concatenate([np.ravel(b) for b in blocks])
+
+
+def _per_person_scores(
+    P: dict[str, FloatArray], L: Layout, D: ToeData, pc: Pieces, mx: Mix, ll: float,
+    gx: FloatArray, d_x: FloatArray, xs: FloatArray, d_s: FloatArray, prow: FloatArray,
+    v: FloatArray, vp: FloatArray | None, vm: FloatArray, vmp: FloatArray | None,
+) -> tuple[float, FloatArray]:
+    """Unweighted per-person scores ``(n, P)`` from the shared gradient pieces."""
+    n, R, K, J, pz, Qe, Qm, p = D.n, L.R, L.K, L.J, L.pz, L.Qe, L.Qm, L.p
+    out = np.empty((n, L.size))
+    ea = np.exp(P["alpha_e"])
+    eam = np.exp(P["alpha_m"])
+    rx = D.x_row
+    on = D.x_on
+    # sum_q NE[:, j, q] exp(alpha_rq) for all j, per cause: (n, J + 1)
+    NE2 = D.NE.reshape(n * (J + 1), Qe)
+    c = 0
+    for r in range(R):
+        if pz:
+            assert pc.ed is not None
+            C = D.NE[:, 0, :].copy()
+            for j in range(J):
+                C += pc.ed[j, r][:, None] * D.NE[:, 1 + j, :]
+            edr = pc.ed[:, r, :].T  # (n, J)
+        else:
+            edf = np.concatenate([[1.0], np.exp(P["delta"][r])])
+            C = np.einsum("njq,j->nq", D.NE, edf)
+            edr = np.exp(P["delta"][r])[None, :]
+        ga = out[:, c : c + Qe]
+        np.multiply(C, (-v[r])[:, None], out=ga)
+        if vp is not None:
+            ga -= D.AE * vp[r][:, None]
+        ga *= ea[r]
+        ga[rx, D.x_q] += d_x[r]  # one exit row per spell
+        c += Qe
+        out[:, c : c + p] = D.X * prow[r][:, None]
+        c += p
+        gd = out[:, c : c + J]
+        if J:
+            binx = (NE2 @ ea[r]).reshape(n, J + 1)[:, 1:]
+            np.multiply(binx * edr, (-v[r])[:, None], out=gd)
+            gd[rx[on], D.x_j[on]] += d_x[r, on]
+        c += J
+        if pz:
+            out[:, c : c + J * pz] = (gd[:, :, None] * D.Z[:, None, :]).reshape(n, J * pz)
+        c += J * pz
+    gam = out[:, c : c + Qm]
+    np.multiply(D.NM, (-vm)[:, None], out=gam)
+    if vmp is not None:
+        gam -= D.AM * vmp[:, None]
+    gam *= eam
+    gam[D.s_row, D.s_q] += d_s
+    c += Qm
+    out[:, c : c + p] = D.X * prow[R][:, None]
+    c += p
+    if K > 1:
+        V = mx.V
+        w, u = mx.w, mx.u
+        SA = pc.S if pc.A is None else pc.S + pc.A
+        for k in range(1, K):
+            for h in range(R + 1):
+                col = out[:, c]
+                np.multiply(w[k], SA[h], out=col)
+                col *= -V[k, h]
+                if u is not None and pc.A is not None:
+                    col += u[k] * pc.A[h] * V[k, h]
+                if h < R:
+                    ev = gx[k] * V[k, h] * pc.ex[h]
+                    ev += D.x_cause == h
+                    col[rx] += w[k, rx] * ev
+                else:
+                    col[D.s_row] += w[k, D.s_row] * xs[k]
+                c += 1
+        for k in range(1, K):
+            out[:, c] = w[k] - (u[k] if u is not None else mx.pi[k])
+            c += 1
+    return ll, out
 
 
 # ----------------------------------------------------------------------------------------
@@ -584,6 +706,7 @@ def em_heterogeneity(
     a = a.copy()
     K = lv.shape[0]
     wsum = D.w.sum()
+    SA = pc.S if pc.A is None else pc.S + pc.A
     last = -np.inf
     ll = last
     for _ in range(n_iter):
@@ -592,33 +715,29 @@ def em_heterogeneity(
         if ll - last < tol * max(1.0, abs(ll)):
             break
         last = ll
-        ww = mx.w * D.w[:, None]
-        pi = np.maximum(ww.sum(axis=0) / wsum, 1e-12)
+        ww = mx.w * D.w
+        pi = np.maximum(ww.sum(axis=1) / wsum, 1e-12)
         a = np.log(pi) - np.log(pi[0])
         for k in range(1, K):
-            wk = ww[:, k]
+            wk = ww[k]
             for h in range(R + 1):
                 for _newton in range(2):
                     v = np.exp(lv[k, h])
+                    g1 = -v * (wk @ SA[h])
+                    h1 = g1
                     if h < R:
-                        Sx = (pc.S_e[:, h] + pc.A_e[:, h])
-                        g1 = -v * (wk @ Sx)
-                        h1 = g1
-                        th = np.exp(pc.eta_x + lv[k, :R][None, :])
-                        Th = th.sum(axis=1)
+                        th = pc.ex * np.exp(lv[k, :R])[:, None]  # (R, nx)
+                        Th = th.sum(axis=0)
                         wx = wk[D.x_row]
                         gg = _g(Th)
-                        dth = th[:, h]
+                        dth = th[h]
                         g1 += wx @ (gg * dth + (D.x_cause == h))
                         # second derivative of log(1-e^-T) - log T in lv_h
                         eT = np.exp(-Th)
                         d2 = -eT / (-np.expm1(-Th)) ** 2 + 1.0 / Th**2
                         h1 += wx @ (d2 * dth**2 + gg * dth)
                     else:
-                        Sx = pc.S_m + pc.A_m
-                        g1 = -v * (wk @ Sx)
-                        h1 = g1
-                        th = np.exp(pc.eta_s + lv[k, R])
+                        th = pc.es * v
                         xs = _x_over_expm1(th)
                         ws = wk[D.s_row]
                         g1 += ws @ xs
@@ -666,19 +785,24 @@ def treated_curves(
     pc = pieces(theta, L, D)
     tm = start[rows].astype(np.int64)
     m = rows.size
+    xbr = pc.xb[:R, rows].T  # (m, R)
     # pre-start exposure: weeks (t0, min(tm, T_s)] without an active effect
-    Spre = pc.exb_e[rows] * pc.base[rows]
+    Spre = pc.exb[:R, rows].T * (D.NE[rows, 0, :] @ np.exp(P["alpha_e"]).T)
     qtm = interval_index(D.exit_cuts, tm)
-    eta_tm = pc.xb_e[rows] + P["alpha_e"][:, qtm].T  # (m, R)
+    eta_tm = xbr + P["alpha_e"][:, qtm].T  # (m, R)
     # week tm is in the survival table exactly when the row did not exit in week tm
     exit_at = np.zeros(D.n, dtype=bool)
     exit_at[D.x_row[D.x_j < 0]] = True  # exits without active effect: week T <= tm
     in_tab = ~exit_at[rows]
     Spre -= np.where(in_tab[:, None], np.exp(eta_tm), 0.0)
     Spre = np.maximum(Spre, 0.0)
-    ell = logpi[None, :] - (Spre + pc.A_e[rows]) @ V[:, :R].T
+    S_m = pc.S[R, rows]
+    if pc.A is not None:
+        Spre += pc.A[:R, rows].T
+        S_m = S_m + pc.A[R, rows]
+    ell = logpi[None, :] - Spre @ V[:, :R].T
     # mentor: survival in (t0, tm - 1] and start at tm, plus pre-entry exposure
-    ell -= np.outer(pc.S_m[rows] + pc.A_m[rows], V[:, R])
+    ell -= np.outer(S_m, V[:, R])
     spos = np.full(D.n, -1, dtype=np.int64)
     spos[D.s_row] = np.arange(D.s_row.size)
     eta_s = pc.eta_s[spos[rows]]
@@ -692,12 +816,12 @@ def treated_curves(
     for tau in range(horizon + 1):
         t = tm + tau
         q = interval_index(D.exit_cuts, t)
-        eta = pc.xb_e[rows] + P["alpha_e"][:, q].T
+        eta = xbr + P["alpha_e"][:, q].T
         if with_effect and tau >= 1 and L.J:
             j = int(interval_index(D.bins, np.array([tau]))[0])
             eta = eta + P["delta"][:, j][None, :]
-            if L.pz:
-                eta = eta + pc.zg[j, rows, :]
+            if pc.zg is not None:
+                eta = eta + pc.zg[j][:, rows].T
         th = np.exp(eta[:, :, None] + lv[:, :R].T[None, :, :])  # (m, R, K)
         Th = th.sum(axis=1)
         pexit = -np.expm1(-Th)
