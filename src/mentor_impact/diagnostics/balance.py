@@ -78,34 +78,36 @@ def _wvar(x: FloatArray, w: FloatArray) -> float:
 
 
 def _is_binary(x: FloatArray) -> bool:
-    """Whether every value is 0 or 1 (one pass; no sort)."""
-    return bool(np.all((x == 0.0) | (x == 1.0)))
+    """Whether every value is 0 or 1 (no sort; stops after the range check when not)."""
+    if x.size and not (0.0 <= x.min() and x.max() <= 1.0):
+        return False
+    return int(np.count_nonzero(x == 0.0)) + int(np.count_nonzero(x == 1.0)) == x.size
 
 
-class _SortedColumn:
-    """One stable sort of a covariate, shared by the eCDF statistics of several weightings.
+class _ValueGroups:
+    """The distinct values of a covariate, shared by the eCDF statistics of several weightings.
 
-    The weighted eCDF of an arm at a value ``v`` is the cumulative weight of that arm over
-    the rows sorted by value, read at the last row of ``v``'s group of ties, divided by the
-    arm's total weight. Summing in the stable sorted order of all rows (the other arm
-    contributing exact zeros) gives the same partial sums as sorting each arm on its own.
+    The weighted eCDF of an arm at a distinct value ``v`` is the arm's total weight at
+    values ``<= v`` divided by its total weight: per-value weight sums (``bincount`` over
+    the value codes of a hash factorisation, O(n); only the distinct values are sorted)
+    accumulated over the sorted values. No sort of the ``n`` rows is needed.
     """
 
-    def __init__(self, x: FloatArray, t: npt.NDArray[np.bool_]) -> None:
-        self.order = np.argsort(x, kind="stable")
-        xs = x[self.order]
-        self.ends = np.flatnonzero(np.r_[xs[1:] != xs[:-1], True])  # last row of each value
-        self.t_sorted = t[self.order]
+    def __init__(self, x: FloatArray) -> None:
+        codes, uniq = pd.factorize(x, sort=True)
+        self.codes = np.asarray(codes, dtype=np.intp)
+        self.n_values = len(uniq)
 
-    def ecdf_stats(self, w: FloatArray, sum_t: float, sum_c: float) -> tuple[float, float]:
-        """Return (mean, max) of ``|F_t - F_c|`` over the distinct values for weights ``w``.
+    def ecdf_stats(
+        self, w_t: FloatArray, w_c: FloatArray, sum_t: float, sum_c: float
+    ) -> tuple[float, float]:
+        """Return (mean, max) of ``|F_t - F_c|`` over the distinct values.
 
-        ``w`` is aligned with the rows passed to the constructor; ``sum_t`` and ``sum_c``
-        are the arms' total weights.
+        ``w_t`` and ``w_c`` are the weights of all rows with the other arm's rows set to 0;
+        ``sum_t`` and ``sum_c`` the arms' total weights.
         """
-        ws = w[self.order]
-        ft = np.cumsum(np.where(self.t_sorted, ws, 0.0))[self.ends] / sum_t
-        fc = np.cumsum(np.where(self.t_sorted, 0.0, ws))[self.ends] / sum_c
+        ft = np.cumsum(np.bincount(self.codes, weights=w_t, minlength=self.n_values)) / sum_t
+        fc = np.cumsum(np.bincount(self.codes, weights=w_c, minlength=self.n_values)) / sum_c
         d = np.abs(ft - fc)
         return float(d.mean()), float(d.max())
 
@@ -164,7 +166,7 @@ def _balance_tables(
 
     ``weight_sets`` holds ``(weights, matches)`` pairs (``weights=None``: the unweighted
     sample). Each covariate column is read once; its split by arm, full-sample SD and
-    sort for the eCDF statistics are shared by all weightings.
+    distinct values (eCDF statistics) are shared by all weightings.
     """
     check_choice("balance_table", "estimand", estimand, ("ATT", "ATC", "ATE"))
     cols, names, D, s = _resolve(data, treatment, covariates)
@@ -209,11 +211,13 @@ def _balance_tables(
             owner = np.repeat(np.arange(matches.focal.size), matches.n_matches)
             pairs = (matches.focal[owner], matches.matched)
         sets.append({
-            "w": w, "wt": wt, "wc": wc, "sum_t": float(wt.sum()), "sum_c": float(wc.sum()),
+            "w_t": np.where(t, w, 0.0), "w_c": np.where(t, 0.0, w),
+            "wt": wt, "wc": wc, "sum_t": float(wt.sum()), "sum_c": float(wc.sum()),
             "pos_t": None if pos_t.all() else pos_t, "pos_c": None if pos_c.all() else pos_c,
             "pairs": pairs, "rows": [],
         })
-    for x in cols:
+    for col in cols:
+        x = np.ascontiguousarray(col)  # one strided read of a column of X; then contiguous
         binary = _is_binary(x)
         xt, xc = x[t], x[~t]
         # SD in the full sample with sampling weights only
@@ -230,7 +234,7 @@ def _balance_tables(
         if not denom >= _SQRT_EPS:
             # MatchIt smd_denom(): fall back to the pooled SD when the chosen SD is ~0
             denom = np.sqrt((vt_full + vc_full) / 2)
-        srt = None
+        groups = None
         for ws in sets:
             wt, wc = ws["wt"], ws["wc"]
             mt, mc = _wmean(xt, wt), _wmean(xc, wc)
@@ -244,9 +248,9 @@ def _balance_tables(
                 vc_w = _wvar(xc, wc) if pc_ is None else _wvar(xc[pc_], wc[pc_])
                 vt_w = _wvar(xt, wt) if pt_ is None else _wvar(xt[pt_], wt[pt_])
                 vr = vt_w / vc_w if vc_w > 0 else np.nan
-                if srt is None:
-                    srt = _SortedColumn(x, t)
-                em, ex = srt.ecdf_stats(ws["w"], ws["sum_t"], ws["sum_c"])
+                if groups is None:
+                    groups = _ValueGroups(x)
+                em, ex = groups.ecdf_stats(ws["w_t"], ws["w_c"], ws["sum_t"], ws["sum_c"])
             pdist = np.nan
             if ws["pairs"] is not None:
                 pf, pm = ws["pairs"]
@@ -364,7 +368,7 @@ def compare_balance(
         )
     dist = distance if distance is not None else extra.get("ps")
     m = extra.get("matches")
-    # one pass over the covariates for both tables (shared splits, SDs and sorts)
+    # one pass over the covariates for both tables (shared splits, SDs, distinct values)
     before, after = _balance_tables(
         data, None, [(None, None), (w, m if hasattr(m, "n_matches") else None)],
         covariates=covariates, estimand=est, distance=dist,
