@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import scipy.sparse as sp
+from scipy.linalg.blas import dsyrk
 
 from mentor_impact.inference.covariance import cluster_sums
+from mentor_impact.inference.influence import BLOCK_ELEMS, RowIndex, RowInfluence
 
-__all__ = ["Matches", "ai_covariance", "matched_set_covariance", "same_arm_residuals"]
+__all__ = [
+    "Matches",
+    "MatchingInfluence",
+    "SameArmResiduals",
+    "ai_covariance",
+    "matched_set_covariance",
+    "same_arm_neighbors",
+    "same_arm_residuals",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -115,26 +127,189 @@ def matchit_weights(m: Matches, s: FloatArray) -> FloatArray:
     return w
 
 
-def focal_effects(m: Matches, Y: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Per-focal-unit imputed counterfactual ``sum_j w_ij Y_j`` and ``Y_i``.
+def rows_f64(Y: npt.NDArray[Any], idx: RowIndex, sign: float = 1.0) -> FloatArray:
+    """Rows ``idx`` of ``Y`` as a new float64 array, times ``sign``.
 
-    ``Y`` has shape (n, k); returns two (n_focal, k) arrays (rows of unmatched focal units
-    are NaN in the counterfactual).
+    Equal, element by element, to ``(Y.astype(float64) * sign)[idx]``: the outcome is never
+    converted whole (an int8 curve of register size stays int8; only the rows asked for are
+    widened).
+    """
+    out = np.asarray(Y[idx], dtype=np.float64)
+    if np.may_share_memory(out, Y):  # a slice of a float64 outcome: a view
+        out = out.copy()
+    if sign != 1.0:
+        out *= sign
+    return out
+
+
+def _as_index(idx: RowIndex, n: int) -> IntArray:
+    return np.arange(n, dtype=np.int64)[idx] if isinstance(idx, slice) else np.asarray(idx)
+
+
+def _blocks(idx: IntArray, k: int) -> list[IntArray]:
+    """Split row positions into blocks of about :data:`BLOCK_ELEMS` float64 elements."""
+    step = max(1, BLOCK_ELEMS // max(k, 1))
+    return [idx[a : a + step] for a in range(0, idx.size, step)]
+
+
+def pair_sums(
+    m: Matches, values: Any, k: int, weighted: bool = False
+) -> FloatArray:
+    """``out[i] = sum over the pairs p of focal unit i of values(p)``, shape (n_focal, k).
+
+    ``values(sl)`` returns the ``(len(sl), k)`` float64 values of the pairs in the slice
+    ``sl`` of ``m.matched``; with ``weighted`` they are multiplied by the pair weights.
+    Pairs are visited in blocks of about :data:`BLOCK_ELEMS` elements (whole focal units
+    per block) and summed in pair order by a sparse (focal units x pairs) product (one
+    entry per pair); rows of unmatched focal units are 0.
+    """
+    nf = m.focal.size
+    out = np.zeros((nf, k))
+    ptr = m.ptr
+    n_pairs = int(ptr[-1]) if ptr.size else 0
+    if nf == 0 or n_pairs == 0:
+        return out
+    step = max(1, BLOCK_ELEMS // max(k, 1))
+    cuts = np.searchsorted(ptr, np.arange(0, n_pairs, step), side="right") - 1
+    bounds = np.unique(np.r_[cuts, nf])
+    nm = np.diff(ptr)
+    for fa, fb in pairwise(bounds.tolist()):
+        pa, pb = int(ptr[fa]), int(ptr[fb])
+        if pb == pa:
+            continue
+        owner = np.repeat(np.arange(fb - fa), nm[fa:fb])
+        coef = m.pair_weight[pa:pb] if weighted else np.ones(pb - pa)
+        summer = sp.csc_matrix((coef, owner, np.arange(pb - pa + 1)), shape=(fb - fa, pb - pa))
+        out[fa:fb] = summer @ values(slice(pa, pb))
+    return out
+
+
+def matched_row_sums(m: Matches, values: Any, k: int) -> FloatArray:
+    """``out[i] = sum_j w_ij v_j`` over the matches ``j`` of focal unit ``i``, (n_focal, k).
+
+    ``values.rows(idx)`` returns the ``(len(idx), k)`` float64 values of data rows ``idx``;
+    it is called once for each row used as a match (in blocks of about
+    :data:`BLOCK_ELEMS` elements), however often the row is reused, and the sums are
+    sparse (focal units x rows) products. Use it when the values cost more than a gather
+    (same-arm residuals) or rows are reused many times (radius and kernel matching).
+    """
+    nf = m.focal.size
+    out = np.zeros((nf, k))
+    if m.matched.size == 0:
+        return out
+    owner = np.repeat(np.arange(nf), m.n_matches)
+    W = sp.csc_matrix((m.pair_weight, (owner, m.matched)), shape=(nf, m.n_rows))
+    used = np.flatnonzero(np.diff(W.indptr))
+    for b in _blocks(used, k):
+        out += W[:, b] @ values.rows(b)
+    return out
+
+
+def focal_effects(
+    m: Matches, Y: npt.NDArray[Any], sign: float = 1.0
+) -> tuple[FloatArray, FloatArray]:
+    """Per-focal-unit outcome ``Y_i`` and imputed counterfactual ``sum_j w_ij Y_j``.
+
+    ``Y`` has shape (n, k), any numeric dtype (it is read row block by row block, never
+    converted whole); both are multiplied by ``sign``. Returns two (n_focal, k) float64
+    arrays (rows of unmatched focal units are NaN in the counterfactual).
     """
     k = Y.shape[1]
-    cf = np.full((m.focal.size, k), np.nan)
     nm = m.n_matches
-    owner = np.repeat(np.arange(m.focal.size), nm)
-    contrib = Y[m.matched] * m.pair_weight[:, None]
-    acc = np.zeros((m.focal.size, k))
-    _add_rows(acc, owner, contrib)
-    cf[nm > 0] = acc[nm > 0]
-    return Y[m.focal], cf
+    acc = pair_sums(m, lambda sl: rows_f64(Y, m.matched[sl], sign), k, weighted=True)
+    acc[nm == 0] = np.nan
+    return rows_f64(Y, m.focal, sign), acc
 
 
-def _add_rows(acc: FloatArray, owner: IntArray, contrib: FloatArray) -> None:
-    for j in range(contrib.shape[1]):  # loop over outcome columns (<= 157), not rows
-        acc[:, j] += np.bincount(owner, weights=contrib[:, j], minlength=acc.shape[0])
+def same_arm_neighbors(
+    dist: FloatArray | None,
+    X: FloatArray | None,
+    treat: npt.NDArray[np.bool_],
+    cell: IntArray | None,
+    J: int,
+) -> IntArray:
+    """Return the ``J`` nearest same-arm units of every unit (rows, ``-1`` = none), (n, J).
+
+    Neighbours on the scalar ``dist`` (MatchIt neighbour order, within cells), or on the
+    rows of ``X`` (Euclidean, for already-whitened covariates) when ``dist`` is None. Arms
+    with fewer than two units get no neighbours.
+    """
+    n = treat.size
+    out = np.full((n, J), -1, dtype=np.int64)
+    for arm in (True, False):
+        rows = np.flatnonzero(treat == arm)
+        if rows.size < 2:
+            continue
+        if dist is not None:
+            nbr = _knn_self(dist[rows], None if cell is None else cell[rows], J)
+        else:
+            assert X is not None
+            nbr = _knn_self_multi(X[rows], None if cell is None else cell[rows], J)
+        out[rows] = np.where(nbr >= 0, rows[np.maximum(nbr, 0)], -1)
+    return out
+
+
+class SameArmResiduals:
+    """``sqrt(c_i / (c_i + 1)) * (Y_i - mean of its c_i <= J same-arm neighbours)``, by rows.
+
+    The ``(n, k)`` residual matrix of the Abadie–Imbens conditional variance, computed for
+    any set of rows on demand from the outcome (any dtype, never converted whole) and the
+    neighbour table of :func:`same_arm_neighbors`; rows without neighbours are 0.
+    ``np.asarray`` gives the whole matrix.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n, k)
+        Outcome.
+    nbr : ndarray of shape (n, J)
+        Neighbour rows (``-1`` = none).
+    sign : float, default=1.0
+        Multiplies the outcome (``-1`` for the ATC scale).
+    """
+
+    def __init__(self, Y: npt.NDArray[Any], nbr: IntArray, sign: float = 1.0) -> None:
+        self.Y = Y
+        self.nbr = nbr
+        self.sign = float(sign)
+        self.shape = (int(Y.shape[0]), int(Y.shape[1]))
+
+    def with_sign(self, sign: float) -> SameArmResiduals:
+        """Return the residuals of ``sign * Y`` (same neighbours)."""
+        return SameArmResiduals(self.Y, self.nbr, sign)
+
+    def rows(self, idx: RowIndex) -> FloatArray:
+        """Return the residual rows ``idx`` (slice or positions), float64 (len, k)."""
+        nb = self.nbr[idx]
+        J = nb.shape[1]
+        cnt = (nb >= 0).sum(axis=1)
+        if self.Y.dtype.itemsize == 1 and J <= 255 and bool(np.all(cnt == J)):
+            # one-byte integer outcome (an indicator curve), every row with J neighbours:
+            # the neighbour sum is exact in int16, so the residual equals the float64
+            # computation below
+            acc = self.Y[nb[:, 0]].astype(np.int16)
+            for jj in range(1, J):
+                acc += self.Y[nb[:, jj]]
+            res = rows_f64(self.Y, idx) - acc / float(J)
+            res *= self.sign * float(np.sqrt(J / (J + 1.0)))
+            return res
+        y = rows_f64(self.Y, idx, self.sign)
+        mean = np.zeros_like(y)
+        for jj in range(J):  # loop over the J neighbours, vectorised over rows
+            ok = nb[:, jj] >= 0
+            mean[ok] += rows_f64(self.Y, nb[ok, jj], self.sign)
+        has = cnt > 0
+        mean[has] /= cnt[has, None]
+        fac = np.sqrt(cnt / (cnt + 1.0))
+        res = (y - mean) * fac[:, None]
+        res[~has] = 0.0
+        return res
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> FloatArray:
+        n, k = self.shape
+        out = np.empty((n, k))
+        for b in _blocks(np.arange(n), k):
+            out[b[0] : b[-1] + 1] = self.rows(slice(int(b[0]), int(b[-1]) + 1))
+        return out if dtype is None else out.astype(dtype, copy=False)
 
 
 def same_arm_residuals(
@@ -147,32 +322,11 @@ def same_arm_residuals(
 ) -> FloatArray:
     """``sqrt(J / (J + 1)) * (Y_i - mean of its J nearest same-arm units)``, shape (n, k).
 
-    Neighbours on the scalar ``dist`` (MatchIt neighbour order, within cells), or on the
-    rows of ``X`` (Euclidean, for already-whitened covariates) when ``dist`` is None.
+    The whole matrix (see :class:`SameArmResiduals` for the row-block form the estimators
+    use). Neighbours on the scalar ``dist`` (MatchIt neighbour order, within cells), or on
+    the rows of ``X`` (Euclidean, for already-whitened covariates) when ``dist`` is None.
     """
-    n, k = Y.shape
-    out = np.zeros((n, k))
-    for arm in (True, False):
-        rows = np.flatnonzero(treat == arm)
-        if rows.size < 2:
-            continue
-        if dist is not None:
-            nbr = _knn_self(dist[rows], None if cell is None else cell[rows], J)
-        else:
-            assert X is not None
-            nbr = _knn_self_multi(X[rows], None if cell is None else cell[rows], J)
-        cnt = (nbr >= 0).sum(axis=1)
-        mean = np.zeros((rows.size, k))
-        for jj in range(nbr.shape[1]):
-            ok = nbr[:, jj] >= 0
-            mean[ok] += Y[rows[nbr[ok, jj]]]
-        has = cnt > 0
-        mean[has] /= cnt[has, None]
-        fac = np.sqrt(cnt / (cnt + 1.0))
-        res = (Y[rows] - mean) * fac[:, None]
-        res[~has] = 0.0
-        out[rows] = res
-    return out
+    return np.asarray(SameArmResiduals(Y, same_arm_neighbors(dist, X, treat, cell, J)))
 
 
 def _knn_self(d: FloatArray, cell: IntArray | None, J: int) -> IntArray:
@@ -227,25 +381,60 @@ def _knn_self_multi(X: FloatArray, cell: IntArray | None, J: int) -> IntArray:
     return out
 
 
+def _gram_rows(
+    resid: Any, rows: IntArray, scale: FloatArray, k: int
+) -> FloatArray:
+    """``sum_{i in rows} scale_i^2 e_i e_i'`` with ``e_i = resid.rows(i)``, by row blocks.
+
+    Rank-k updates of the upper triangle (BLAS ``dsyrk``), symmetrised at the end.
+    """
+    v = np.zeros((k, k))
+    for b in _blocks(rows, k):
+        ew = resid.rows(b) * scale[b, None]
+        v += dsyrk(1.0, ew.T, trans=0, lower=0)
+    return np.triu(v) + np.triu(v, 1).T
+
+
+def _pair_sigma(
+    m: Matches, Y: npt.NDArray[Any], sign: float, est: FloatArray, wts: FloatArray
+) -> tuple[FloatArray, float]:
+    """Return ``sum_r w_r t_r t_r'`` and ``sum_r w_r`` over pairs ``r``.
+
+    ``t_r = sign * (Y_focal(r) - Y_matched(r)) - est``, computed in pair blocks.
+    """
+    k = Y.shape[1]
+    num = np.zeros((k, k))
+    pf = m.pair_focal
+    for b in _blocks(np.arange(m.matched.size), k):
+        tau_r = rows_f64(Y, pf[b], sign) - rows_f64(Y, m.matched[b], sign) - est
+        num += (tau_r * wts[b, None]).T @ tau_r
+    return num, float(wts.sum())
+
+
 def ai_covariance(
     m: Matches,
-    Y: FloatArray,
+    Y: npt.NDArray[Any],
     focal_y: FloatArray,
     cf: FloatArray,
     est: FloatArray,
     s: FloatArray,
-    resid: FloatArray | None,
+    resid: SameArmResiduals | None,
     population: bool,
-    resid_phi: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
+    resid_phi: SameArmResiduals,
+    sign: float = 1.0,
+) -> tuple[FloatArray, MatchingInfluence]:
     """Abadie–Imbens covariance (see ``AbadieImbens``) and an influence function.
 
-    ``resid`` is the same-arm residual array (n, k) or None for the homoskedastic estimate;
+    ``Y`` is the outcome (n, k) on its own scale (any dtype; multiplied by ``sign`` where
+    read), ``focal_y`` and ``cf`` the (n_focal, k) outputs of :func:`focal_effects`.
+    ``resid`` gives the same-arm residuals (or None for the homoskedastic estimate);
     ``resid_phi`` the residuals used in the influence function (always given).
     Returns ``(cov, phi)`` with ``phi`` (n, k) the linear representation used for clustering:
     ``phi_i = [D_i s_i (tau_i - tau + e_i - sum_j w_ij e_j) - (1 - D_i) K_i e_i] / S_1``
     (``e`` the conditional residual estimate; exactly AI's structure without the
-    ``K(K - 1)`` correction).
+    ``K(K - 1)`` correction), held in row-block form (:class:`MatchingInfluence`).
+    Only the rows that enter a term are read: focal units, used matches and (sample
+    variance) their residuals; no (n, k) matrix is formed.
     """
     n, k = Y.shape
     nm = m.n_matches
@@ -259,9 +448,8 @@ def ai_covariance(
     dev = focal_y[ok] - cf[ok] - est  # (n_ok, k)
     if resid is None:
         # homoskedastic (Matching Var.calc = 0): 0.5 * weighted mean of pair-level squares
-        fidx = np.repeat(np.arange(m.focal.size), nm)
-        tau_r = Y[m.focal[fidx]] - Y[m.matched] - est
-        sig = 0.5 * (tau_r * wts[:, None]).T @ tau_r / wts.sum()
+        num, swts = _pair_sigma(m, Y, sign, est, wts)
+        sig = 0.5 * num / swts
         coef_sample = np.zeros(n, dtype=np.float64)
         coef_sample[m.focal[ok]] = sf[ok]
         coef_sample += Kc
@@ -273,20 +461,74 @@ def ai_covariance(
         return v, _phi(m, resid_phi, dev, sf, ok, Kc, S1, n, k)
     e = resid
     if population:
-        ew = e * np.sqrt(np.maximum(Kc**2 - KK, 0.0))[:, None]
-        v = ew.T @ ew + (dev * sf[ok, None]).T @ dev
+        fac = np.sqrt(np.maximum(Kc**2 - KK, 0.0))
+        v = _gram_rows(e, np.flatnonzero(fac), fac, k) + (dev * sf[ok, None]).T @ dev
     else:
         c = Kc.copy()
         c[m.focal[ok]] += sf[ok]
-        ew = e * c[:, None]
-        v = ew.T @ ew
+        v = _gram_rows(e, np.flatnonzero(c), c, k)
     v = v / S1**2
     return v, _phi(m, resid_phi, dev, sf, ok, Kc, S1, n, k)
 
 
+class MatchingInfluence(RowInfluence):
+    """Influence function of a matching estimate, rows computed on demand.
+
+    ``phi_i = (F_i - K_i e_i) / S_1`` with ``F_i = s_i h_i`` for matched focal units
+    (stored, (n_focal, k)), ``K_i`` the weighted reuse count and ``e_i`` the same-arm
+    residual (computed from the outcome for the rows asked for). The ``(n, k)`` matrix is
+    never formed unless ``np.asarray`` asks for it.
+
+    Parameters
+    ----------
+    n : int
+        Rows of the data.
+    focal_rows : ndarray of shape (n_ok,)
+        Rows of the matched focal units.
+    focal_part : ndarray of shape (n_ok, k)
+        ``s_i h_i`` of those units.
+    Kc : ndarray of shape (n,)
+        Weighted number of times each row is used as a match.
+    resid : SameArmResiduals
+        Residuals ``e``.
+    S1 : float
+        Sum of the sampling weights of the matched focal units.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        focal_rows: IntArray,
+        focal_part: FloatArray,
+        Kc: FloatArray,
+        resid: SameArmResiduals,
+        S1: float,
+    ) -> None:
+        super().__init__(n, focal_part.shape[1])
+        self._pos = np.full(n, -1, dtype=np.int64)
+        self._pos[focal_rows] = np.arange(focal_rows.size)
+        self._focal_part = focal_part
+        self._Kc = Kc
+        self._resid = resid
+        self._S1 = float(S1)
+
+    def _rows(self, idx: RowIndex) -> FloatArray:
+        rows = _as_index(idx, self._n)
+        out = np.zeros((rows.size, self._k0))
+        p = self._pos[rows]
+        f = p >= 0
+        out[f] += self._focal_part[p[f]]
+        kc = self._Kc[rows]
+        u = np.flatnonzero(kc != 0)
+        if u.size:
+            out[u] -= kc[u, None] * self._resid.rows(rows[u])
+        out /= self._S1
+        return out
+
+
 def _phi(
     m: Matches,
-    e: FloatArray,
+    e: SameArmResiduals,
     dev: FloatArray,
     sf: FloatArray,
     ok: npt.NDArray[np.bool_],
@@ -294,16 +536,10 @@ def _phi(
     S1: float,
     n: int,
     k: int,
-) -> FloatArray:
-    phi = np.zeros((n, k))
-    nm = m.n_matches
-    owner = np.repeat(np.arange(m.focal.size), nm)
-    emean = np.zeros((m.focal.size, k))
-    _add_rows(emean, owner, e[m.matched] * m.pair_weight[:, None])
+) -> MatchingInfluence:
+    emean = matched_row_sums(m, e, k)
     h = dev + emean[ok]
-    phi[m.focal[ok]] += sf[ok, None] * h
-    phi -= Kc[:, None] * e
-    return phi / S1
+    return MatchingInfluence(n, m.focal[ok], sf[ok, None] * h, Kc, e, S1)
 
 
 def matched_set_covariance(
@@ -380,40 +616,42 @@ def _wls_treat_influence(y: FloatArray, w: FloatArray, d: FloatArray) -> FloatAr
 
 
 def bias_correction(
-    m: Matches, Y: FloatArray, X: FloatArray, s: FloatArray
+    m: Matches, Y: npt.NDArray[Any], X: FloatArray, s: FloatArray, sign: float = 1.0
 ) -> FloatArray:
     """Abadie–Imbens (2011) regression bias correction of the imputed counterfactuals.
 
-    Fits ``mu_0`` by weighted least squares of the matched units' outcomes on ``X`` (with an
-    intercept) using the reuse weights ``K_j`` (as ``Matching::Match(BiasAdjust = TRUE)``)
-    and returns, per focal unit, ``sum_j w_ij (mu_0(X_i) - mu_0(X_j))`` (n_focal, k).
+    Fits ``mu_0`` by weighted least squares of the matched units' outcomes (``sign * Y``)
+    on ``X`` (with an intercept) using the reuse weights ``K_j`` (as
+    ``Matching::Match(BiasAdjust = TRUE)``) and returns, per focal unit,
+    ``sum_j w_ij (mu_0(X_i) - mu_0(X_j))`` (n_focal, k).
     """
     n = X.shape[0]
-    nm = m.n_matches
     Kc = np.bincount(m.matched, weights=s[m.pair_focal] * m.pair_weight, minlength=n)
-    used = Kc > 0
-    Z = np.column_stack([np.ones(int(used.sum())), X[used]])
+    used = np.flatnonzero(Kc > 0)
+    Z = np.column_stack([np.ones(used.size), X[used]])
     sw = np.sqrt(Kc[used])
-    beta, *_ = np.linalg.lstsq(Z * sw[:, None], Y[used] * sw[:, None], rcond=None)
+    beta, *_ = np.linalg.lstsq(Z * sw[:, None], rows_f64(Y, used, sign) * sw[:, None],
+                               rcond=None)
     slope = beta[1:]
-    owner = np.repeat(np.arange(m.focal.size), nm)
-    diff = (X[m.focal[owner]] - X[m.matched]) @ slope  # (n_pairs, k)
-    adj = np.zeros((m.focal.size, Y.shape[1]))
-    _add_rows(adj, owner, diff * m.pair_weight[:, None])
-    return adj
+    pf = m.pair_focal
+    return pair_sums(
+        m, lambda sl: (X[pf[sl]] - X[m.matched[sl]]) @ slope, int(Y.shape[1]), weighted=True
+    )
 
 
 def ai_covariance_ate(
-    parts: list[tuple[Matches, FloatArray, FloatArray]],
+    parts: list[tuple[Matches, FloatArray, float]],
+    Y: npt.NDArray[Any],
     s: FloatArray,
-    resid: FloatArray | None,
+    resid: SameArmResiduals | None,
     population: bool,
 ) -> tuple[FloatArray, FloatArray]:
     """Abadie–Imbens covariance of the ATE (Matching's ``estimand = "ATE"`` formulas).
 
-    ``parts`` holds, for the ATT and the ATC matching, ``(matches, tau_focal, Ys)`` with
+    ``parts`` holds, for the ATT and the ATC matching, ``(matches, tau_focal, sign)`` with
     ``tau_focal`` (n_focal, k) the unit-level effects ``Y(1) - Y(0)`` imputed for each focal
-    unit and ``Ys`` the outcome on the sign scale of that matching. With ``K_i`` the (weighted)
+    unit and ``sign`` the scale of that matching (``sign * Y``). ``resid`` gives the
+    same-arm residuals of ``Y`` (None: homoskedastic). With ``K_i`` the (weighted)
     times unit ``i`` is used as a match in either direction, ``KK_i`` the sum of its squared
     pair weights and ``N = sum s``:
     ``V_sample = sum (s_i + K_i)^2 sigma_i^2 / N^2`` and
@@ -442,13 +680,11 @@ def ai_covariance_ate(
     if resid is None:
         num = np.zeros((k, k))
         den = 0.0
-        for m, _, Ys in parts:
-            nm = m.n_matches
-            fidx = np.repeat(np.arange(m.focal.size), nm)
+        for m, _, sign in parts:
             wts = s[m.pair_focal] * m.pair_weight
-            tr = Ys[m.focal[fidx]] - Ys[m.matched] - est
-            num += (tr * wts[:, None]).T @ tr
-            den += float(wts.sum())
+            nu, de = _pair_sigma(m, Y, sign, est, wts)
+            num += nu
+            den += de
         sig = 0.5 * num / den
         used = np.zeros(n, dtype=bool)
         for m, _, _ in parts:
@@ -459,14 +695,14 @@ def ai_covariance_ate(
             v = sig * float(np.sum(((s * used) + Kc) ** 2))
         return v / S**2, est
     if population:
-        ew = resid * np.sqrt(np.maximum(Kc**2 + 2 * s * Kc - KK, 0.0))[:, None]
-        v = ew.T @ ew + het
+        fac = np.sqrt(np.maximum(Kc**2 + 2 * s * Kc - KK, 0.0))
+        v = _gram_rows(resid, np.flatnonzero(fac), fac, k) + het
     else:
-        used = np.zeros(n)
+        used_f = np.zeros(n)
         for m, _, _ in parts:
-            used[m.focal[m.n_matches > 0]] = 1.0
-        ew = resid * (s * used + Kc)[:, None]
-        v = ew.T @ ew
+            used_f[m.focal[m.n_matches > 0]] = 1.0
+        c = s * used_f + Kc
+        v = _gram_rows(resid, np.flatnonzero(c), c, k)
     return v / S**2, est
 
 

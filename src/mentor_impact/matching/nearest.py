@@ -21,6 +21,7 @@ from mentor_impact.exceptions import (
 from mentor_impact.inference.covariance import CovarianceEstimator
 from mentor_impact.matching._core import (
     Matches,
+    SameArmResiduals,
     ai2016_adjustment,
     ai_covariance,
     ai_covariance_ate,
@@ -29,7 +30,8 @@ from mentor_impact.matching._core import (
     matched_set_covariance,
     matchit_weights,
     pair_weights_uniform,
-    same_arm_residuals,
+    rows_f64,
+    same_arm_neighbors,
 )
 from mentor_impact.matching._options import AbadieImbens, Caliper, MatchedSetRegression
 from mentor_impact.propensity._checks import check_choice, format_rows
@@ -270,16 +272,21 @@ class _MatchingBase(ABC):
             raise DataValidationError(
                 f"outcome: expected one of {sorted(data.outcomes)}; got {outcome!r}."
             )
-        Y0 = np.asarray(data.outcome(outcome), dtype=np.float64)
+        # the outcome keeps its dtype (an int8 curve of register size is never widened
+        # whole): the helpers of _core read the rows they need as float64
+        Y0 = np.asarray(data.outcome(outcome))
+        if Y0.dtype == bool:
+            Y0 = Y0.view(np.uint8)
         curve = Y0.ndim == 2
         Y = Y0 if curve else Y0[:, None]
-        nanrows = ~np.isfinite(Y).all(axis=1)
-        if nanrows.any():
-            raise DataValidationError(
-                f"outcome {outcome!r}: expected finite values; found {int(nanrows.sum())} rows "
-                f"with missing values ({format_rows(nanrows)}). Hint: drop or impute them "
-                "before matching (censored curves need a duration estimator)."
-            )
+        if Y.dtype.kind not in "iu":
+            nanrows = ~np.isfinite(Y).all(axis=1)
+            if nanrows.any():
+                raise DataValidationError(
+                    f"outcome {outcome!r}: expected finite values; found {int(nanrows.sum())} "
+                    f"rows with missing values ({format_rows(nanrows)}). Hint: drop or impute "
+                    "them before matching (censored curves need a duration estimator)."
+                )
         treat = np.asarray(data.treatment) == 1
         s = (
             np.ones(data.n)
@@ -301,37 +308,37 @@ class _MatchingBase(ABC):
             )
         # ---- effects
         ests, phis, covs_ai, tmeans, cmeans, weights = [], [], [], [], [], np.zeros(data.n)
-        ate_parts = []
+        ate_parts: list[tuple[Matches, FloatArray, float]] = []
         resid_orig = None
         S_parts = []
         unmatched: dict[str, int] = {}
+        ai = cov if isinstance(cov, AbadieImbens) else AbadieImbens()
+        J = ai.n_neighbors
+        # same-arm neighbours once (they do not depend on the sign of the outcome); the
+        # residuals are computed from them row block by row block where needed
+        nbr = same_arm_neighbors(dist, Xw, treat, cells, max(J, 1))
         for focal_is_treated, (m, reasons) in zip(roles, parts, strict=True):
             sign = 1.0 if focal_is_treated else -1.0
-            Ys = Y * sign
-            fy, cf = focal_effects(m, Ys)
+            fy, cf = focal_effects(m, Y, sign)
             if self.bias_correction:
-                cf = cf + bias_correction(m, Ys, np.asarray(data.X, dtype=np.float64), s)
+                cf = cf + bias_correction(m, Y, np.asarray(data.X, dtype=np.float64), s, sign)
             ok = m.n_matches > 0
             sf = s[m.focal[ok]]
             S1 = float(sf.sum())
             est = (sf[:, None] * (fy[ok] - cf[ok])).sum(axis=0) / S1
             mean_f = (sf[:, None] * fy[ok]).sum(axis=0) / S1 * sign
             mean_cf = (sf[:, None] * cf[ok]).sum(axis=0) / S1 * sign
-            cov_choice = cov
-            ai = cov_choice if isinstance(cov_choice, AbadieImbens) else AbadieImbens()
-            J = ai.n_neighbors
-            resid_phi = same_arm_residuals(
-                dist, Xw, Ys, treat, cells, max(J, 1)
+            resid_phi = SameArmResiduals(Y, nbr, sign)
+            resid = None if J == 0 else resid_phi
+            v_ai, phi_r = ai_covariance(
+                m, Y, fy, cf, est, s, resid, ai.population, resid_phi, sign
             )
-            resid = None if J == 0 else (
-                resid_phi if J >= 1 else None
-            )
-            v_ai, phi = ai_covariance(m, Ys, fy, cf, est, s, resid, ai.population, resid_phi)
-            ate_parts.append((m, fy - cf, Ys))
+            ate_parts.append((m, fy - cf, sign))
+            del fy, cf
             if resid is not None:
-                resid_orig = resid * sign
+                resid_orig = resid.with_sign(1.0)
             ests.append(est)
-            phis.append(phi)
+            phis.append(phi_r)
             covs_ai.append(v_ai)
             tmeans.append(mean_f)
             cmeans.append(mean_cf)
@@ -341,6 +348,7 @@ class _MatchingBase(ABC):
             for r, c in reasons.items():
                 if c:
                     unmatched[f"{tag}_{r}"] = c
+        phi: Any
         if len(roles) == 1:
             est = ests[0]
             phi = phis[0]
@@ -351,9 +359,9 @@ class _MatchingBase(ABC):
             S = sum(S_parts)
             a1, a0 = S_parts[0] / S, S_parts[1] / S
             est = a1 * ests[0] + a0 * ests[1]
-            phi = (phis[0] * S_parts[0] + phis[1] * S_parts[1]) / S
+            phi = (np.asarray(phis[0]) * S_parts[0] + np.asarray(phis[1]) * S_parts[1]) / S
             ai_opt = cov if isinstance(cov, AbadieImbens) else AbadieImbens()
-            v_ai, _ = ai_covariance_ate(ate_parts, s, resid_orig, ai_opt.population)
+            v_ai, _ = ai_covariance_ate(ate_parts, Y, s, resid_orig, ai_opt.population)
             treated_mean = a1 * tmeans[0] + a0 * cmeans[1]
             cf_mean = a1 * cmeans[0] + a0 * tmeans[1]
         m_main = parts[0][0]
@@ -372,16 +380,17 @@ class _MatchingBase(ABC):
                 cov_arg, cov_type = v_ai, AbadieImbens().describe()
         elif isinstance(cov, AbadieImbens):
             if cov.ps_adjustment:
+                Yd = rows_f64(Y, slice(None))  # small samples only (no scores at scale)
                 delta, ps_parts = self._ps_adjustment(
                     data, cov, roles, ate_parts, treat, dist, Xw, calvar, cal_abs, cells,
-                    psv, model, Y, s, est, owner,
+                    psv, model, Yd, s, est, owner,
                 )
                 ps_parts["unadjusted_cov"] = v_ai
                 v_ai = v_ai + delta
                 dv = np.diag(v_ai).copy()
                 # rounding scale: var(Y) / n (the variance is 0 when Y is constant by arm)
                 tol = 1e-10 * (np.abs(np.diag(ps_parts["unadjusted_cov"]))
-                               + np.var(Y, axis=0) / Y.shape[0]) + 1e-300
+                               + np.var(Yd, axis=0) / Yd.shape[0]) + 1e-300
                 if np.any(dv < -tol):
                     raise EstimationError(
                         f"{owner}: the Abadie-Imbens (2016) propensity-score adjustment makes "
@@ -396,7 +405,8 @@ class _MatchingBase(ABC):
                     "MatchedSetRegression is available for the ATT and ATC only."
                 )
             v = matched_set_covariance(
-                m_main, Y * (1.0 if roles[0] else -1.0), weights, treat == roles[0],
+                m_main, rows_f64(Y, slice(None), 1.0 if roles[0] else -1.0), weights,
+                treat == roles[0],
                 self._replace_flag(), cov.hc1,
             )
             cov_arg, cov_type = v, cov.describe()
@@ -468,7 +478,7 @@ class _MatchingBase(ABC):
         data: Any,
         ai: AbadieImbens,
         roles: list[bool],
-        ate_parts: list[tuple[Matches, FloatArray, FloatArray]],
+        ate_parts: list[tuple[Matches, FloatArray, float]],
         treat: npt.NDArray[np.bool_],
         dist: FloatArray | None,
         Xw: FloatArray | None,
@@ -528,8 +538,7 @@ class _MatchingBase(ABC):
         m_rev, _ = self._match_one(
             not roles[0], treat, dist, Xw, calvar, cal_abs, cells, psv, owner
         )
-        Ys_rev = Y * (1.0 if not roles[0] else -1.0)
-        fy, cf = focal_effects(m_rev, Ys_rev)
+        fy, cf = focal_effects(m_rev, Y, 1.0 if not roles[0] else -1.0)
         tau_unit = np.zeros_like(Y)
         m0, tau_f0, _ = ate_parts[0]
         tau_unit[m0.focal] = tau_f0
