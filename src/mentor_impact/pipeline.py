@@ -300,7 +300,7 @@ def run_study(
     windows = [list(map(int, w)) for w in spec["outcomes"]["accumulate"]]
     headline = spec["outcomes"]["headline"]
     curves = list(dict.fromkeys([headline, *spec["outcomes"]["curves"]]))
-    n_steps = 9 + int(spec["toe"]["enabled"])
+    n_steps = 10 + int(spec["toe"]["enabled"])
     prog = Progress(quiet=quiet, total=n_steps)
     doc: dict[str, Any] = {
         "study": spec["study"]["name"],
@@ -393,8 +393,9 @@ def run_study(
                     caliper=mi.Caliper(float(m["caliper"])) if m["caliper"] else None,
                     exact=list(m["exact"]) or None,
                 )
-                res_nn = nn.fit(data, outcome=headline, ps=ps)
-                results.setdefault(headline, {})["NN matching A"] = _slim(res_nn)
+                # slimmed at once: no reference to the full result (influence) is kept
+                results.setdefault(headline, {})["NN matching A"] = _slim(
+                    nn.fit(data, outcome=headline, ps=ps))
         with prog.step("inverse probability weighting (A and B)"):
             ipw = mi.IPW(estimand="ATT", truncate=float(spec["ipw"]["truncate"]) or None,
                          propensity=pfit)
@@ -639,36 +640,37 @@ def run_study(
                 }
 
         # 6. subgroups ------------------------------------------------------------------
-        sub_tabs = []
-        frame = data.frame if data.frame is not None else pd.DataFrame()
-        for var in spec["subgroups"]["variables"]:
-            if var not in frame.columns:
-                raise ConfigurationError(
-                    f"[subgroups].variables: {var!r} is not a column of the design's frame; "
-                    f"available: {list(frame.columns)}."
-                )
-            try:
-                # the full weighting pipeline within each subgroup (PS refitted there), with
-                # scores within 1e-6 of 0 or 1 trimmed, so that separation in a small subgroup
-                # trims (counted) rather than fails; the scalar status outcome is used
-                sg_out = spec["subgroups"]["outcome"]
-                sg_tau = int(spec["subgroups"]["tau"])
-                scalar = f"{sg_out}_w{sg_tau}"
-                sg = mi.subgroup_effects(
-                    mi.IPW(estimand="ATT", trim=(1e-6, 1 - 1e-6)), data,
-                    outcome=scalar if scalar in data.outcomes else sg_out, by=var,
-                    target=None if scalar in data.outcomes else sg_tau,
-                )
-            except mi.MentorImpactError as exc:
-                # a subgroup the estimator cannot handle is reported, not fatal
-                doc.setdefault("subgroup_errors", {})[var] = str(exc)
-                continue
-            sg_tab = sg.table.copy()
-            sg_tab.insert(0, "variable", var)
-            sub_tabs.append(sg_tab)
-            figures[f"subgroups_{var}"] = _fig(lambda ax, s=sg: s.plot(ax=ax))
-        if sub_tabs:
-            tables["subgroups"] = pd.concat(sub_tabs, ignore_index=True)
+        with prog.step("subgroups"):
+            sub_tabs = []
+            frame = data.frame if data.frame is not None else pd.DataFrame()
+            for var in spec["subgroups"]["variables"]:
+                if var not in frame.columns:
+                    raise ConfigurationError(
+                        f"[subgroups].variables: {var!r} is not a column of the design's frame; "
+                        f"available: {list(frame.columns)}."
+                    )
+                try:
+                    # the full weighting pipeline within each subgroup (PS refitted there), with
+                    # scores within 1e-6 of 0 or 1 trimmed, so that separation in a small subgroup
+                    # trims (counted) rather than fails; the scalar status outcome is used
+                    sg_out = spec["subgroups"]["outcome"]
+                    sg_tau = int(spec["subgroups"]["tau"])
+                    scalar = f"{sg_out}_w{sg_tau}"
+                    sg = mi.subgroup_effects(
+                        mi.IPW(estimand="ATT", trim=(1e-6, 1 - 1e-6)), data,
+                        outcome=scalar if scalar in data.outcomes else sg_out, by=var,
+                        target=None if scalar in data.outcomes else sg_tau,
+                    )
+                except mi.MentorImpactError as exc:
+                    # a subgroup the estimator cannot handle is reported, not fatal
+                    doc.setdefault("subgroup_errors", {})[var] = str(exc)
+                    continue
+                sg_tab = sg.table.copy()
+                sg_tab.insert(0, "variable", var)
+                sub_tabs.append(sg_tab)
+                figures[f"subgroups_{var}"] = _fig(lambda ax, s=sg: s.plot(ax=ax))
+            if sub_tabs:
+                tables["subgroups"] = pd.concat(sub_tabs, ignore_index=True)
         doc["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})[:50]
 
     doc["timings_seconds"] = prog.timings
