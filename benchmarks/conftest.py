@@ -9,5 +9,8 @@ import pytest
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
     if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
+        # a file named on the command line is collected by pytest itself: not twice
+        if parent.session.isinitpath(file_path):
+            return None
         return pytest.Module.from_parent(parent, path=file_path)
     return None
