@@ -122,3 +122,26 @@ def test_segment_sums_equal_summed_rows(n_groups):
     L = rng.normal(size=(6, 2))
     np.testing.assert_allclose((phi @ L).summed_rows(idx, seg, n_seg), ref @ L, rtol=1e-10,
                                atol=1e-15)
+
+
+@pytest.mark.parametrize("n_groups", [1, 3])
+@pytest.mark.parametrize("dtype", [np.int8, np.float64])
+@pytest.mark.parametrize("estimand", ["ATT", "ATO"])
+def test_augmented_gram_equals_row_gram(n_groups, dtype, estimand, monkeypatch):
+    from mentor_impact.inference.influence import influence_gram
+
+    Y, d, w, omega, g, t, tp, term, groups = _problem(300, n_groups, estimand, 13, dtype)
+    if dtype == np.float64:  # a large common level: the augmented columns are centred
+        Y = Y * 3.0 + 1e4
+    phi = K.hajek_rows(Y, d, w, omega, g, t, tp, term, groups, n_groups)[3]
+    fast = influence_gram(phi, block_elems=500)
+    assert phi._fast_gram(None, None) is not None
+    monkeypatch.setattr(K, "_AUG_TABLE_ROWS", 0)  # force the row path
+    assert phi._fast_gram(None, None) is None
+    dense = np.asarray(phi)
+    np.testing.assert_allclose(fast, dense.T @ dense, rtol=1e-9, atol=1e-18)
+    np.testing.assert_allclose(influence_gram(phi), fast, rtol=1e-9, atol=1e-18)
+    L = np.random.default_rng(0).normal(size=(6, 2))
+    monkeypatch.setattr(K, "_AUG_TABLE_ROWS", 24)
+    np.testing.assert_allclose(influence_gram(phi @ L), L.T @ dense.T @ dense @ L, rtol=1e-9,
+                               atol=1e-18)

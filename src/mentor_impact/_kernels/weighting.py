@@ -493,6 +493,54 @@ class HajekInfluence(RowInfluence):
             _add_product(out, self.ps.Z[idx] * self.ps.resid[idx][:, None], self.M)
         return out
 
+    def _fast_gram(self, codes: IntArray | None, block_elems: int | None) -> FloatArray | None:
+        """``phi' phi`` without clusters and with few risk sets, as one wider rank-k update.
+
+        ``phi = [c (Y - mu) | table indicators | z r] @ U`` with ``U`` stacking the identity,
+        the (shifted) table rows and ``M``: the Gram of the augmented rows (one ``dsyrk``
+        per block, no table gathers or propensity GEMM) is mapped through ``U``. ``mu``
+        (the mean of the table rows) keeps the columns centred for float outcomes.
+        """
+        G2 = self.means.shape[0]
+        G = 0 if self.dv is None else self.dv.shape[0]
+        if codes is not None or G2 + G > _AUG_TABLE_ROWS:
+            return None
+        n, K = self.Y.shape
+        has_ps = self.ps is not None and self.M is not None
+        q = self.ps.Z.shape[1] if has_ps and self.ps is not None else 0
+        width = K + G2 + G + q
+        centre = not _finite_dtype(self.Y)
+        mu = self.means.mean(axis=0) if centre else np.zeros(K)
+        U = np.zeros((width, K))
+        U[:K] = np.eye(K)
+        U[K : K + G2] = self.means - mu
+        if G:
+            assert self.dv is not None
+            U[K + G2 : K + G2 + G] = self.dv
+        if has_ps:
+            assert self.M is not None
+            U[K + G2 + G :] = self.M
+        out = np.zeros((width, width))
+        for sl in block_rows(n, width, block_elems):
+            m = sl.stop - sl.start
+            cb = self.c[sl]
+            B = np.zeros((m, width))
+            Yb = self._y(sl)
+            if centre:
+                np.subtract(Yb, mu, out=B[:, :K])
+                B[:, :K] *= cb[:, None]
+            else:
+                np.multiply(Yb, cb[:, None], out=B[:, :K])
+            r = np.arange(m)
+            B[r, K + self.arm_row[sl]] = -cb
+            if G:
+                B[r, K + G2 + self.gi[sl]] = self.tw[sl]
+            if has_ps and self.ps is not None:
+                np.multiply(self.ps.Z[sl], self.ps.resid[sl][:, None], out=B[:, K + G2 + G :])
+            add_gram(out, B)
+        full = symmetrize(out)
+        return np.asarray(U.T @ full @ U)
+
     def _summed(self, idx: RowIndex, seg: IntArray, n_seg: int) -> FloatArray:
         # sum the factors within segments first: c * Y through a weighted summing matrix,
         # the table terms through their sparse map, and z r before the product with M
@@ -503,6 +551,11 @@ class HajekInfluence(RowInfluence):
             zr = summing_matrix(seg, n_seg, self.ps.resid[idx]) @ self.ps.Z[idx]
             _add_product(out, np.asarray(zr), self.M)
         return out
+
+
+#: table rows (risk sets x arms, plus risk sets) up to which the IID Gram of a
+#: HajekInfluence is one augmented rank-k update (HajekInfluence._fast_gram)
+_AUG_TABLE_ROWS = 24
 
 
 def _add_product(out: FloatArray, a: FloatArray, b: FloatArray) -> None:

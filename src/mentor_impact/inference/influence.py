@@ -123,6 +123,13 @@ class RowInfluence(ABC):
         """Segment sums of the base rows; subclasses may sum factors before expanding."""
         return np.asarray(summing_matrix(seg, n_seg) @ self._rows(idx))
 
+    def _fast_gram(self, codes: IntArray | None, block_elems: int | None) -> FloatArray | None:
+        """A cheaper route to the Gram of the base matrix, if the subclass has one.
+
+        Returns ``None`` (the default) to let :func:`influence_gram` visit the rows.
+        """
+        return None
+
     # ------------------------------------------------------------------ array protocol
     def __len__(self) -> int:
         return self._n
@@ -265,6 +272,11 @@ def influence_gram(
     ``n``; an ndarray input is never copied whole.
     """
     n, k = phi.shape
+    if isinstance(phi, RowInfluence):
+        fast = phi._fast_gram(codes, block_elems)
+        if fast is not None:
+            post = phi._post
+            return fast if post is None else symmetrize(np.triu(post.T @ fast @ post))
     out = np.zeros((k, k), dtype=np.float64)
     for idx, seg, n_seg in gram_blocks(n, k, codes, block_elems):
         if seg is None:
