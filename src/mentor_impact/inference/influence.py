@@ -124,7 +124,7 @@ class RowInfluence(ABC):
         return np.asarray(summing_matrix(seg, n_seg) @ self._rows(idx))
 
     def _fast_gram(self, codes: IntArray | None, block_elems: int | None) -> FloatArray | None:
-        """A cheaper route to the Gram of the base matrix, if the subclass has one.
+        """Return the Gram of the base matrix by a cheaper route, if the subclass has one.
 
         Returns ``None`` (the default) to let :func:`influence_gram` visit the rows.
         """
