@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from itertools import pairwise
@@ -21,9 +22,11 @@ __all__ = [
     "MatchingInfluence",
     "SameArmResiduals",
     "ai_covariance",
+    "layout",
     "matched_set_covariance",
     "same_arm_neighbors",
     "same_arm_residuals",
+    "sorted_order",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -633,12 +636,17 @@ def same_arm_neighbors(
     """
     n = treat.size
     out = np.full((n, J), -1, dtype=np.int64)
+    order = None if dist is None else sorted_order(dist, cell)
+    local = np.empty(n, dtype=np.int64)
     for arm in (True, False):
         rows = np.flatnonzero(treat == arm)
         if rows.size < 2:
             continue
         if dist is not None:
-            nbr = _knn_self(dist[rows], None if cell is None else cell[rows], J)
+            assert order is not None
+            local[rows] = np.arange(rows.size)
+            arm_order = local[order[treat[order] == arm]]  # the arm's units, same order
+            nbr = _knn_self(dist[rows], None if cell is None else cell[rows], J, arm_order)
         else:
             assert X is not None
             nbr = _knn_self_multi(X[rows], None if cell is None else cell[rows], J)
@@ -730,17 +738,37 @@ def same_arm_residuals(
     return np.asarray(SameArmResiduals(Y, same_arm_neighbors(dist, X, treat, cell, J)))
 
 
-def _knn_self(d: FloatArray, cell: IntArray | None, J: int) -> IntArray:
-    """J nearest other units of the same set (local indices), MatchIt merge order."""
+def _cell_bounds(cs: IntArray, cellv: IntArray) -> tuple[IntArray, IntArray]:
+    """Per unit, the first and one-past-last sorted position of its cell.
+
+    ``cs`` are the cell codes in sorted order; small non-negative codes use counts (O(n)),
+    others a binary search.
+    """
+    n = cellv.size
+    if n and cellv.dtype.kind in "iu" and cellv.min() >= 0 and cellv.max() < 4 * n + 1024:
+        cnt = np.bincount(cellv)
+        start = np.r_[0, np.cumsum(cnt)[:-1]]
+        return start[cellv], start[cellv] + cnt[cellv]
+    return (np.searchsorted(cs, cellv, side="left"), np.searchsorted(cs, cellv, side="right"))
+
+
+def _knn_self(
+    d: FloatArray, cell: IntArray | None, J: int, order: IntArray | None = None
+) -> IntArray:
+    """J nearest other units of the same set (local indices), MatchIt merge order.
+
+    ``order`` may give the stable (cell, distance, row) order of the units (computed
+    otherwise).
+    """
     n = d.size
     cellv = np.zeros(n, dtype=np.int64) if cell is None else cell
-    order = np.argsort(d, kind="stable") if cell is None else np.lexsort((d, cellv))
+    if order is None:
+        order = sorted_order(d, cell, cache=False)
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(n)
     ds = d[order]
     cs = cellv[order]
-    lo = np.searchsorted(cs, cellv, side="left")
-    hi = np.searchsorted(cs, cellv, side="right")
+    lo, hi = _cell_bounds(cs, cellv)
     L = pos - 1
     R = pos + 1
     out = np.full((n, J), -1, dtype=np.int64)
@@ -759,6 +787,83 @@ def _knn_self(d: FloatArray, cell: IntArray | None, J: int) -> IntArray:
         L = L - takeL
         R = R + takeR
     return out
+
+
+#: the last stable (cell, distance, row) order, keyed by a digest of its inputs: the
+#: matchers of one study (main fit, robustness panel) share one sort of the units
+_ORDER_CACHE: dict[bytes, IntArray] = {}
+
+
+def sorted_order(dist: FloatArray, cell: IntArray | None, *, cache: bool = True) -> IntArray:
+    """Stable order of the units by (cell, distance, row) (``np.lexsort((dist, cell))``).
+
+    Two stable passes (the distance, then small cell codes by radix sort). With ``cache``
+    the result is kept for the next call with equal inputs (one entry, keyed by a
+    BLAKE2 digest of the bytes), so repeated matchings on one sample sort once.
+    """
+    key = b""
+    if cache:
+        h = hashlib.blake2b(digest_size=20)
+        parts: list[Any] = [np.ascontiguousarray(dist, dtype=np.float64).reshape(-1)]
+        if cell is not None:
+            parts.append(np.ascontiguousarray(cell, dtype=np.int64).reshape(-1))
+        for buf in parts:  # the bytes through the buffer protocol (no copy)
+            h.update(buf)
+        key = h.digest()
+        hit = _ORDER_CACHE.get(key)
+        if hit is not None:
+            return hit
+    order = np.argsort(dist, kind="stable")
+    if cell is not None and order.size:
+        cs = cell[order]
+        if cs.min() >= 0 and cs.max() < 2**16:
+            cs = cs.astype(np.uint16)  # radix sort
+        order = order[np.argsort(cs, kind="stable")]
+    order = order.astype(np.int64, copy=False)
+    if cache:
+        _ORDER_CACHE.clear()
+        _ORDER_CACHE[key] = order
+    return order
+
+
+def layout(
+    dist: FloatArray,
+    treat: npt.NDArray[np.bool_],
+    cell: IntArray | None,
+    treat_rows: IntArray,
+    order: IntArray,
+) -> Any:
+    """Return the kernels' sorted layout (``_kernels.matching.prepare``) for an order.
+
+    ``order`` is :func:`sorted_order` of ``(dist, cell)``; ``treat_rows`` must be
+    ``np.flatnonzero(treat)``. Equal, field by field, to ``prepare(dist, treat, cell,
+    treat_rows)``, without sorting again.
+    """
+    from mentor_impact._kernels.matching import SortedDesign
+
+    is_c = ~treat[order]
+    ctrl_rows = order[is_c]
+    tpos = np.flatnonzero(~is_c)
+    split_sorted = (np.cumsum(is_c)[tpos]).astype(np.int64)
+    t_sorted_rows = order[tpos]
+    split = np.empty(treat_rows.size, dtype=np.int64)
+    split[np.searchsorted(treat_rows, t_sorted_rows)] = split_sorted
+    n0 = ctrl_rows.size
+    if cell is None:
+        ctrl_cell = np.zeros(n0, dtype=np.int64)
+        tcell = np.zeros(treat_rows.size, dtype=np.int64)
+        lo = np.zeros(treat_rows.size, dtype=np.int64)
+        hi = np.full(treat_rows.size, n0, dtype=np.int64)
+    else:
+        ctrl_cell = cell[ctrl_rows]
+        tcell = cell[treat_rows]
+        lo = np.searchsorted(ctrl_cell, tcell, side="left").astype(np.int64)
+        hi = np.searchsorted(ctrl_cell, tcell, side="right").astype(np.int64)
+    return SortedDesign(
+        ctrl_rows=ctrl_rows, ctrl_dist=dist[ctrl_rows], ctrl_cell=ctrl_cell,
+        treat_rows=treat_rows, treat_dist=dist[treat_rows], split=split, lo=lo, hi=hi,
+        treat_cell=tcell,
+    )
 
 
 def _knn_self_multi(X: FloatArray, cell: IntArray | None, J: int) -> IntArray:

@@ -28,11 +28,13 @@ from mentor_impact.matching._core import (
     ai_covariance_ate,
     bias_correction,
     focal_effects,
+    layout,
     matched_set_covariance,
     matchit_weights,
     pair_weights_uniform,
     rows_f64,
     same_arm_neighbors,
+    sorted_order,
 )
 from mentor_impact.matching._options import AbadieImbens, Caliper, MatchedSetRegression
 from mentor_impact.propensity._checks import check_choice, format_rows
@@ -57,14 +59,26 @@ def _cells_from(data: Any, exact: Any) -> IntArray | None:
             col = np.asarray(data.cell)
         else:
             col = np.asarray(data.column(name))
-        _, inv = np.unique(col, return_inverse=True)
-        cols.append(inv.astype(np.int64))
+        cols.append(_dense_codes(col))
     if not cols:
         return None
     if len(cols) == 1:
         return cols[0]
     _, code = np.unique(np.column_stack(cols), axis=0, return_inverse=True)
     return np.asarray(code, dtype=np.int64).ravel()
+
+
+def _dense_codes(col: npt.NDArray[Any]) -> IntArray:
+    """Ranks of the values among the distinct values (``np.unique`` inverse).
+
+    Small non-negative integer codes (the design's cells) by counting, O(n); other values
+    by ``np.unique``.
+    """
+    if col.dtype.kind in "iu" and col.size and col.min() >= 0 and col.max() < 4 * col.size:
+        present = np.bincount(col) > 0
+        return (np.cumsum(present) - 1)[col].astype(np.int64)
+    _, inv = np.unique(col, return_inverse=True)
+    return np.asarray(inv, dtype=np.int64).ravel()
 
 
 def _has_repeats(c: npt.NDArray[Any]) -> bool:
@@ -900,7 +914,7 @@ class NearestNeighborMatching(_MatchingBase):
             return _mahalanobis_knn(
                 Xw, focal, focal_mask, cells, self.k, calvar, cal_abs, self.ties
             )
-        sd = K.prepare(dist, focal_mask, cells, focal)
+        sd = layout(dist, focal_mask, cells, focal, sorted_order(dist, cells))
         if self.replace:
             ptr, pos = K.knn_with_replacement(sd, self.k, cal_abs, self.ties)
         else:
@@ -1072,7 +1086,8 @@ class RadiusMatching(_MatchingBase):
                 focal, focal_mask, dist, Xw, calvar, cal_abs, cells, ps, owner
             )
         support = self._support(cal_abs)
-        sd = K.prepare(dist, focal_mask, cells, focal)
+        order = sorted_order(dist, cells)  # one sort for both directions
+        sd = layout(dist, focal_mask, cells, focal, order)
         idx = np.arange(focal.size)
         radius = np.full(focal.size, support)
         a = K._extend_pred(sd, idx, sd.split - 1, sd.lo, radius, strict=strict, step=-1)
@@ -1082,7 +1097,7 @@ class RadiusMatching(_MatchingBase):
         # symmetric rule |d_j - d_i| <= r), among the focal units sorted the same way
         pool_mask = ~focal_mask
         pool_asc = np.flatnonzero(pool_mask)
-        sr = K.prepare(dist, pool_mask, cells, pool_asc)
+        sr = layout(dist, pool_mask, cells, pool_asc, order)
         ridx = np.arange(pool_asc.size)
         rradius = np.full(pool_asc.size, support)
         ra = K._extend_pred(sr, ridx, sr.split - 1, sr.lo, rradius, strict=strict, step=-1)
@@ -1109,7 +1124,7 @@ class RadiusMatching(_MatchingBase):
         owner: str,
     ) -> tuple[IntArray, IntArray]:
         assert dist is not None and cal_abs is not None
-        sd = K.prepare(dist, focal_mask, cells, focal)
+        sd = layout(dist, focal_mask, cells, focal, sorted_order(dist, cells))
         radius = np.full(focal.size, self._support(cal_abs))
         idx = np.arange(focal.size)
         a = K._extend_pred(sd, idx, sd.split - 1, sd.lo, radius, strict=False, step=-1)
