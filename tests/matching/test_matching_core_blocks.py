@@ -138,3 +138,24 @@ def test_ai_covariance_and_influence_equal_loop(dtype, population):
     np.testing.assert_allclose(np.asarray(phi), phi_loop / S1, rtol=1e-12, atol=1e-18)
     idx = np.array([m.focal[0], m.matched[0], 1, 1])
     np.testing.assert_allclose(phi.rows(idx), phi_loop[idx] / S1, rtol=1e-12, atol=1e-18)
+
+
+@pytest.mark.parametrize("with_cells", [True, False])
+def test_sorted_order_and_layout_equal_lexsort_and_prepare(with_cells):
+    from mentor_impact._kernels.matching import prepare
+    from mentor_impact.matching._core import layout, sorted_order
+
+    rng = np.random.default_rng(4)
+    n = 500
+    dist = np.round(rng.normal(size=n), 1)  # many ties: row order decides
+    cell = rng.integers(0, 7, size=n) if with_cells else None
+    treat = rng.random(n) < 0.3
+    want = np.argsort(dist, kind="stable") if cell is None else np.lexsort((dist, cell))
+    order = sorted_order(dist, cell)
+    np.testing.assert_array_equal(order, want)
+    assert sorted_order(dist.copy(), None if cell is None else cell.copy()) is order  # cached
+    rows = np.flatnonzero(treat)
+    a, b = layout(dist, treat, cell, rows, order), prepare(dist, treat, cell, rows)
+    for f in ("ctrl_rows", "ctrl_dist", "ctrl_cell", "treat_rows", "treat_dist", "split",
+              "lo", "hi", "treat_cell"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
