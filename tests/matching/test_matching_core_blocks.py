@@ -107,7 +107,7 @@ def test_ai_covariance_and_influence_equal_loop(dtype, population):
     sf = s[m.focal]
     S1 = sf[ok].sum()
     est = (sf[ok, None] * (fy[ok] - cf[ok])).sum(axis=0) / S1
-    v, phi = ai_covariance(m, Y, fy, cf, est, s, e, population, e)
+    v, phi = ai_covariance(m, Y, fy[ok] - cf[ok] - est, est, s, e, population, e)
     E = _loop_residuals(Y, nbr, 1.0)
     # loops over units: K_j, KK_j, the variance and phi_i
     Kc = np.zeros(n)

@@ -904,8 +904,7 @@ def _gram_rows(
 def ai_covariance(
     m: Any,
     Y: npt.NDArray[Any],
-    focal_y: FloatArray,
-    cf: FloatArray,
+    dev: FloatArray,
     est: FloatArray,
     s: FloatArray,
     resid: SameArmResiduals | None,
@@ -916,7 +915,8 @@ def ai_covariance(
     """Abadie–Imbens covariance (see ``AbadieImbens``) and an influence function.
 
     ``Y`` is the outcome (n, k) on its own scale (any dtype; multiplied by ``sign`` where
-    read), ``focal_y`` and ``cf`` the (n_focal, k) outputs of :func:`focal_effects`.
+    read), ``dev`` the (n_matched_focal, k) deviations ``Y_i - cf_i - est`` of the matched
+    focal units (from :func:`focal_effects`), ``est`` the estimate.
     ``resid`` gives the same-arm residuals (or None for the homoskedastic estimate);
     ``resid_phi`` the residuals used in the influence function (always given).
     Returns ``(cov, phi)`` with ``phi`` (n, k) the linear representation used for clustering:
@@ -933,7 +933,6 @@ def ai_covariance(
     S1 = float(sf[ok].sum())
     Kc = m.column_sums(sf)
     KK = m.column_sums(sf, 2)
-    dev = focal_y[ok] - cf[ok] - est  # (n_ok, k)
     if resid is None:
         # homoskedastic (Matching Var.calc = 0): 0.5 * weighted mean of pair-level squares
         num, swts = m.pair_sigma(Y, sign, est, s)
@@ -1026,8 +1025,11 @@ def _phi(
     k: int,
 ) -> MatchingInfluence:
     emean = m.weighted_row_sums(e, k)
-    h = dev + emean[ok]
-    return MatchingInfluence(n, m.focal[ok], sf[ok, None] * h, Kc, e, S1)
+    # h = dev + emean, then s_i h: in place (equal values, no extra (n_focal, k) copies)
+    h = emean if bool(ok.all()) else emean[ok]
+    h += dev
+    h *= sf[ok, None]
+    return MatchingInfluence(n, m.focal[ok], h, Kc, e, S1)
 
 
 def matched_set_covariance(

@@ -323,7 +323,7 @@ class _MatchingBase(ABC):
             )
         # ---- effects
         ests, phis, covs_ai, tmeans, cmeans, weights = [], [], [], [], [], np.zeros(data.n)
-        ate_parts: list[tuple[Matches, FloatArray, float]] = []
+        ate_parts: list[tuple[Any, Any, float]] = []
         resid_orig = None
         S_parts = []
         unmatched: dict[str, int] = {}
@@ -332,24 +332,39 @@ class _MatchingBase(ABC):
         # same-arm neighbours once (they do not depend on the sign of the outcome); the
         # residuals are computed from them row block by row block where needed
         nbr = same_arm_neighbors(dist, Xw, treat, cells, max(J, 1))
+        keep_tau = len(roles) == 2 or bool(getattr(cov, "ps_adjustment", False))
         for focal_is_treated, (m, reasons) in zip(roles, parts, strict=True):
             sign = 1.0 if focal_is_treated else -1.0
             fy, cf = focal_effects(m, Y, sign)
             if self.bias_correction:
-                cf = cf + bias_correction(m, Y, np.asarray(data.X, dtype=np.float64), s, sign)
+                cf += bias_correction(m, Y, np.asarray(data.X, dtype=np.float64), s, sign)
             ok = m.n_matches > 0
+            # (n_focal, k) arrays are 0.3 GB each for a 157-week curve at 10^6 persons:
+            # no copies when every focal unit is matched, in-place steps, early release
+            all_ok = bool(ok.all())
+            F = fy if all_ok else fy[ok]
+            C = cf if all_ok else cf[ok]
             sf = s[m.focal[ok]]
             S1 = float(sf.sum())
-            est = (sf[:, None] * (fy[ok] - cf[ok])).sum(axis=0) / S1
-            mean_f = (sf[:, None] * fy[ok]).sum(axis=0) / S1 * sign
-            mean_cf = (sf[:, None] * cf[ok]).sum(axis=0) / S1 * sign
+            tmp = F - C
+            tmp *= sf[:, None]
+            est = tmp.sum(axis=0) / S1
+            del tmp
+            mean_f = (sf[:, None] * F).sum(axis=0) / S1 * sign
+            mean_cf = (sf[:, None] * C).sum(axis=0) / S1 * sign
+            # unit effects of the focal units: for the ATE and the AI (2016) adjustment
+            tau_f = fy - cf if keep_tau else None
+            dev = F if all_ok else F.copy()
+            dev -= C
+            dev -= est
+            del fy, cf, F, C
             resid_phi = SameArmResiduals(Y, nbr, sign)
             resid = None if J == 0 else resid_phi
             v_ai, phi_r = ai_covariance(
-                m, Y, fy, cf, est, s, resid, ai.population, resid_phi, sign
+                m, Y, dev, est, s, resid, ai.population, resid_phi, sign
             )
-            ate_parts.append((m, fy - cf, sign))
-            del fy, cf
+            del dev
+            ate_parts.append((m, tau_f, sign))
             if resid is not None:
                 resid_orig = resid.with_sign(1.0)
             ests.append(est)
