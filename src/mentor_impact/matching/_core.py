@@ -804,6 +804,7 @@ def sorted_order(dist: FloatArray, cell: IntArray | None, *, cache: bool = True)
     key = b""
     if cache:
         h = hashlib.blake2b(digest_size=20)
+        h.update(f"{np.size(dist)}:{cell is None}".encode())
         parts: list[Any] = [np.ascontiguousarray(dist, dtype=np.float64).reshape(-1)]
         if cell is not None:
             parts.append(np.ascontiguousarray(cell, dtype=np.int64).reshape(-1))
