@@ -218,3 +218,18 @@ def test_one_step_fold_logit_close_to_fold_mle():
         tr = folds != k
         exact = expit(Z[~tr] @ logit_fit(Z[tr], d[tr], w[tr]).coef)
         np.testing.assert_allclose(one[~tr], exact, rtol=2e-3)
+
+
+@pytest.mark.parametrize("estimand", ["ATT", "ATE"])
+def test_column_blocks_of_the_outcome_change_nothing(estimand, monkeypatch):
+    import mentor_impact.weighting.aipw as aipw_mod
+
+    from ._sim import simulate
+
+    data = simulate(n_persons=300, seed=3)
+    whole = AIPW(n_folds=3, estimand=estimand, seed=1).fit(data, outcome="y")
+    monkeypatch.setattr(aipw_mod, "_BLOCK_ELEMS", data.n)  # one target per block
+    blocked = AIPW(n_folds=3, estimand=estimand, seed=1).fit(data, outcome="y")
+    assert whole.estimate.size > 1
+    np.testing.assert_allclose(blocked.estimate, whole.estimate, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(blocked.influence, whole.influence, rtol=1e-10, atol=1e-15)

@@ -46,6 +46,7 @@ __all__ = [
     "crossfit_logit",
     "crossfit_ols",
     "expit",
+    "fold_grams",
     "group_matrix",
     "hajek_if",
     "hajek_rows",
@@ -185,26 +186,39 @@ def ols_fit(Z: FloatArray, Y: FloatArray, w: FloatArray) -> FloatArray:
         return np.asarray(np.linalg.lstsq(A, b, rcond=None)[0])
 
 
+def fold_grams(
+    Z: FloatArray, w: FloatArray, arm: NDArray[np.bool_], folds: IntArray, n_folds: int,
+) -> FloatArray:
+    """Per-fold weighted Gram matrices ``Z_k' W_k Z_k`` of the rows of ``arm`` (n_folds, q, q)."""
+    q = Z.shape[1]
+    grams = np.zeros((n_folds, q, q))
+    for k in range(n_folds):
+        idx = np.flatnonzero(arm & (folds == k))
+        if idx.size:
+            grams[k] = _gram(Z[idx], w[idx])
+    return grams
+
+
 def crossfit_ols(
     Z: FloatArray, Y: FloatArray, w: FloatArray, arm: NDArray[np.bool_],
-    folds: IntArray, n_folds: int,
+    folds: IntArray, n_folds: int, grams: FloatArray | None = None,
 ) -> FloatArray:
     """Cross-fitted weighted least squares predictions of ``Y`` (n, K) for every row.
 
     The model of fold ``k`` is fitted on the rows of ``arm`` outside fold ``k``; with
-    ``n_folds == 1`` on all rows of ``arm``. Per-fold Gram matrices are computed once and
-    the training Gram is the total minus the held-out fold (one pass over the data).
+    ``n_folds == 1`` on all rows of ``arm``. Per-fold Gram matrices are computed once (or
+    passed in ``grams``, from :func:`fold_grams`, when several blocks of targets share them)
+    and the training Gram is the total minus the held-out fold (one pass over the data).
     """
     q = Z.shape[1]
     K = Y.shape[1]
-    grams = np.zeros((n_folds, q, q))
+    if grams is None:
+        grams = fold_grams(Z, w, arm, folds, n_folds)
     rhs = np.zeros((n_folds, q, K))
     for k in range(n_folds):
         idx = np.flatnonzero(arm & (folds == k))
         if idx.size:
-            Zk = Z[idx]
-            grams[k] = _gram(Zk, w[idx])
-            rhs[k] = _tmul(Zk, Y[idx] * w[idx, None])
+            rhs[k] = _tmul(Z[idx], Y[idx] * w[idx, None])
     Gt = grams.sum(axis=0)
     Bt = rhs.sum(axis=0)
     out = np.empty((Z.shape[0], K))

@@ -17,10 +17,10 @@ from mentor_impact.weighting._common import (
     check_outcome_finite,
     choice,
     ess,
-    outcome_matrix,
     positivity_check,
     rows,
 )
+from mentor_impact.weighting.ipw import _BLOCK_ELEMS
 
 __all__ = ["AIPW", "person_folds"]
 
@@ -236,11 +236,14 @@ class AIPW:
                 f"learners; got n_folds={self.n_folds}. Hint: use variance='if' with "
                 "cross-fitting."
             )
-        Y, curve = outcome_matrix(data, outcome)
+        Y_raw = np.asarray(data.outcome(outcome))
+        curve = Y_raw.ndim == 2
+        Y = Y_raw if curve else Y_raw[:, None]  # any numeric dtype; float64 by column block
         n, Kt = Y.shape
         d = data.treatment.astype(np.float64)
         w = np.asarray(data.weight, dtype=np.float64)
-        check_outcome_finite(Y, (w > 0)[:, None] & np.ones((1, Kt), bool), outcome)
+        if not (np.issubdtype(Y.dtype, np.integer) or Y.dtype == bool):
+            check_outcome_finite(Y, (w > 0)[:, None], outcome)
         X = data.X
         t_arm = d > 0.5
         folds = (np.zeros(n, dtype=np.int64) if self.n_folds == 1
@@ -272,23 +275,6 @@ class AIPW:
                 test = folds == k if self.n_folds > 1 else np.ones(n, dtype=bool)
                 train = ~test if self.n_folds > 1 else test
                 e[test], _ = self._fit_ps(X[train], d[train], w[train], X[test])
-        mu1: FloatArray | None = None
-        if self.outcome_learner is None:
-            assert Z is not None
-            mu0 = K.crossfit_ols(Z, Y, w, ~t_arm, folds, self.n_folds)
-            if self.estimand == "ATE":
-                mu1 = K.crossfit_ols(Z, Y, w, t_arm, folds, self.n_folds)
-        else:
-            mu0 = np.empty((n, Kt))
-            mu1 = np.empty((n, Kt)) if self.estimand == "ATE" else None
-            for k in range(self.n_folds):
-                test = folds == k if self.n_folds > 1 else np.ones(n, dtype=bool)
-                train = ~test if self.n_folds > 1 else test
-                tr0 = train & ~t_arm
-                mu0[test], _ = self._fit_mu(X[tr0], Y[tr0], w[tr0], X[test])
-                if mu1 is not None:
-                    tr1 = train & t_arm
-                    mu1[test], _ = self._fit_mu(X[tr1], Y[tr1], w[tr1], X[test])
         if self.ps_clip is not None:
             e = np.clip(e, self.ps_clip, 1.0 - self.ps_clip)
         need = ~t_arm if self.estimand == "ATT" else np.ones(n, dtype=bool)
@@ -299,30 +285,65 @@ class AIPW:
                 f"rows at 0 or 1 ({rows(bad)}). Hint: set ps_clip=1e-3, regularise or "
                 "calibrate the propensity learner, or trim the sample first."
             )
-        dd = d[:, None]
-        r0 = Y - mu0
+        mu1: FloatArray | None = None
+        mu0: FloatArray | None = None
+        # the default least-squares outcome models go by blocks of targets (temporaries
+        # O(n * block); the per-fold Gram matrices are shared by the blocks); learners and
+        # the stacked variance see the whole outcome matrix
+        blockwise = self.outcome_learner is None and variance == "if"
+        grams0 = grams1 = None
+        if blockwise:
+            assert Z is not None
+            grams0 = K.fold_grams(Z, w, ~t_arm, folds, self.n_folds)
+            if self.estimand == "ATE":
+                grams1 = K.fold_grams(Z, w, t_arm, folds, self.n_folds)
+            step = max(1, min(Kt, _BLOCK_ELEMS // max(n, 1)))
+        else:
+            step = Kt
+            Yf = np.asarray(Y, dtype=np.float64)
+            if self.outcome_learner is None:
+                assert Z is not None
+                mu0 = K.crossfit_ols(Z, Yf, w, ~t_arm, folds, self.n_folds)
+                if self.estimand == "ATE":
+                    mu1 = K.crossfit_ols(Z, Yf, w, t_arm, folds, self.n_folds)
+            else:
+                mu0 = np.empty((n, Kt))
+                mu1 = np.empty((n, Kt)) if self.estimand == "ATE" else None
+                for k in range(self.n_folds):
+                    test = folds == k if self.n_folds > 1 else np.ones(n, dtype=bool)
+                    train = ~test if self.n_folds > 1 else test
+                    tr0 = train & ~t_arm
+                    mu0[test], _ = self._fit_mu(X[tr0], Yf[tr0], w[tr0], X[test])
+                    if mu1 is not None:
+                        tr1 = train & t_arm
+                        mu1[test], _ = self._fit_mu(X[tr1], Yf[tr1], w[tr1], X[test])
         if self.estimand == "ATE":
-            assert mu1 is not None
-            r1 = Y - mu1
-            phi_i = mu1 - mu0 + dd * r1 / e[:, None] - (1.0 - dd) * r0 / (1.0 - e[:, None])
             W = float(w.sum())
-            theta = (w[:, None] * phi_i).sum(axis=0) / W
-            infl = w[:, None] * (phi_i - theta) / W
-            m1 = (w[:, None] * (mu1 + dd * r1 / e[:, None])).sum(axis=0) / W
-            m0 = m1 - theta
             ipw_w = np.where(t_arm, w / e, w / (1.0 - e))
         else:
             omega = e / (1.0 - e)
             W = float((w * d).sum())
-            contrib = w[:, None] * (dd * r0 - (1.0 - dd) * omega[:, None] * r0)
-            theta = contrib.sum(axis=0) / W
-            infl = (contrib - (w * d)[:, None] * theta) / W
-            m1 = (w[:, None] * dd * Y).sum(axis=0) / W
-            m0 = m1 - theta
             ipw_w = np.where(t_arm, w, w * omega)
+        theta = np.empty(Kt)
+        m1 = np.empty(Kt)
+        infl = np.empty((n, Kt))
+        for lo in range(0, Kt, step):
+            cols = slice(lo, min(lo + step, Kt))
+            Yb = np.asarray(Y[:, cols], dtype=np.float64)
+            if blockwise:
+                assert Z is not None
+                mu0b = K.crossfit_ols(Z, Yb, w, ~t_arm, folds, self.n_folds, grams0)
+                mu1b = (K.crossfit_ols(Z, Yb, w, t_arm, folds, self.n_folds, grams1)
+                        if self.estimand == "ATE" else None)
+            else:
+                assert mu0 is not None
+                mu0b = mu0[:, cols]
+                mu1b = None if mu1 is None else mu1[:, cols]
+            theta[cols], m1[cols], infl[:, cols] = self._block(Yb, mu0b, mu1b, d, w, e, W)
+        m0 = m1 - theta
         if variance == "stacked":
-            assert Z is not None
-            infl = infl + self._stacked_terms(Z, d, w, e, Y, mu0, mu1, W, fitted)
+            assert Z is not None and mu0 is not None
+            infl = infl + self._stacked_terms(Z, d, w, e, Yf, mu0, mu1, W, fitted)
         nu = np.where(t_arm, ipw_w, 0.0)[:, None]
         positivity_check("AIPW", np.where(t_arm, 0.0, ipw_w)[:, None], ~t_arm, "control")
         if self.estimand == "ATE":
@@ -359,6 +380,28 @@ class AIPW:
             seed=int(self.seed) if isinstance(self.seed, (int, np.integer)) else None,
             frame=data.frame,
         )
+
+    def _block(
+        self, Y: FloatArray, mu0: FloatArray, mu1: FloatArray | None, d: FloatArray,
+        w: FloatArray, e: FloatArray, W: float,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Estimates, treated means and influence functions of a block of targets."""
+        dd = d[:, None]
+        r0 = Y - mu0
+        if self.estimand == "ATE":
+            assert mu1 is not None
+            r1 = Y - mu1
+            phi_i = mu1 - mu0 + dd * r1 / e[:, None] - (1.0 - dd) * r0 / (1.0 - e[:, None])
+            theta = (w[:, None] * phi_i).sum(axis=0) / W
+            infl = w[:, None] * (phi_i - theta) / W
+            m1 = (w[:, None] * (mu1 + dd * r1 / e[:, None])).sum(axis=0) / W
+            return theta, m1, infl
+        omega = e / (1.0 - e)
+        contrib = w[:, None] * (dd * r0 - (1.0 - dd) * omega[:, None] * r0)
+        theta = contrib.sum(axis=0) / W
+        infl = (contrib - (w * d)[:, None] * theta) / W
+        m1 = (w[:, None] * dd * Y).sum(axis=0) / W
+        return theta, m1, infl
 
     def _stacked_terms(
         self, Z: FloatArray, d: FloatArray, w: FloatArray, e: FloatArray, Y: FloatArray,
