@@ -59,7 +59,7 @@ def fingerprint(*arrays: Any) -> str:
             h.update(json.dumps([str(x) for x in arr.ravel().tolist()]).encode())
         else:
             # the bytes through the buffer protocol: no copy of a register-size array
-            h.update(memoryview(arr.reshape(-1).view(np.uint8)))
+            h.update(arr.reshape(-1).view(np.uint8).data)
     return h.hexdigest()[:16]
 
 
