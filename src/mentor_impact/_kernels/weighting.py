@@ -115,11 +115,20 @@ def logit_fit(
     return LogitResult(fit.beta, p, H, fit.n_iter, fit.converged, max_abs_eta)
 
 
-def with_intercept(X: FloatArray) -> FloatArray:
-    """Return the design ``[1, X]`` (a leading intercept column), float64 (n, p + 1)."""
-    Z = np.empty((X.shape[0], X.shape[1] + 1))
+def with_intercept(X: FloatArray, cols: IntArray | None = None) -> FloatArray:
+    """Return the design ``[1, X[:, cols]]`` (a leading intercept column), float64.
+
+    One allocation of ``(n, len(cols) + 1)``: the selected columns are written straight
+    into it (no intermediate copy of ``X[:, cols]``).
+    """
+    if cols is None or (cols.size == X.shape[1] and np.array_equal(cols, np.arange(X.shape[1]))):
+        Z = np.empty((X.shape[0], X.shape[1] + 1))
+        Z[:, 1:] = X
+    else:
+        Z = np.empty((X.shape[0], cols.size + 1))
+        for lo in range(0, X.shape[0], 65_536):  # row blocks: the gather stays in cache
+            Z[lo : lo + 65_536, 1:] = X[lo : lo + 65_536][:, cols]
     Z[:, 0] = 1.0
-    Z[:, 1:] = X
     return Z
 
 
@@ -136,7 +145,12 @@ def independent_columns(X: FloatArray, w: FloatArray, tol: float = 1e-10) -> Int
     p = X.shape[1]
     if p == 0:
         return np.arange(0, dtype=np.int64)
-    G = _gram(with_intercept(X), w)
+    # Gram of [1, X] without forming it: weighted sums and the (chunked) Gram of X
+    ww = np.asarray(w, dtype=np.float64)
+    G = np.empty((p + 1, p + 1))
+    G[0, 0] = ww.sum()
+    G[0, 1:] = G[1:, 0] = ww @ X
+    G[1:, 1:] = _gram(X, ww)
     W = G[0, 0]
     if W <= 0:
         return np.arange(p, dtype=np.int64)

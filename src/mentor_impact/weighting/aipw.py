@@ -260,7 +260,7 @@ class AIPW:
         Z = None
         if self.propensity_learner is None or self.outcome_learner is None:
             # constant and aliased covariates are left out (fitted values are unchanged)
-            Z = _design(X[:, K.independent_columns(X, w)])
+            Z = _design(X, K.independent_columns(X, w))
         e = np.empty(n)
         if self.propensity_learner is None:
             assert Z is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -232,6 +232,8 @@ def subgroup_effects(
 
     overall = estimator.fit(data, outcome=outcome)
     k_idx = pick(overall)
+    # subgroups copy only what the fits read (the other outcomes and durations stay behind)
+    lean = replace(data, outcomes={outcome: data.outcomes[outcome]}, durations={})
     ests, names, ns, nts = [], [], [], []
     phis = np.zeros((n, len(levels) + 1))
     phis[:, -1] = overall.influence[:, k_idx]
@@ -239,7 +241,7 @@ def subgroup_effects(
     for j, lev in enumerate(levels):
         mask = (col == lev) & ~na
         rows_ = np.flatnonzero(mask)
-        sub = data.subset(rows_)
+        sub = lean.subset(rows_)
         if min(sub.n_treated, sub.n_control) < min_rows:
             raise DataValidationError(
                 f"by: subgroup {j} of {by!r} has {sub.n_treated} treated and {sub.n_control} "

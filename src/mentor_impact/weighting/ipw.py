@@ -138,7 +138,7 @@ def fit_propensity(
         return propensity
     if propensity is None:
         cols = K.independent_columns(data.X, w)
-        Z = K.with_intercept(data.X[:, cols])
+        Z = K.with_intercept(data.X, cols)
         fit = K.logit_fit(Z, d, w)
         if fit.max_abs_eta > 30.0 or not fit.converged:
             import warnings
