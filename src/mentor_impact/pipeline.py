@@ -544,6 +544,7 @@ def run_study(
                         "n_dropped": int(sum(r.dropped.values())),
                     })
                     doc.setdefault("robustness", {}).setdefault(label, {})[outcome] = r.to_dict()
+                    del r  # its influence function may hold an (n x q) design
             if panel_rows:
                 panel = pd.DataFrame(panel_rows)
                 if study is not None:
@@ -638,6 +639,11 @@ def run_study(
                     "effects": {k: r.to_dict() for k, r in toe.effects.items()},
                     "notes": toe.notes,
                 }
+
+        # the shared propensity design (n x q float64, kept for the stacked sandwich of the
+        # weighting fits above) is not used by the subgroup refits: release it first
+        pfit.design = None
+        pfit.term = None
 
         # 6. subgroups ------------------------------------------------------------------
         with prog.step("subgroups"):

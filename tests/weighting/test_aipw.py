@@ -233,3 +233,25 @@ def test_column_blocks_of_the_outcome_change_nothing(estimand, monkeypatch):
     assert whole.estimate.size > 1
     np.testing.assert_allclose(blocked.estimate, whole.estimate, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(blocked.influence, whole.influence, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("estimand", ["ATT", "ATE"])
+def test_factored_influence_equals_dense_influence(estimand):
+    # default least squares (factored influence) vs the same model through a scikit-learn
+    # learner (dense influence computed row by row from the predictions)
+    from sklearn.linear_model import LinearRegression
+
+    from mentor_impact.inference.influence import RowInfluence
+
+    from ._sim import simulate
+
+    data = simulate(n_persons=300, seed=4)
+    lazy = AIPW(n_folds=3, estimand=estimand, seed=2).fit(data, outcome="y")
+    dense = AIPW(n_folds=3, estimand=estimand, seed=2,
+                 outcome_learner=LinearRegression()).fit(data, outcome="y")
+    assert isinstance(lazy.influence, RowInfluence)
+    assert not isinstance(dense.influence, RowInfluence)
+    np.testing.assert_allclose(lazy.estimate, dense.estimate, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(lazy.influence), dense.influence, rtol=1e-7,
+                               atol=1e-12)
+    np.testing.assert_allclose(lazy.cov, dense.cov, rtol=1e-7, atol=1e-16)

@@ -216,6 +216,7 @@ def fold_grams(
 def crossfit_ols(
     Z: FloatArray, Y: FloatArray, w: FloatArray, arm: NDArray[np.bool_],
     folds: IntArray, n_folds: int, grams: FloatArray | None = None,
+    coef_out: FloatArray | None = None,
 ) -> FloatArray:
     """Cross-fitted weighted least squares predictions of ``Y`` (n, K) for every row.
 
@@ -223,6 +224,7 @@ def crossfit_ols(
     ``n_folds == 1`` on all rows of ``arm``. Per-fold Gram matrices are computed once (or
     passed in ``grams``, from :func:`fold_grams`, when several blocks of targets share them)
     and the training Gram is the total minus the held-out fold (one pass over the data).
+    ``coef_out`` (n_folds, q, K), if given, receives the coefficients of every fold.
     """
     q = Z.shape[1]
     K = Y.shape[1]
@@ -243,6 +245,8 @@ def crossfit_ols(
             beta = np.linalg.solve(A, b)
         except np.linalg.LinAlgError:
             beta = np.linalg.lstsq(A, b, rcond=None)[0]
+        if coef_out is not None:
+            coef_out[k] = beta
         test = np.flatnonzero(folds == k)
         out[test] = Z[test] @ beta
     return out

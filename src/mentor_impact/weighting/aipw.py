@@ -11,6 +11,7 @@ from mentor_impact._kernels import weighting as K
 from mentor_impact._rng import as_generator
 from mentor_impact.exceptions import ConfigurationError, EstimationError
 from mentor_impact.inference.covariance import Clustered, CovarianceEstimator
+from mentor_impact.inference.influence import RowIndex, RowInfluence
 from mentor_impact.results import EffectResults, make_effect_results
 from mentor_impact.weighting._common import (
     PS_EPS,
@@ -326,20 +327,44 @@ class AIPW:
             ipw_w = np.where(t_arm, w, w * omega)
         theta = np.empty(Kt)
         m1 = np.empty(Kt)
-        infl = np.empty((n, Kt))
+        infl: Any = np.empty((0, Kt) if blockwise else (n, Kt))
+        q = 0 if Z is None else Z.shape[1]
+        B0 = np.zeros((self.n_folds, q, Kt)) if blockwise else None
+        B1 = np.zeros((self.n_folds, q, Kt)) if blockwise and self.estimand == "ATE" else None
         for lo in range(0, Kt, step):
             cols = slice(lo, min(lo + step, Kt))
             Yb = np.asarray(Y[:, cols], dtype=np.float64)
             if blockwise:
-                assert Z is not None
-                mu0b = K.crossfit_ols(Z, Yb, w, ~t_arm, folds, self.n_folds, grams0)
-                mu1b = (K.crossfit_ols(Z, Yb, w, t_arm, folds, self.n_folds, grams1)
-                        if self.estimand == "ATE" else None)
+                assert Z is not None and B0 is not None
+                c0 = np.zeros((self.n_folds, q, cols.stop - cols.start))
+                mu0b = K.crossfit_ols(Z, Yb, w, ~t_arm, folds, self.n_folds, grams0, c0)
+                B0[:, :, cols] = c0
+                mu1b = None
+                if B1 is not None:
+                    c1 = np.zeros_like(c0)
+                    mu1b = K.crossfit_ols(Z, Yb, w, t_arm, folds, self.n_folds, grams1, c1)
+                    B1[:, :, cols] = c1
+                theta[cols], m1[cols], _ = self._block(Yb, mu0b, mu1b, d, w, e, W, False)
             else:
                 assert mu0 is not None
                 mu0b = mu0[:, cols]
                 mu1b = None if mu1 is None else mu1[:, cols]
-            theta[cols], m1[cols], infl[:, cols] = self._block(Yb, mu0b, mu1b, d, w, e, W)
+                theta[cols], m1[cols], infl[:, cols] = self._block(Yb, mu0b, mu1b, d, w, e, W)
+        if blockwise:
+            # the influence function in factored form (rows on demand; see AIPWInfluence)
+            assert Z is not None and B0 is not None
+            if self.estimand == "ATE":
+                alpha = w * (d / e - (1.0 - d) / (1.0 - e)) / W
+                beta1 = w * (1.0 - d / e) / W
+                beta0 = -w * (1.0 - (1.0 - d) / (1.0 - e)) / W
+                gamma = w / W
+            else:
+                alpha = w * (d - (1.0 - d) * (e / (1.0 - e))) / W
+                beta1 = np.zeros(n)
+                beta0 = -alpha
+                gamma = w * d / W
+            infl = AIPWInfluence(Y, Z, folds, self.n_folds, alpha, beta0, B0,
+                                 beta1 if B1 is not None else None, B1, gamma, theta)
         m0 = m1 - theta
         if variance == "stacked":
             assert Z is not None and mu0 is not None
@@ -383,9 +408,9 @@ class AIPW:
 
     def _block(
         self, Y: FloatArray, mu0: FloatArray, mu1: FloatArray | None, d: FloatArray,
-        w: FloatArray, e: FloatArray, W: float,
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Estimates, treated means and influence functions of a block of targets."""
+        w: FloatArray, e: FloatArray, W: float, influence: bool = True,
+    ) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+        """Estimates, treated means and (if asked) influence functions of a block of targets."""
         dd = d[:, None]
         r0 = Y - mu0
         if self.estimand == "ATE":
@@ -393,15 +418,15 @@ class AIPW:
             r1 = Y - mu1
             phi_i = mu1 - mu0 + dd * r1 / e[:, None] - (1.0 - dd) * r0 / (1.0 - e[:, None])
             theta = (w[:, None] * phi_i).sum(axis=0) / W
-            infl = w[:, None] * (phi_i - theta) / W
+            infl = w[:, None] * (phi_i - theta) / W if influence else None
             m1 = (w[:, None] * (mu1 + dd * r1 / e[:, None])).sum(axis=0) / W
             return theta, m1, infl
         omega = e / (1.0 - e)
         contrib = w[:, None] * (dd * r0 - (1.0 - dd) * omega[:, None] * r0)
         theta = contrib.sum(axis=0) / W
-        infl = (contrib - (w * d)[:, None] * theta) / W
+        infl2 = (contrib - (w * d)[:, None] * theta) / W if influence else None
         m1 = (w[:, None] * dd * Y).sum(axis=0) / W
-        return theta, m1, infl
+        return theta, m1, infl2
 
     def _stacked_terms(
         self, Z: FloatArray, d: FloatArray, w: FloatArray, e: FloatArray, Y: FloatArray,
@@ -433,6 +458,44 @@ class AIPW:
             cg = -K._tmul(Z, w[:, None] * (1.0 - dd) * omega[:, None] * r0)
         out += ps_if @ cg
         return out / W
+
+
+class AIPWInfluence(RowInfluence):
+    """Influence function of cross-fitted AIPW with least-squares outcome models, factored.
+
+    Row ``i`` is ``alpha_i Y_i + beta0_i z_i' B0_f + beta1_i z_i' B1_f - gamma_i theta`` with
+    ``f`` the row's fold and ``B*_f`` (q, K) that fold's outcome-model coefficients (ATT:
+    ``alpha = -beta0 = w (d - (1 - d) e / (1 - e)) / W``, ``beta1 = 0``,
+    ``gamma = w d / W``; ATE: the analogous weights of ``mu1 - mu0 + d r1 / e -
+    (1 - d) r0 / (1 - e)``). Only per-row vectors and the coefficients are stored.
+    """
+
+    def __init__(
+        self, Y: npt.NDArray[Any], Z: FloatArray, folds: npt.NDArray[np.int64], n_folds: int,
+        alpha: FloatArray, beta0: FloatArray, B0: FloatArray, beta1: FloatArray | None,
+        B1: FloatArray | None, gamma: FloatArray, theta: FloatArray,
+    ) -> None:
+        super().__init__(Y.shape[0], Y.shape[1])
+        self.Y, self.Z, self.folds, self.n_folds = Y, Z, folds, n_folds
+        self.alpha, self.beta0, self.B0, self.beta1, self.B1 = alpha, beta0, B0, beta1, B1
+        self.gamma, self.theta = gamma, theta
+
+    def _rows(self, idx: RowIndex) -> FloatArray:
+        out = np.multiply(self.Y[idx], self.alpha[idx][:, None], dtype=np.float64)
+        out -= self.gamma[idx][:, None] * self.theta[None, :]
+        Zb = self.Z[idx]
+        fb = self.folds[idx]
+        b0 = self.beta0[idx]
+        b1 = None if self.beta1 is None else self.beta1[idx]
+        for k in range(self.n_folds):  # folds (<= ~10); each step vectorised over rows
+            sel = np.flatnonzero(fb == k)
+            if sel.size == 0:
+                continue
+            Zs = Zb[sel]
+            out[sel] += b0[sel][:, None] * (Zs @ self.B0[k])
+            if b1 is not None and self.B1 is not None:
+                out[sel] += b1[sel][:, None] * (Zs @ self.B1[k])
+        return out
 
 
 def _fit_sw(model: Any, X: FloatArray, y: Any, w: FloatArray, name: str) -> None:

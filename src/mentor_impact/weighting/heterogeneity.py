@@ -147,6 +147,20 @@ def _column(data: Any, by: str) -> npt.NDArray[Any]:
         ) from None
 
 
+def _materialise_small(res: Any) -> Any:
+    """Results whose factored influence function has few targets, with it as an ndarray.
+
+    A factored (:class:`~mentor_impact.inference.influence.RowInfluence`) influence function
+    keeps its factors alive (for IPW the ``n x q`` propensity design); with a handful of
+    targets the dense ``n x k`` matrix is far smaller.
+    """
+    from mentor_impact.inference.influence import RowInfluence
+
+    if isinstance(res.influence, RowInfluence) and res.influence.shape[1] <= 8:
+        return replace(res, influence=np.asarray(res.influence))
+    return res
+
+
 def subgroup_effects(
     estimator: Any,
     data: Any,
@@ -237,6 +251,9 @@ def subgroup_effects(
     ests, names, ns, nts = [], [], [], []
     phis = np.zeros((n, len(levels) + 1))
     phis[:, -1] = overall.influence[:, k_idx]
+    # keep only what is read below: the factored influence function may hold the
+    # propensity design (n x q) alive through the subgroup refits
+    overall = replace(overall, influence=None, frame=None)
     results: dict[str, Any] = {}
     for j, lev in enumerate(levels):
         mask = (col == lev) & ~na
@@ -249,6 +266,7 @@ def subgroup_effects(
                 "subgroups or lower min_rows."
             )
         res = estimator.fit(sub, outcome=outcome)
+        res = _materialise_small(res)
         results[str(lev)] = res
         ests.append(float(res.estimate[k_idx]))
         phis[rows_, j] = res.influence[:, k_idx]
