@@ -11,12 +11,12 @@ __all__ = ["Progress"]
 
 
 def _peak_rss_gb() -> float:
-    """Peak resident memory of this process so far, in GB (NaN where not measurable)."""
+    """Peak resident memory of this process so far, in GB of 10^9 bytes (NaN if unknown)."""
     try:
         import resource
 
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-        return float(kb) / 1e6 if sys.platform != "darwin" else float(kb) / 1e9
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return float(peak) * 1024 / 1e9 if sys.platform != "darwin" else float(peak) / 1e9
     except (ImportError, OSError):  # pragma: no cover - Windows
         return float("nan")
 

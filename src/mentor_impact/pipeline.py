@@ -412,7 +412,7 @@ def run_study(
         with prog.step("augmented IPW (cross-fitted)"):
             if spec["aipw"]["enabled"]:
                 aipw = mi.AIPW(n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT",
-                               seed=seed, ps_clip=1e-3)
+                               seed=seed, ps_clip=1e-3, design_from=pfit)
                 results.setdefault(headline, {})["AIPW A"] = _slim(aipw.fit(
                     data, outcome=headline, cov=cov
                 ))
@@ -524,7 +524,7 @@ def run_study(
             if spec["aipw"]["enabled"]:
                 candidates.append(("AIPW (cross-fitted)", mi.AIPW(
                     n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT", seed=seed,
-                    ps_clip=1e-3),
+                    ps_clip=1e-3, design_from=pfit),
                     {"cov": cov}))
             for label, est, kw in candidates:
                 for outcome in scal:

@@ -255,3 +255,19 @@ def test_factored_influence_equals_dense_influence(estimand):
     np.testing.assert_allclose(np.asarray(lazy.influence), dense.influence, rtol=1e-7,
                                atol=1e-12)
     np.testing.assert_allclose(lazy.cov, dense.cov, rtol=1e-7, atol=1e-16)
+
+
+def test_design_from_a_propensity_fit_changes_nothing():
+    from mentor_impact.weighting import fit_propensity
+
+    from ._sim import simulate
+
+    data = simulate(n_persons=300, seed=4)
+    pf = fit_propensity(data)
+    own = AIPW(n_folds=3, estimand="ATT", seed=2).fit(data, outcome="y")
+    shared = AIPW(n_folds=3, estimand="ATT", seed=2, design_from=pf).fit(data, outcome="y")
+    assert shared.influence.Z is pf.design  # reused, not copied
+    np.testing.assert_allclose(shared.estimate, own.estimate, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(shared.cov, own.cov, rtol=1e-12, atol=1e-18)
+    assert shared.config["design_from"] == "PropensityFit"
+    shared.to_json()  # serialisable

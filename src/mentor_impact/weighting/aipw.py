@@ -80,6 +80,11 @@ class AIPW:
     ps_clip : float or None, default=None
         If given, clip propensity scores to ``[ps_clip, 1 - ps_clip]``; by default scores at 0
         or 1 raise an error.
+    design_from : PropensityFit or None, default=None
+        A :func:`~mentor_impact.weighting.fit_propensity` result on the same data whose logit
+        design ``[1, X]`` (the same non-aliased columns the default learners use) is reused
+        instead of building another ``n x q`` copy; the scores are still (cross-)fitted here.
+        Ignored when it carries no design or has another number of rows.
 
     Notes
     -----
@@ -112,7 +117,9 @@ class AIPW:
         estimand: str = "ATE",
         seed: Any = 0,
         ps_clip: float | None = None,
+        design_from: Any = None,
     ) -> None:
+        self.design_from = design_from
         self.propensity_learner = propensity_learner
         self.outcome_learner = outcome_learner
         self.n_folds = n_folds
@@ -129,6 +136,7 @@ class AIPW:
             "estimand": self.estimand,
             "seed": self.seed,
             "ps_clip": self.ps_clip,
+            "design_from": self.design_from,
         }
 
     def __repr__(self) -> str:
@@ -261,7 +269,11 @@ class AIPW:
         Z = None
         if self.propensity_learner is None or self.outcome_learner is None:
             # constant and aliased covariates are left out (fitted values are unchanged)
-            Z = _design(X, K.independent_columns(X, w))
+            shared = getattr(self.design_from, "design", None)
+            if shared is not None and shared.shape[0] == n:
+                Z = shared  # the same [1, X[:, independent columns]], not copied
+            else:
+                Z = _design(X, K.independent_columns(X, w))
         e = np.empty(n)
         if self.propensity_learner is None:
             assert Z is not None
@@ -401,7 +413,10 @@ class AIPW:
             weights=ipw_w,
             extra=extra,
             config={**{k: repr(v) if k.endswith("learner") else v
-                       for k, v in self.get_params().items()}, "variance": variance},
+                       for k, v in self.get_params().items()},
+                    "design_from": None if self.design_from is None
+                    else type(self.design_from).__name__,
+                    "variance": variance},
             seed=int(self.seed) if isinstance(self.seed, (int, np.integer)) else None,
             frame=data.frame,
         )
