@@ -27,6 +27,7 @@ from mentor_impact.diagnostics.balance import weighted_column_means
 from mentor_impact.exceptions import ConfigurationError, DataValidationError
 from mentor_impact.reporting.disclosure import suppress_counts
 from mentor_impact.results import EffectResults
+from mentor_impact.weighting.heterogeneity import _materialise_small
 
 __all__ = ["StudyOutcome", "effects_table", "run_study"]
 
@@ -640,8 +641,22 @@ def run_study(
                     "notes": toe.notes,
                 }
 
-        # the shared propensity design (n x q float64, kept for the stacked sandwich of the
-        # weighting fits above) is not used by the subgroup refits: release it first
+        # the whole-sample fits of the subgroup analysis use the shared propensity fit (the
+        # same default logit on the same rows, so the same numbers as a refit, without a
+        # second n x q design); then the shared design is released before the subgroup refits
+        sg_overall: dict[str, Any] = {}
+        sg_est = mi.IPW(estimand="ATT", trim=(1e-6, 1 - 1e-6))
+        if spec["subgroups"]["variables"]:
+            sg_out = spec["subgroups"]["outcome"]
+            sg_tau = int(spec["subgroups"]["tau"])
+            scalar = f"{sg_out}_w{sg_tau}"
+            sg_outcome = scalar if scalar in data.outcomes else sg_out
+            try:
+                sg_overall[sg_outcome] = _materialise_small(mi.IPW(
+                    estimand="ATT", trim=(1e-6, 1 - 1e-6), propensity=pfit
+                ).fit(data, outcome=sg_outcome))
+            except mi.MentorImpactError:
+                pass  # the subgroup analysis refits and reports the error itself
         pfit.design = None
         pfit.term = None
 
@@ -663,9 +678,10 @@ def run_study(
                     sg_tau = int(spec["subgroups"]["tau"])
                     scalar = f"{sg_out}_w{sg_tau}"
                     sg = mi.subgroup_effects(
-                        mi.IPW(estimand="ATT", trim=(1e-6, 1 - 1e-6)), data,
+                        sg_est, data,
                         outcome=scalar if scalar in data.outcomes else sg_out, by=var,
                         target=None if scalar in data.outcomes else sg_tau,
+                        overall=sg_overall.get(scalar if scalar in data.outcomes else sg_out),
                     )
                 except mi.MentorImpactError as exc:
                     # a subgroup the estimator cannot handle is reported, not fatal

@@ -140,3 +140,21 @@ def test_cate_summary_causal_forest_on_risk_sets():
     assert np.isfinite(out.blp["std_error"]).all()
     with pytest.raises(ConfigurationError, match="target"):
         cate_summary(rs, outcome="y")
+
+
+def test_subgroup_effects_accept_a_ready_overall_fit():
+    import dataclasses
+
+    from mentor_impact.weighting import IPW, fit_propensity, subgroup_effects
+
+    from ._sim import simulate
+
+    data = simulate(n_persons=600, seed=6)
+    grp = (data.X[:, 0] > np.median(data.X[:, 0])).astype(int)
+    data = dataclasses.replace(data, frame=data.frame.assign(grp=grp))
+    est = IPW(estimand="ATT", trim=(1e-6, 1 - 1e-6))
+    a = subgroup_effects(est, data, outcome="y", by="grp", target=3)
+    ready = IPW(estimand="ATT", trim=(1e-6, 1 - 1e-6),
+                propensity=fit_propensity(data)).fit(data, outcome="y")
+    b = subgroup_effects(est, data, outcome="y", by="grp", target=3, overall=ready)
+    pd.testing.assert_frame_equal(a.table, b.table, rtol=1e-10)

@@ -22,6 +22,8 @@ from mentor_impact.weighting.aipw import AIPW, person_folds
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
+    from mentor_impact.results import EffectResults
+
 __all__ = [
     "CATESummary",
     "SubgroupEffects",
@@ -170,6 +172,7 @@ def subgroup_effects(
     target: int | str | None = None,
     level: float = 0.95,
     min_rows: int = 10,
+    overall: EffectResults | None = None,
 ) -> SubgroupEffects:
     """Estimate the effect within each level of a pre-specified subgroup variable.
 
@@ -194,6 +197,10 @@ def subgroup_effects(
         Confidence level of the intervals.
     min_rows : int, default=10
         Subgroups with fewer treated or control rows raise an error.
+    overall : EffectResults, optional
+        The whole-sample fit of ``estimator`` on ``data`` and ``outcome`` with its influence
+        function, if already at hand (e.g. with a shared propensity fit); by default it is
+        fitted here.
 
     Returns
     -------
@@ -244,12 +251,19 @@ def subgroup_effects(
             raise ConfigurationError(f"target: {lab!r} is not among the results' targets.")
         return res.targets.index(lab)
 
-    overall = estimator.fit(data, outcome=outcome)
+    if overall is None:
+        overall = estimator.fit(data, outcome=outcome)
+    elif overall.influence is None or overall.influence.shape[0] != data.n:
+        raise ConfigurationError(
+            f"overall: expected results on the same {data.n} rows with an influence function; "
+            "got results without one or of another size. Hint: leave overall=None."
+        )
     k_idx = pick(overall)
     # subgroups copy only what the fits read (the other outcomes and durations stay behind)
     lean = replace(data, outcomes={outcome: data.outcomes[outcome]}, durations={})
     ests, names, ns, nts = [], [], [], []
     phis = np.zeros((n, len(levels) + 1))
+    assert overall.influence is not None
     phis[:, -1] = overall.influence[:, k_idx]
     # keep only what is read below: the factored influence function may hold the
     # propensity design (n x q) alive through the subgroup refits
