@@ -21,6 +21,7 @@ positions) per treated unit, in the order the matches were made.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -426,10 +427,9 @@ def _greedy_loop(
 def _jit(numba: Any, fn: Callable[..., Any], cache: bool = True) -> Callable[..., Any]:
     """``numba.njit(cache=True)(fn)``; without the on-disk cache when it cannot be used."""
     if cache:
-        try:
+        # no writable cache location (a read-only install) falls through to an in-memory jit
+        with contextlib.suppress(Exception):
             return cast(Callable[..., Any], numba.njit(cache=True)(fn))
-        except Exception:  # e.g. no writable cache location (read-only install)
-            pass
     return cast(Callable[..., Any], numba.njit(fn))
 
 

@@ -140,9 +140,7 @@ class IID(CovarianceEstimator):
         frame: Any = None,
     ) -> npt.NDArray[np.float64]:
         """Return ``sum_i phi_i phi_i'`` (see class docstring)."""
-        phi = _as_influence(phi)
-        codes, scale = self.grouping(phi.shape[0], cluster=cluster, frame=frame)
-        return influence_gram(phi, codes) * scale
+        return _grouped_cov(self, phi, cluster, frame)
 
     def grouping(
         self, n: int, *, cluster: npt.ArrayLike | None = None, frame: Any = None
@@ -186,9 +184,7 @@ class Clustered(CovarianceEstimator):
         frame: Any = None,
     ) -> npt.NDArray[np.float64]:
         """Return the cluster-robust covariance (see class docstring)."""
-        phi = _as_influence(phi)
-        codes, scale = self.grouping(phi.shape[0], cluster=cluster, frame=frame)
-        return influence_gram(phi, codes) * scale
+        return _grouped_cov(self, phi, cluster, frame)
 
     def grouping(
         self, n: int, *, cluster: npt.ArrayLike | None = None, frame: Any = None
@@ -238,6 +234,15 @@ class Clustered(CovarianceEstimator):
     def describe(self) -> str:
         """Return e.g. ``"clustered(person)"``."""
         return f"clustered({self.by})"
+
+
+def _grouped_cov(
+    est: CovarianceEstimator, phi: InfluenceLike, cluster: npt.ArrayLike | None, frame: Any
+) -> npt.NDArray[np.float64]:
+    """``factor * sum_g S_g S_g'`` over the clusters of ``est.grouping``."""
+    phi = _as_influence(phi)
+    codes, scale = est.grouping(phi.shape[0], cluster=cluster, frame=frame)
+    return influence_gram(phi, codes) * scale
 
 
 def _as_influence(phi: InfluenceLike) -> InfluenceLike:

@@ -629,14 +629,12 @@ class IPW:
         covs: list[FloatArray | None] = [None] * len(Ys)
         label = None
         est = resolve_cov(cov, IID())
-        try:
+        if isinstance(est, (IID, Clustered)):  # sums over clusters: one shared pass
             codes, factor = est.grouping(p.d.size, cluster=data.cluster, frame=data.frame)
-        except ConfigurationError:
-            pass  # not a sum over clusters: each results object computes its own
-        else:
             grams = K.varying_grams([f[3] for f in fits], codes)
             covs = [gm * factor for gm in grams]
             label = est.describe()
+        # any other covariance: each results object computes its own from the influence
         return {
             j: _OneFit(f[0], f[1], f[2], f[3], f[4], ess0, nu0_first, covs[c], label)
             for c, (j, f) in enumerate(zip(index, fits, strict=True))
