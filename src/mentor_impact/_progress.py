@@ -21,6 +21,18 @@ def _peak_rss_gb() -> float:
         return float("nan")
 
 
+def _current_rss_gb() -> float:
+    """Return the resident memory of this process, in GB of 10^9 bytes (NaN if unknown)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            pages = int(fh.read().split()[1])
+        import resource
+
+        return pages * resource.getpagesize() / 1e9
+    except (ImportError, OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return float("nan")
+
+
 class Progress:
     """Report the steps of a pipeline with their durations.
 
@@ -38,6 +50,7 @@ class Progress:
         self.count = 0
         self.timings: dict[str, float] = {}
         self.peak_memory_gb: dict[str, float] = {}
+        self.memory_gb: dict[str, float] = {}
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -53,5 +66,6 @@ class Progress:
             dt = time.perf_counter() - t0
             self.timings[name] = self.timings.get(name, 0.0) + dt
             self.peak_memory_gb[name] = _peak_rss_gb()
+            self.memory_gb[name] = _current_rss_gb()
             if not self.quiet:
                 print(f"{prefix}{name}: done in {dt:.1f} s", file=sys.stderr, flush=True)

@@ -410,6 +410,9 @@ def run_study(
                     results.setdefault(outcome, {})["IPW A"] = _slim(fits_a[outcome])
                     if outcome in fits_b:
                         results[outcome]["IPW B"] = _slim(fits_b[outcome])
+                # the full results' factored influence functions hold the shared propensity
+                # design (n x q) and the estimand-B weights: only the slimmed ones are kept
+                del fits_a, fits_b
         with prog.step("augmented IPW (cross-fitted)"):
             if spec["aipw"]["enabled"]:
                 aipw = mi.AIPW(n_folds=int(spec["aipw"]["n_folds"]), estimand="ATT",
@@ -697,6 +700,7 @@ def run_study(
 
     doc["timings_seconds"] = prog.timings
     doc["peak_memory_gb_after_stage"] = prog.peak_memory_gb
+    doc["memory_gb_after_stage"] = prog.memory_gb  # resident at the end of each stage
     # ----------------------------------------------------------------------- write
     tables = {k: suppress_counts(v, min_cell=min_cell) for k, v in tables.items()}
     doc["disclosure"] = {"min_cell": min_cell,
