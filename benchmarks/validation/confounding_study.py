@@ -5,13 +5,16 @@ Validation study for ``docs/confounding.md`` (a script, not collected by pytest)
     python benchmarks/validation/confounding_study.py
 
 Environment: ``MI_CONF_N`` (persons per study, default 40000), ``MI_CONF_SEEDS`` (comma
-separated, default ``1,2``), ``MI_CONF_ON`` (value of the knob when on, default 1.0),
+separated, default ``1,...,8``), ``MI_CONF_ON`` (value of the knob when on, default 1.0),
 ``MI_CONF_OUT`` (folder for the CSV, default ``<tmp>/mi_confounding``),
 ``MI_CONF_FIG`` (figure folder, default ``docs/figures``), ``MI_CONF_PARTS`` (any of
-``riskset,toe,rich``, default all, plus the optional ``richk``: the rich ToE with trial
-fits run to convergence; a partial run writes ``confounding_results_<parts>.csv``)
-and ``MI_CONF_FROM`` (comma-separated CSVs: only tabulate and draw, e.g. after running parts
-in parallel). Every step is seeded, so parts run separately give the same numbers as one run.
+``riskset,toe,rich``, default all; ``toe`` is ``timing_of_events_demo`` with its default
+stock + inflow design, ``rich`` the earlier inflow design; optional: ``atrisk``,
+``atriskh``, ``atriskf``, the intermediate designs of the search described in the doc,
+and ``richk``, the rich design with trial fits run to convergence; a partial run writes
+``confounding_results_<parts>.csv``) and ``MI_CONF_FROM`` (comma-separated CSVs: only
+tabulate and draw, e.g. after running parts separately). Every step is seeded, so parts
+run separately give the same numbers as one run.
 
 What is compared (see ``docs/confounding.md``): the outcome is **"has left benefit for
 employment by week s + tau"**, i.e. the first week off the ``on_benefit`` union in
@@ -21,7 +24,7 @@ curves include the exit in the start week ``tm``, recorded at the first week off
 ``s + 1``), so both refer to the same register weeks. The truth is computed from the
 simulator's per-start potential state paths with the same rule:
 
-* ToE: estimand B (``never_followup`` path), over the treated inflow spells whose start is a
+* ToE: estimand B (``never_followup`` path), over the treated spells whose start is a
   simulator treated start (first start in 2012-2014); the ToE point estimate is reported
   over all its treated spells (public API, with CI) and over exactly that subset (per-spell
   curves, point estimate only).
@@ -48,6 +51,7 @@ from mentor_impact.duration import TimingOfEvents, spells_from_register, timing_
 from mentor_impact.weighting import fit_propensity
 
 TAUS = (26, 52, 104, 156)
+TOE_NAME = "ToE (stock + inflow)"  # timing_of_events_demo with its default design
 OUTCOME = "exit_employment"
 
 
@@ -164,11 +168,84 @@ def toe_rich(study, seed: int, taus_toe: tuple[int, ...], trial_iter: int = 80):
     return res, res.effects_on_probabilities(taus_toe, outcome="employment"), sp
 
 
+ENTRY_STATES = ("activation", "subsidised_job", "health_benefit", "retired_disabled")
+
+
+def toe_at_risk(
+    study, seed: int, taus_toe: tuple[int, ...], history: bool = True, fine: bool = False
+):
+    """ToE on the spells at risk of a start: stock at 2012-W01 plus the later inflow.
+
+    Register information only: the programme (and so the start hazard) begins in
+    2012-W01, so the sample is every benefit spell in progress at 2012-W01 (left-truncated,
+    conditioned on survival in the spell only: no start was possible before,
+    ``truncation="condition_exits"``) plus, for persons not on benefit then, the first
+    spell entered later. Covariates: every observed baseline term, dummies for the
+    calendar year of sample entry (2012 = reference, all years have starts), the age at
+    sample entry and, with ``history``, the share of the 52 weeks before sample entry in
+    employment and the benefit state at sample entry (activation, subsidised job, health
+    benefit, disability pension; passive benefit = reference).
+    """
+    base = study.baseline.copy()
+    for col, ref in (("education", "basic"), ("region", "capital")):
+        for lev in base[col].cat.categories:
+            if lev != ref:
+                base[f"{col}{lev}"] = (base[col] == lev).astype(np.int8)
+    base = base.drop(columns=["education", "region"])
+    sp = spells_from_register(
+        study.register,
+        study.spells.episodes(gap=4),
+        base,
+        sample="stock_inflow",
+        stock_week=201201,
+        max_weeks=None if fine else 156,
+        history_states=("employed",) if history else (),
+        entry_states=ENTRY_STATES if history else (),
+    )
+    year = np.asarray(study.register.weeks)[sp["entry_col"].to_numpy()] // 100
+    age = year - sp["birth_year"].to_numpy()
+    sp["age_entry40_decades"] = (age - 40) / 10.0
+    sp["age_entry_under30"] = (age < 30).astype(np.int8)
+    years = sorted(set(year.tolist()))[1:]
+    for y in years:
+        sp[f"entry{y}"] = (year == y).astype(np.int8)
+    covs = [
+        c for c in RICH_COVARIATES if c != "age40_decades"
+    ] + ["age_entry40_decades", "age_entry_under30", *(f"entry{y}" for y in years)]
+    if history:
+        covs += ["prior_employed_share", *(f"at_entry_{nm}" for nm in ENTRY_STATES)]
+    est = TimingOfEvents(
+        exit_cuts=(0, 13, 26, 52, 104, 156, 260) if fine else (0, 13, 26, 52, 104),
+        start_cuts=(0, 26, 52, 104, 156) if fine else (0, 26, 52, 104),
+        effect_bins=(0, 13, 26, 52, 104) if fine else (0, 13, 26, 52),
+        cause_labels=sp.attrs["causes"],
+        max_support_points=3,
+        truncation="condition_exits",
+    )
+    res = est.fit(
+        sp,
+        duration="duration",
+        exit="exit",
+        start="start",
+        entry="entry",
+        covariates=covs,
+        cluster="person",
+        seed=seed,
+    )
+    print(res.k_search.to_string(), flush=True)
+    for note in res.notes:
+        print("  note:", note, flush=True)
+    return res, res.effects_on_probabilities(taus_toe, outcome="employment"), sp
+
+
 def toe_rows(study, res_toe, eff, sp, taus_toe, tag, name) -> tuple[list[dict], int]:
     """Rows of the results table for one ToE fit (truth over spells with a known start)."""
     trows = np.asarray(res_toe.treated_rows)
     assert len(sp) == res_toe.n_spells, "fitted data must be the spell table"
-    start_col = (sp["entry_col"].to_numpy() + sp["start"].to_numpy() - 1)[trows]
+    # spell week t is register column (entry_col - entry) + t - 1
+    start_col = (
+        sp["entry_col"].to_numpy() - sp["entry"].to_numpy() + sp["start"].to_numpy() - 1
+    )[trows]
     prow = sp["row"].to_numpy()[trows]
     known = pd.DataFrame({"row": prow, "start_col": start_col, "i": np.arange(trows.size)})
     known = known.merge(study.treated_starts[["row", "start_col"]], on=["row", "start_col"])
@@ -219,7 +296,7 @@ def one_study(n: int, seed: int, confounding: float) -> list[dict]:
         t_toe = time.perf_counter() - t0
         res_toe = demo.results
         new, n_known = toe_rows(
-            study, res_toe, demo.effects["employment"], demo.spells, taus_toe, tag, "ToE"
+            study, res_toe, demo.effects["employment"], demo.spells, taus_toe, tag, TOE_NAME
         )
         rows.extend(new)
         print(
@@ -235,6 +312,22 @@ def one_study(n: int, seed: int, confounding: float) -> list[dict]:
         print(
             f"  ToE (rich x) {time.perf_counter() - t1:.0f}s, K={r2.n_support_points}", flush=True
         )
+    for part, hist, fine, name in (
+        ("atrisk", False, False, "ToE (at risk)"),
+        ("atriskh", True, False, "ToE (at risk + history)"),
+        ("atriskf", True, True, "ToE (at risk + history, fine)"),
+    ):
+        if part in parts:
+            t1 = time.perf_counter()
+            taus_toe = tuple(t - 1 for t in TAUS)
+            r4, e4, sp4 = toe_at_risk(study, seed, taus_toe, history=hist, fine=fine)
+            new4, nk4 = toe_rows(study, r4, e4, sp4, taus_toe, tag, name)
+            rows.extend(new4)
+            print(
+                f"  {name} {time.perf_counter() - t1:.0f}s, K={r4.n_support_points}, "
+                f"{r4.n_spells} spells, {r4.n_treated} treated, {nk4} with truth",
+                flush=True,
+            )
     if "richk" in parts:
         # same, but trial fits of the next K run to convergence (no early abandonment)
         t1 = time.perf_counter()
@@ -305,48 +398,54 @@ def riskset_rows(study, seed: int, tag: dict) -> list[dict]:
     return rows
 
 
+METHOD_ORDER = (
+    "IPW (A)",
+    "IPW (B)",
+    "matching (A)",
+    "ToE (rich x)",
+    "ToE (at risk)",
+    "ToE (at risk + history)",
+    "ToE (at risk + history, fine)",
+    TOE_NAME,
+    "ToE (rich x, full K search)",
+)
+
+
 def make_figures(df: pd.DataFrame, fig_dir: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = [
-        m
-        for m in (
-            "IPW (A)",
-            "IPW (B)",
-            "matching (A)",
-            "ToE",
-            "ToE (rich x)",
-            "ToE (rich x, full K search)",
-        )
-        if m in set(df.method)
-    ]
+    methods = [m for m in METHOD_ORDER if m in set(df.method)]
+    methods += sorted(set(df.method) - set(methods))
     paths = []
+    n_seeds = df.seed.nunique()
+    step = min(3.0, 16.0 / max(n_seeds, 1))
     for conf, g in df.groupby("confounding"):
         fig, axes = plt.subplots(
-            1, len(methods), figsize=(3.3 * len(methods), 3.6), sharey=True, squeeze=False
+            1, len(methods), figsize=(3.3 * len(methods), 3.8), sharey=True, squeeze=False
         )
         axes = axes[0]
         for ax, m in zip(axes, methods, strict=True):
             h = g[g.method == m]
             for j, (_seed, hs) in enumerate(h.groupby("seed")):
-                off = (j - 0.5) * 3
+                off = (j - (n_seeds - 1) / 2) * step
                 ax.errorbar(
                     hs.tau + off,
                     hs.estimate,
                     yerr=[hs.estimate - hs.ci_lower, hs.ci_upper - hs.estimate],
                     fmt="o",
                     color="C0",
-                    ms=4,
+                    ms=3,
+                    lw=0.8,
                     label="estimate (95 % CI)" if j == 0 else None,
                 )
                 ax.plot(
-                    hs.tau + off, hs.truth, "x", color="C3", ms=7, label="truth" if j == 0 else None
+                    hs.tau + off, hs.truth, "x", color="C3", ms=5, label="truth" if j == 0 else None
                 )
             ax.axhline(0, color="grey", lw=0.7)
-            ax.set_title(f"{m}")
+            ax.set_title(f"{m}", fontsize=9)
             ax.set_xlabel("weeks after start (tau)")
             ax.set_xticks(list(TAUS))
         axes[0].set_ylabel("effect on P(left benefit for a job by tau)")
@@ -358,35 +457,44 @@ def make_figures(df: pd.DataFrame, fig_dir: Path) -> list[Path]:
                 if conf == 0
                 else " (unobserved u drives start and exits)"
             )
+            + f"; {n_seeds} seeds side by side at each tau"
         )
         fig.tight_layout()
         p = fig_dir / f"confounding_{'off' if conf == 0 else 'on'}.png"
         fig.savefig(p, dpi=110)
         plt.close(fig)
         paths.append(p)
-    # bias summary: estimate - truth, mean over seeds, off vs on
-    fig, ax = plt.subplots(figsize=(8, 4.4))
-    b = (
-        df.assign(bias=df.estimate - df.truth)
-        .groupby(["method", "confounding", "tau"])["bias"]
-        .mean()
-        .reset_index()
+    # bias summary: mean over seeds with +-1.96 Monte Carlo SE, knob off vs on
+    confs = sorted(df.confounding.unique())
+    fig, axes = plt.subplots(
+        1, len(confs), figsize=(5.2 * len(confs), 4.4), sharey=True, squeeze=False
     )
-    for i, m in enumerate(methods):
-        for conf, ls in ((0.0, ":"), (float(df.confounding.max()), "-")):
-            h = b[(b.method == m) & (b.confounding == conf)]
-            ax.plot(
-                h.tau, h.bias, ls, marker="o", color=f"C{i}", label=f"{m}, confounding {conf:g}"
+    sm = summarise(df)
+    for ax, conf in zip(axes[0], confs, strict=True):
+        for i, m in enumerate(methods):
+            h = sm[(sm.method == m) & (sm.confounding == conf)]
+            off = (i - (len(methods) - 1) / 2) * 2.0
+            ax.errorbar(
+                h.tau + off,
+                100 * h.bias,
+                yerr=196 * h.mcse,
+                fmt="-o",
+                ms=4,
+                lw=1,
+                capsize=2,
+                color=f"C{i}",
+                label=m,
             )
             ps = df[(df.method == m) & (df.confounding == conf)]
             ax.plot(
-                ps.tau + (i - 2) * 1.5, ps.estimate - ps.truth, "_", color=f"C{i}", ms=8, alpha=0.8
+                ps.tau + off, 100 * (ps.estimate - ps.truth), "_", color=f"C{i}", ms=6, alpha=0.6
             )
-    ax.axhline(0, color="grey", lw=0.7)
-    ax.set_xlabel("weeks after start (tau)")
-    ax.set_ylabel("estimate - truth (line: mean, ticks: seeds)")
-    ax.set_xticks(list(TAUS))
-    ax.legend(fontsize=7, ncol=2)
+        ax.axhline(0, color="grey", lw=0.7)
+        ax.set_title(f"confounding = {conf:g}")
+        ax.set_xlabel("weeks after start (tau)")
+        ax.set_xticks(list(TAUS))
+    axes[0][0].set_ylabel("estimate - truth, pp (mean +- 1.96 MC SE; ticks: seeds)")
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     p = fig_dir / "confounding_bias.png"
     fig.savefig(p, dpi=110)
@@ -396,25 +504,32 @@ def make_figures(df: pd.DataFrame, fig_dir: Path) -> list[Path]:
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds of estimate, truth, bias, SE; count of seeds whose CI covers."""
+    """Per method, knob and tau over seeds: mean truth, mean bias, its Monte Carlo SE
+    (sd / sqrt(seeds)), sd of the bias, mean SE, mean z = bias / SE and the number of seeds
+    whose 95 % interval covers the truth."""
     df = df.assign(
-        bias=df.estimate - df.truth, covered=(df.ci_lower <= df.truth) & (df.truth <= df.ci_upper)
+        bias=df.estimate - df.truth,
+        covered=(df.ci_lower <= df.truth) & (df.truth <= df.ci_upper),
+        z=(df.estimate - df.truth) / df.se,
     )
     g = df.groupby(["confounding", "method", "tau"], sort=False)
-    return g.agg(
-        estimate=("estimate", "mean"),
+    out = g.agg(
         truth=("truth", "mean"),
         bias=("bias", "mean"),
+        sd_bias=("bias", "std"),
         se=("se", "mean"),
+        z=("z", "mean"),
         covered=("covered", "sum"),
         seeds=("seed", "nunique"),
     ).reset_index()
+    out["mcse"] = out.sd_bias / np.sqrt(out.seeds)
+    return out
 
 
 def main() -> int:
     root = Path(__file__).resolve().parents[2]
     n = int(os.environ.get("MI_CONF_N", "40000"))
-    seeds = [int(s) for s in os.environ.get("MI_CONF_SEEDS", "1,2").split(",")]
+    seeds = [int(s) for s in os.environ.get("MI_CONF_SEEDS", "1,2,3,4,5,6,7,8").split(",")]
     on = float(os.environ.get("MI_CONF_ON", "1.0"))
     out = Path(os.environ.get("MI_CONF_OUT", Path(tempfile.gettempdir()) / "mi_confounding"))
     fig_dir = Path(os.environ.get("MI_CONF_FIG", root / "docs/figures"))

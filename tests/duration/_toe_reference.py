@@ -30,8 +30,12 @@ def _eta_start(P, x, t, cuts):
     return P["alpha_m"][_interval(cuts, t)] + float(np.dot(P["beta_m"], x))
 
 
-def loglik_loop(P, T, cause, tm, t0, X, Z, w, exit_cuts, start_cuts, bins, truncated):
-    """Weighted log-likelihood of the grouped ToE model by explicit loops."""
+def loglik_loop(P, T, cause, tm, t0, X, Z, w, exit_cuts, start_cuts, bins, truncated,
+                start_before_entry=True):
+    """Weighted log-likelihood of the grouped ToE model by explicit loops.
+
+    ``start_before_entry=False``: the truncation term holds the exit hazards only (no
+    start was possible before sample entry)."""
     lv, a = P["lv"], P["a"]
     K, R1 = lv.shape
     R = R1 - 1
@@ -63,7 +67,8 @@ def loglik_loop(P, T, cause, tm, t0, X, Z, w, exit_cuts, start_cuts, bins, trunc
                     for r in range(R):
                         H += math.exp(_eta_exit(P, X[i], Z[i], r, t, -1, exit_cuts, bins)
                                       + lv[k, r])
-                    H += math.exp(_eta_start(P, X[i], t, start_cuts) + lv[k, R])
+                    if start_before_entry:
+                        H += math.exp(_eta_start(P, X[i], t, start_cuts) + lv[k, R])
             num += pi[k] * math.exp(ell - H)
             den += pi[k] * math.exp(-H)
         total += w[i] * (math.log(num) - math.log(den))
@@ -71,7 +76,7 @@ def loglik_loop(P, T, cause, tm, t0, X, Z, w, exit_cuts, start_cuts, bins, trunc
 
 
 def curves_loop(P, T, cause, tm, t0, X, Z, exit_cuts, start_cuts, bins, truncated, rows,
-                horizon, with_effect):
+                horizon, with_effect, start_before_entry=True):
     """Posterior-integrated survival and CIF after the start for the given treated rows."""
     lv, a = P["lv"], P["a"]
     K, R1 = lv.shape
@@ -87,7 +92,8 @@ def curves_loop(P, T, cause, tm, t0, X, Z, exit_cuts, start_cuts, bins, truncate
             for t in range(lo, tm[i]):
                 for r in range(R):
                     ell -= math.exp(_eta_exit(P, X[i], Z[i], r, t, -1, exit_cuts, bins) + lv[k, r])
-                ell -= math.exp(_eta_start(P, X[i], t, start_cuts) + lv[k, R])
+                if t > t0[i] or start_before_entry:
+                    ell -= math.exp(_eta_start(P, X[i], t, start_cuts) + lv[k, R])
             thm = math.exp(_eta_start(P, X[i], tm[i], start_cuts) + lv[k, R])
             ell += math.log(1 - math.exp(-thm))
             post[k] = ell
@@ -144,4 +150,60 @@ def spells_loop(B, states, exit_ids, starts_by_row, max_weeks):
                 start = wk
                 break
         out[i] = (T, cause, start)
+    return out
+
+
+def stock_inflow_loop(B, states, exit_ids, starts_by_row, s0, max_weeks, hist_ind, entry_ind,
+                      history_weeks=52):
+    """Stock at column s0 plus later inflow, by explicit loops.
+
+    Person on benefit at s0 whose spell began after column 0: that spell, entry = s0 - b.
+    On benefit at s0 since column 0: dropped. Off benefit at s0: first spell entered after s0,
+    entry 0. Returns row -> (T, cause, start, entry, history share, entry-state flag)."""
+    n, W = B.shape
+    out = {}
+    for i in range(n):
+        if B[i, s0]:
+            b = s0
+            while b > 0 and B[i, b - 1]:
+                b -= 1
+            if b == 0:
+                continue
+            t0 = s0 - b
+        else:
+            b = -1
+            for w in range(s0 + 1, W):
+                if B[i, w] and not B[i, w - 1]:
+                    b = w
+                    break
+            if b < 0:
+                continue
+            t0 = 0
+        e = W
+        for w in range(b, W):
+            if not B[i, w]:
+                e = w
+                break
+        T = e - b
+        cause = 0
+        if e < W:
+            for r, ids in enumerate(exit_ids):
+                if states[i, e] in ids:
+                    cause = r + 1
+                    break
+        if T > t0 + max_weeks:
+            T, cause = t0 + max_weeks, 0
+        start = -1
+        for c in sorted(starts_by_row.get(i, [])):
+            wk = c - b + 1
+            if t0 < wk <= T:
+                start = wk
+                break
+        ec = b + t0
+        cnt = 0
+        lo = max(ec - history_weeks, 0)
+        for w in range(lo, ec):
+            cnt += int(hist_ind[i, w])
+        share = cnt / (ec - lo) if ec > lo else 0.0
+        out[i] = (T, cause, start, t0, share, int(entry_ind[i, ec]))
     return out

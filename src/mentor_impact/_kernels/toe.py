@@ -153,8 +153,15 @@ def build_toe_data(
     n_causes: int,
     *,
     condition_on_entry: bool,
+    start_before_entry: bool = True,
 ) -> ToeData:
-    """Exposure arrays from per-spell (duration, cause 0..R, start or -1, entry)."""
+    """Exposure arrays from per-spell (duration, cause 0..R, start or -1, entry).
+
+    With ``condition_on_entry`` the weeks ``1..t0`` before sample entry are kept for the
+    left-truncation term: the exit hazards always, the start hazard only when
+    ``start_before_entry`` (False: no start was possible before entry, e.g. a stock
+    sampled when the programme began, so ``AM`` is zero).
+    """
     n = duration.size
     T = duration.astype(np.int64)
     t0 = entry.astype(np.int64)
@@ -175,9 +182,13 @@ def build_toe_data(
         zero = np.zeros(n, dtype=np.int64)
         pr, pq, _, pl = split_episodes(zero, t0, exit_cuts)
         AE = _exposure(pr, pq, pl, n, Qe)
-        mr, mq, _, ml = split_episodes(zero, t0, start_cuts)
-        AM = _exposure(mr, mq, ml, n, Qm)
-        n_ep += int(pr.size + mr.size)
+        if start_before_entry:
+            mr, mq, _, ml = split_episodes(zero, t0, start_cuts)
+            AM = _exposure(mr, mq, ml, n, Qm)
+            n_ep += int(mr.size)
+        else:
+            AM = np.zeros((n, Qm))
+        n_ep += int(pr.size)
     else:
         AE = np.zeros((n, Qe))
         AM = np.zeros((n, Qm))

@@ -83,6 +83,7 @@ def simulate_toe(
     max_weeks: int = 156,
     min_followup: int = 52,
     max_entry: int = 0,
+    start_after_entry: bool = False,
     seed: SeedLike = 0,
 ) -> ToeSimulation:
     """Simulate spells from the grouped timing-of-events MPH model.
@@ -118,6 +119,11 @@ def simulate_toe(
         0 gives an inflow sample; > 0 draws sample-entry weeks uniformly on ``0..max_entry``
         and keeps only spells still running and not yet treated at entry (a stock sample,
         left-truncated).
+    start_after_entry : bool
+        With ``max_entry > 0``: no start is possible before sample entry (the stock is
+        drawn when the programme begins); the matching estimator option is
+        ``TimingOfEvents(truncation="condition_exits")``. Default False (starts possible
+        from week 1, spells treated before entry are not sampled).
     seed : int, Generator or None
         Random seed.
 
@@ -215,6 +221,8 @@ def simulate_toe(
         rc = (rng.random(idx.size)[:, None] > cum).sum(axis=1) + 1
         # mentor start among not yet treated
         untr = tmi < 0
+        if start_after_entry:
+            untr &= t > entry[idx]
         ps = -np.expm1(-np.exp(xb_m[idx] + am[qm]))
         st = untr & (rng.random(idx.size) < ps)
         tm[idx[st]] = t

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -15,17 +15,41 @@ from mentor_impact.duration.toe import (
     TimingOfEventsResults,
     spells_from_register,
 )
+from mentor_impact.exceptions import ConfigurationError, DataValidationError
 
 if TYPE_CHECKING:
     from mentor_impact.results import EffectResults
 
-__all__ = ["DEMO_BASIC_COVARIATES", "ToeDemo", "timing_of_events_demo"]
+__all__ = [
+    "DEMO_BASIC_COVARIATES",
+    "DEMO_BENEFIT_STATES",
+    "DEMO_ENTRY_STATES",
+    "DEMO_EXITS",
+    "ToeDemo",
+    "timing_of_events_demo",
+]
 
 #: The four covariates of the original demo specification (``covariates=...,
 #: entry_year=False`` reproduces it).
 DEMO_BASIC_COVARIATES: tuple[str, ...] = (
     "female", "immigrant", "psychiatric_history", "prior_benefit_share",
 )
+
+#: Benefit states that make up a spell in the ``"stock_inflow"`` design (disability
+#: pension, ``retired_disabled``, is an exit of cause ``other`` there: nobody leaves it for
+#: a job or starts mentor support from it).
+DEMO_BENEFIT_STATES: tuple[str, ...] = (
+    "passive_benefit", "activation", "subsidised_job", "health_benefit",
+)
+#: Benefit states recorded at sample entry in the ``"stock_inflow"`` design (dummies
+#: ``at_entry_<state>``; passive benefit is the reference).
+DEMO_ENTRY_STATES: tuple[str, ...] = ("activation", "subsidised_job", "health_benefit")
+#: Exit causes of the ``"stock_inflow"`` design.
+DEMO_EXITS: dict[str, tuple[str, ...]] = {
+    "employment": ("employed",),
+    "education": ("education",),
+    "other": ("self_support_other", "retired_disabled"),
+}
 
 _MAX_LEVELS = 20
 _SPELL_COLUMNS = ("person", "row", "duration", "exit", "start", "entry", "entry_col")
@@ -98,6 +122,8 @@ def timing_of_events_demo(
     covariates: Sequence[str] | None = None,
     entry_year: bool = True,
     max_support_points: int = 3,
+    sample: Literal["stock_inflow", "inflow"] = "stock_inflow",
+    stock_week: int | None = None,
 ) -> ToeDemo:
     """Fit the timing-of-events model on a simulated study and return its effects.
 
@@ -119,18 +145,36 @@ def timing_of_events_demo(
         covariate that :func:`spells_from_register` provides (numeric columns of the
         study's baseline, categorical ones as treatment-contrast dummies with the first
         level as reference, e.g. ``educationvocational``; ``birth_year`` raw) plus
-        ``prior_benefit_share``. The fit standardises them internally and reports
+        ``prior_benefit_share`` and, in the ``"stock_inflow"`` design, the history and
+        entry-state columns described under ``sample``. The fit standardises them
+        internally and reports
         coefficients on the original scale. ``DEMO_BASIC_COVARIATES`` is the former
         four-covariate specification.
     entry_year : bool
-        Add one dummy per calendar year of spell entry but the first (default True). A
-        spell-duration baseline cannot express the calendar-time start hazard (zero before
-        the programme years); these dummies approximate it. Years without starts have no
-        finite start-hazard coefficient, which can make the K search prefer a smaller K;
-        pooling them with programme years instead was measured to bias the effects badly
-        (see :func:`_add_entry_year`).
+        Add one dummy per calendar year of sample entry but the first (default True). A
+        spell-duration baseline cannot express a calendar-time start hazard; these
+        dummies approximate it. In the ``"inflow"`` design the years before the programme
+        have no starts and so no finite start-hazard coefficient, which can make the K
+        search prefer a smaller K; in the ``"stock_inflow"`` design every year has starts.
     max_support_points : int
         Largest K in the search over mass points.
+    sample : {"stock_inflow", "inflow"}
+        Spell sample. ``"stock_inflow"`` (default): every benefit spell at risk of a
+        start, i.e. the spells (on the benefits ``DEMO_BENEFIT_STATES``; disability
+        pension ends a spell with exit cause ``other``) in progress at ``stock_week``
+        (left-truncated; since no
+        start was possible before, the likelihood is conditioned on survival in the spell
+        only, ``truncation="condition_exits"``) plus, for persons not on benefit then, the
+        first spell entered later; follow-up to the end of the register. With it, the
+        default covariates add the share of the 52 weeks before sample entry in
+        employment (``prior_employed_share``), the benefit state at sample entry
+        (``DEMO_ENTRY_STATES``) and, when ``birth_year`` is a covariate, an indicator of
+        age under 30 at sample entry; the entry-year dummies are by year of sample entry.
+        ``"inflow"``: the first benefit spell entered inside the register window, 156
+        weeks of follow-up (the specification before the validation study was re-run).
+    stock_week : int, optional
+        ISO week ``YYYYWW`` of the stock for ``"stock_inflow"``. Default: the first week
+        with a registered mentor start (the programme's launch as the register shows it).
 
     Returns
     -------
@@ -139,22 +183,50 @@ def timing_of_events_demo(
 
     Notes
     -----
-    Spells are the first benefit spell entered inside the register window (inflow
-    sample, so no left-truncation correction is needed), with exits to employment,
-    education and other self-support; covariates are measured at spell entry.
+    Exits are to employment, education and other self-support; covariates are measured
+    at sample entry (spell entry for inflow spells). Cut points: exit baselines
+    ``(0, 13, 26, 52, 104, 156, 260)``, start baselines ``(0, 26, 52, 104, 156)``, effect
+    bins ``(0, 13, 26, 52, 104)`` for ``"stock_inflow"``; ``(0, 13, 26, 52, 104)``,
+    ``(0, 26, 52, 104)`` and ``(0, 13, 26, 52)`` for ``"inflow"``.
 
-    With the default specification the ToE intervals covered the truth of the simulator
-    with its confounding knob off in a validation study (``docs/confounding.md``), while
-    the four-covariate specification was biased by several standard errors.
+    The validation study (``docs/confounding.md``) compares both designs with matching and
+    IPW on the simulator with its unobserved-confounding knob off and on.
     """
     from mentor_impact.datasets import simulate_mentor_study
 
     if study is None:
         study = simulate_mentor_study(n_persons, seed=seed, confounding=confounding)
-    spells = spells_from_register(
-        study.register, study.spells.episodes(gap=4), _with_dummies(study.baseline),
-        sample="inflow", max_weeks=max(int(max(taus)), 156),
-    )
+    at_risk = sample == "stock_inflow"
+    if sample not in ("stock_inflow", "inflow"):
+        raise ConfigurationError(
+            f"sample: expected 'stock_inflow' or 'inflow'; found {sample!r}. "
+            "Hint: 'stock_inflow'."
+        )
+    episodes = study.spells.episodes(gap=4)
+    weeks = np.asarray(study.register.weeks)
+    if at_risk:
+        if stock_week is None:
+            _, s_col, _ = episodes.locate(study.register)
+            if np.asarray(s_col).size == 0:
+                raise DataValidationError(
+                    "spells: expected at least one registered mentor start; found 0. "
+                    "Hint: check the spells, or pass sample='inflow'."
+                )
+            stock_week = int(weeks[int(np.min(s_col))])
+        spells = spells_from_register(
+            study.register, episodes, _with_dummies(study.baseline),
+            benefit=DEMO_BENEFIT_STATES, exits=DEMO_EXITS,
+            sample="stock_inflow", stock_week=stock_week, max_weeks=None,
+            history_states=("employed",), entry_states=DEMO_ENTRY_STATES,
+        )
+        if "birth_year" in spells.columns:
+            age = weeks[spells["entry_col"].to_numpy()] // 100 - spells["birth_year"].to_numpy()
+            spells["age_under30_at_entry"] = (age < 30).astype(np.int8)
+    else:
+        spells = spells_from_register(
+            study.register, episodes, _with_dummies(study.baseline),
+            sample="inflow", max_weeks=max(int(max(taus)), 156),
+        )
     causes = tuple(spells.attrs["causes"])
     if covariates is None:
         covs = [
@@ -167,15 +239,15 @@ def timing_of_events_demo(
     if entry_year:
         covs += _add_entry_year(spells, np.asarray(study.register.weeks))
     est = TimingOfEvents(
-        exit_cuts=(0, 13, 26, 52, 104),
-        start_cuts=(0, 26, 52, 104),
-        effect_bins=(0, 13, 26, 52),
+        exit_cuts=(0, 13, 26, 52, 104, 156, 260) if at_risk else (0, 13, 26, 52, 104),
+        start_cuts=(0, 26, 52, 104, 156) if at_risk else (0, 26, 52, 104),
+        effect_bins=(0, 13, 26, 52, 104) if at_risk else (0, 13, 26, 52),
         cause_labels=causes,
         max_support_points=max_support_points,
-        truncation="inflow",
+        truncation="condition_exits" if at_risk else "inflow",
     )
     res = est.fit(spells, duration="duration", exit="exit", start="start", covariates=covs,
-                  cluster="person", seed=seed)
+                  entry="entry", cluster="person", seed=seed)
     effects = {
         name: res.effects_on_probabilities(taus, outcome=name)
         for name in (*causes, "survival")
@@ -186,7 +258,10 @@ def timing_of_events_demo(
         cand = pd.DataFrame(
             {
                 "row": treated["row"].to_numpy(),
-                "start_col": (treated["entry_col"] + treated["start"] - 1).to_numpy(),
+                # spell week t is register column entry_col - entry + t - 1
+                "start_col": (
+                    treated["entry_col"] - treated["entry"] + treated["start"] - 1
+                ).to_numpy(),
             }
         )
         known = cand.merge(study.treated_starts[["row", "start_col"]], on=["row", "start_col"])
@@ -195,7 +270,13 @@ def timing_of_events_demo(
                                  "employment_or_education", estimand="B")
             truth = tr[tr["tau"].isin(list(taus))].reset_index(drop=True)
     notes = [
-        f"inflow sample of {res.n_spells} spells, {res.n_treated} with a mentor start",
+        (
+            f"stock at {stock_week} plus later inflow: {res.n_spells} spells, "
+            f"{int((spells['entry'] > 0).sum())} left-truncated (conditioned on survival in "
+            f"the spell), {res.n_treated} with a mentor start"
+            if at_risk
+            else f"inflow sample of {res.n_spells} spells, {res.n_treated} with a mentor start"
+        ),
         f"covariates ({len(covs)}, standardised internally): {', '.join(covs)}",
         f"K selected by AIC: {res.n_support_points}",
         "effects: cumulative incidence of exit by cause / survival in the benefit spell, "

@@ -603,12 +603,16 @@ class TimingOfEvents:
         Covariates interacted with every effect bin (``effect_x`` rows).
     cause_labels : sequence of str, optional
         Labels of exit causes 1..R (default ``cause1..causeR``).
-    truncation : {"condition", "inflow", "none"}
+    truncation : {"condition", "condition_exits", "inflow", "none"}
         Left truncation of stock samples (``entry > 0``): ``"condition"`` divides each
         spell's likelihood by its model probability of surviving (no exit, no start) to
-        entry, mixed over the mass points; ``"inflow"`` keeps only spells with
-        ``entry == 0`` (others counted in ``dropped``); ``"none"`` ignores the truncation
-        (biased for stock samples; for comparison only).
+        entry, mixed over the mass points; ``"condition_exits"`` divides by the
+        probability of no exit before entry only, for samples in which no start was
+        possible before entry (a stock drawn when the programme began: conditioning on
+        "no start yet" with a positive start hazard would tilt the heterogeneity towards
+        slow starters); ``"inflow"`` keeps only spells with ``entry == 0`` (others counted
+        in ``dropped``); ``"none"`` ignores the truncation (biased for stock samples; for
+        comparison only).
     min_improvement : float, optional
         The search stops when adding a mass point raises the log-likelihood by less
         (default ``R + 2``, the number of parameters a point adds: the first K whose
@@ -666,7 +670,7 @@ class TimingOfEvents:
         support_points: int | None = None,
         effect_interactions: Sequence[str] = (),
         cause_labels: Sequence[str] | None = None,
-        truncation: Literal["condition", "inflow", "none"] = "condition",
+        truncation: Literal["condition", "condition_exits", "inflow", "none"] = "condition",
         min_improvement: float | None = None,
         trial_iter: int = 80,
         n_random_starts: int = 8,
@@ -722,9 +726,9 @@ class TimingOfEvents:
                 f"support_points: expected None or an integer >= 1; found {self.support_points}."
                 " Hint: leave None to search over K."
             )
-        if self.truncation not in ("condition", "inflow", "none"):
+        if self.truncation not in ("condition", "condition_exits", "inflow", "none"):
             raise ConfigurationError(
-                f"truncation: expected 'condition', 'inflow' or 'none'; found "
+                f"truncation: expected 'condition', 'condition_exits', 'inflow' or 'none'; found "
                 f"{self.truncation!r}. Hint: 'condition' for stock samples."
             )
         if self.cov not in ("auto", "hessian", "sandwich"):
@@ -1008,9 +1012,10 @@ class TimingOfEvents:
         mz, sz = _centre_scale(Z, w)
         Xs = (X - mx) / sx
         Zs = (Z - mz) / sz
-        condition = self.truncation == "condition"
+        condition = self.truncation in ("condition", "condition_exits")
         D = K_.build_toe_data(
-            T, cause, tm, t0, Xs, Zs, w, ec, sc, bins, R, condition_on_entry=condition
+            T, cause, tm, t0, Xs, Zs, w, ec, sc, bins, R, condition_on_entry=condition,
+            start_before_entry=self.truncation != "condition_exits",
         )
         self._check_identification(D, causes, ec, sc, bins)
         L1 = K_.Layout(R=R, Qe=ec.size, Qm=sc.size, J=bins.size, p=X.shape[1],
@@ -1636,19 +1641,24 @@ def spells_from_register(
     spells: Any,
     baseline: pd.DataFrame,
     *,
-    benefit: str = "on_benefit",
+    benefit: str | Sequence[str] = "on_benefit",
     exits: Mapping[str, Sequence[str]] | None = None,
     covariates: Sequence[str] | None = None,
-    sample: Literal["inflow", "stock"] = "inflow",
+    sample: Literal["inflow", "stock", "stock_inflow"] = "inflow",
     stock_week: int | None = None,
     max_weeks: int | None = None,
     history_weeks: int = 52,
+    history_states: Sequence[str] = (),
+    entry_states: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Build timing-of-events spell data from register objects.
 
     One spell per person: the first benefit spell entered inside the register window
-    (``sample="inflow"``) or the spell in progress at ``stock_week`` (``sample="stock"``,
-    left-truncated: ``entry`` = weeks already elapsed at ``stock_week``).
+    (``sample="inflow"``), the spell in progress at ``stock_week`` (``sample="stock"``,
+    left-truncated: ``entry`` = weeks already elapsed at ``stock_week``), or both
+    (``sample="stock_inflow"``: the spell in progress at ``stock_week`` and, for persons
+    not on benefit then, the first spell entered after ``stock_week``; every spell at
+    risk from ``stock_week`` on, e.g. from the launch of a programme).
 
     Parameters
     ----------
@@ -1658,8 +1668,10 @@ def spells_from_register(
         Mentor spells; ``spells.locate(register)`` gives (row, start_col, end_col).
     baseline : pandas.DataFrame
         One row per register person in register row order, first column ``person``.
-    benefit : str
-        State or union name defining "on benefit" (default ``on_benefit``).
+    benefit : str or sequence of str
+        State or union name defining "on benefit" (default ``on_benefit``), or several
+        whose union does (e.g. the benefit states without disability pension, which then
+        ends a spell like any other destination).
     exits : mapping of str to sequence of str, optional
         Exit causes in order (codes 1..R) as state/union names; default
         ``{"employment": ("employed",), "education": ("education",),
@@ -1667,21 +1679,33 @@ def spells_from_register(
         (e.g. ``dead_emigrated``, ``unknown``) is censoring.
     covariates : sequence of str, optional
         Numeric baseline columns to carry (default: all numeric columns but ``person``).
-    sample : {"inflow", "stock"}
-        Inflow (new spells, ``entry = 0``) or stock sample at ``stock_week``.
+    sample : {"inflow", "stock", "stock_inflow"}
+        Inflow (new spells, ``entry = 0``), stock sample at ``stock_week``, or the stock
+        at ``stock_week`` plus the later inflow.
     stock_week : int, optional
-        ISO week label ``YYYYWW`` of the stock sampling date (required for ``"stock"``).
+        ISO week label ``YYYYWW`` of the stock sampling date (required for ``"stock"`` and
+        ``"stock_inflow"``).
     max_weeks : int, optional
         Administrative censoring after this many weeks of follow-up after sample entry.
     history_weeks : int
         Window for ``prior_benefit_share``: share of the weeks before spell entry on
         benefit (window clipped at the register start).
+    history_states : sequence of str
+        States or unions ``name`` for which ``prior_<name>_share`` is added: the share of
+        the ``history_weeks`` weeks before **sample** entry (register column
+        ``entry_col``; the spell entry for inflow spells) spent in ``name`` (window
+        clipped at the register start; 0 when empty). E.g. ``("employed",)`` for recent
+        employment.
+    entry_states : sequence of str
+        States or unions ``name`` for which ``at_entry_<name>`` (0/1) is added: the state
+        in the sample-entry week ``entry_col`` (spell week ``entry + 1``).
 
     Returns
     -------
     pandas.DataFrame
-        ``person, row, duration, exit, start, entry, entry_col, prior_benefit_share`` and
-        the covariates; ``df.attrs`` holds ``causes`` and ``dropped`` counts.
+        ``person, row, duration, exit, start, entry, entry_col, prior_benefit_share``,
+        the history and entry-state columns and the covariates; ``df.attrs`` holds
+        ``causes`` and ``dropped`` counts.
 
     Notes
     -----
@@ -1698,7 +1722,15 @@ def spells_from_register(
             "education": ("education",),
             "other": ("self_support_other",),
         }
-    Bm = np.asarray(register.indicator(benefit), dtype=bool)
+    names_b = [benefit] if isinstance(benefit, str) else list(benefit)
+    if not names_b:
+        raise ConfigurationError(
+            "benefit: expected a state or union name or a non-empty sequence of them; found "
+            "an empty sequence. Hint: 'on_benefit'."
+        )
+    Bm = np.asarray(register.indicator(names_b[0]), dtype=bool)
+    for nm in names_b[1:]:
+        Bm = Bm | np.asarray(register.indicator(nm), dtype=bool)
     n, W = Bm.shape
     rows_all = np.arange(n)
     prev = np.zeros_like(Bm)
@@ -1711,11 +1743,11 @@ def spells_from_register(
         b = np.argmax(inflow, axis=1)
         entry_w = np.zeros(n, dtype=np.int64)
         dropped["no_inflow_spell"] = int((~has).sum())
-    elif sample == "stock":
+    elif sample in ("stock", "stock_inflow"):
         if stock_week is None:
             raise ConfigurationError(
-                "stock_week: expected an ISO week label YYYYWW for sample='stock'; found None. "
-                "Hint: pass stock_week or use sample='inflow'."
+                f"stock_week: expected an ISO week label YYYYWW for sample={sample!r}; found "
+                "None. Hint: pass stock_week or use sample='inflow'."
             )
         s0 = int(np.asarray(register.column(np.array([stock_week])))[0])
         on = Bm[:, s0]
@@ -1731,9 +1763,18 @@ def spells_from_register(
         dropped["not_on_benefit_at_stock_week"] = int((~on).sum())
         dropped["spell_start_unobserved"] = int((on & ~(has_in & cont)).sum())
         entry_w = np.where(has, s0 - b, 0).astype(np.int64)
+        if sample == "stock_inflow":
+            # persons off benefit at s0: their first spell entered after s0
+            later = inflow & (cols[None, :] > s0)
+            has_l = ~on & later.any(axis=1)
+            b = np.where(has_l, np.argmax(later, axis=1), b)
+            has = has | has_l
+            del dropped["not_on_benefit_at_stock_week"]
+            dropped["no_spell_at_or_after_stock_week"] = int((~on & ~has_l).sum())
     else:
         raise ConfigurationError(
-            f"sample: expected 'inflow' or 'stock'; found {sample!r}. Hint: 'inflow'."
+            f"sample: expected 'inflow', 'stock' or 'stock_inflow'; found {sample!r}. "
+            "Hint: 'inflow'."
         )
     rows = rows_all[has]
     b = b[has].astype(np.int64)
@@ -1791,6 +1832,20 @@ def spells_from_register(
     span = np.maximum(b - lo_h, 1)
     share = (Cb[rows, b] - Cb[rows, lo_h]) / span
     share = np.where(b - lo_h > 0, share, 0.0)
+    ecol = b + entry_w
+    extra: dict[str, npt.NDArray[Any]] = {}
+    lo_e = np.maximum(ecol - int(history_weeks), 0)
+    for nm in history_states:
+        C = np.concatenate(
+            [np.zeros((n, 1), np.int32),
+             np.cumsum(np.asarray(register.indicator(nm), dtype=bool), axis=1, dtype=np.int32)],
+            1,
+        )
+        h = (C[rows, ecol] - C[rows, lo_e]) / np.maximum(ecol - lo_e, 1)
+        extra[f"prior_{nm}_share"] = np.where(ecol - lo_e > 0, h, 0.0)
+    for nm in entry_states:
+        extra[f"at_entry_{nm}"] = np.asarray(register.indicator(nm), dtype=bool)[
+            rows, ecol].astype(np.int8)
     out = pd.DataFrame(
         {
             "person": baseline.iloc[rows, 0].to_numpy(),
@@ -1799,8 +1854,9 @@ def spells_from_register(
             "exit": cause,
             "start": start,
             "entry": entry_w,
-            "entry_col": b + entry_w,
+            "entry_col": ecol,
             "prior_benefit_share": share,
+            **extra,
         }
     )
     if covariates is None:
