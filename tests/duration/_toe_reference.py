@@ -116,6 +116,24 @@ def curves_loop(P, T, cause, tm, t0, X, Z, exit_cuts, start_cuts, bins, truncate
     return S_out, C_out
 
 
+def _spell_end(B, states, exit_ids, i, b):
+    """Length of the benefit spell of row ``i`` entered in column ``b`` and its exit cause
+    (position in exit_ids + 1; 0 when it runs to the register end or exits elsewhere)."""
+    W = B.shape[1]
+    e = W
+    for w in range(b, W):
+        if not B[i, w]:
+            e = w
+            break
+    cause = 0
+    if e < W:
+        for r, ids in enumerate(exit_ids):
+            if states[i, e] in ids:
+                cause = r + 1
+                break
+    return e - b, cause
+
+
 def spells_loop(B, states, exit_ids, starts_by_row, max_weeks):
     """Inflow spells by explicit loops: first benefit inflow (not in week 0), its length,
     exit cause (position in exit_ids + 1, 0 = censored) and first start inside the spell."""
@@ -129,18 +147,7 @@ def spells_loop(B, states, exit_ids, starts_by_row, max_weeks):
                 break
         if b < 0:
             continue
-        e = W
-        for w in range(b, W):
-            if not B[i, w]:
-                e = w
-                break
-        T = e - b
-        cause = 0
-        if e < W:
-            for r, ids in enumerate(exit_ids):
-                if states[i, e] in ids:
-                    cause = r + 1
-                    break
+        T, cause = _spell_end(B, states, exit_ids, i, b)
         if T > max_weeks:
             T, cause = max_weeks, 0
         start = -1
@@ -179,18 +186,7 @@ def stock_inflow_loop(B, states, exit_ids, starts_by_row, s0, max_weeks, hist_in
             if b < 0:
                 continue
             t0 = 0
-        e = W
-        for w in range(b, W):
-            if not B[i, w]:
-                e = w
-                break
-        T = e - b
-        cause = 0
-        if e < W:
-            for r, ids in enumerate(exit_ids):
-                if states[i, e] in ids:
-                    cause = r + 1
-                    break
+        T, cause = _spell_end(B, states, exit_ids, i, b)
         if T > t0 + max_weeks:
             T, cause = t0 + max_weeks, 0
         start = -1
@@ -207,3 +203,19 @@ def stock_inflow_loop(B, states, exit_ids, starts_by_row, s0, max_weeks, hist_in
         share = cnt / (ec - lo) if ec > lo else 0.0
         out[i] = (T, cause, start, t0, share, int(entry_ind[i, ec]))
     return out
+
+
+def assert_gradient_matches_fd(K_, theta, L, D):
+    """The kernel's analytic gradient equals central finite differences of its
+    log-likelihood, and the weighted per-person scores sum to it."""
+    _, g = K_.loglik_grad(theta, L, D)
+    num = np.empty_like(theta)
+    h = 1e-6
+    for i in range(theta.size):
+        tp, tm = theta.copy(), theta.copy()
+        tp[i] += h
+        tm[i] -= h
+        num[i] = (K_.loglik(tp, L, D) - K_.loglik(tm, L, D)) / (2 * h)
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-5)
+    _, S = K_.loglik_grad(theta, L, D, per_person=True)
+    np.testing.assert_allclose(D.w @ S, g, rtol=1e-10, atol=1e-10)
