@@ -292,12 +292,26 @@ def test_bad_ties():
         CoxPH(ties="exact").fit(_sim(), duration="time", event="status", covariates=["x0"])
 
 
-def test_nonpositive_durations(small):
-    small.loc[[3, 7], "time"] = [0.0, -1.0]
+def test_negative_durations(small):
+    small.loc[[3, 7], "time"] = [-2.0, -1.0]
+    small.loc[5, "time"] = 0.0  # zero times are allowed (R's coxph convention)
     with pytest.raises(
-        DataValidationError, match=r"duration: .*found 2 zero or negative \(rows 3, 7\)"
+        DataValidationError, match=r"duration: .*found 2 negative \(rows 3, 7\)"
     ):
         CoxPH().fit(small, duration="time", event="status", covariates=["x0"])
+
+
+def test_zero_durations_are_at_risk_first(small):
+    """A zero time is ordered before every positive one: the fit equals one in which the
+    zero is replaced by any time below the smallest positive time."""
+    small.loc[[3, 7], "time"] = 0.0
+    small.loc[[3], "status"] = 1
+    a = CoxPH().fit(small, duration="time", event="status", covariates=["x0"])
+    shifted = small.copy()
+    shifted.loc[[3, 7], "time"] = small.loc[small.time > 0, "time"].min() / 2
+    b = CoxPH().fit(shifted, duration="time", event="status", covariates=["x0"])
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-12)
+    np.testing.assert_allclose(a.cov, b.cov, rtol=1e-12)
 
 
 def test_stop_before_start(small):

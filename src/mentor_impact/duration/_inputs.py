@@ -36,9 +36,22 @@ def check_frame(df: object) -> None:
 
 
 def check_positive_durations(
-    stop: FloatArray, hint: str = "drop them or add a small positive time."
+    stop: FloatArray, hint: str = "drop them or add a small positive time.",
+    allow_zero: bool = False,
 ) -> None:
-    """Raise when a duration is zero or negative (no entry column)."""
+    """Raise when a duration is zero or negative (no entry column).
+
+    With ``allow_zero`` only negative durations raise (R's ``coxph`` convention for
+    right-censored data: a zero time is at risk from time 0 and ordered first).
+    """
+    if allow_zero:
+        bad = stop < 0
+        if bad.any():
+            raise DataValidationError(
+                f"duration: expected non-negative durations; found {int(bad.sum())} negative "
+                f"({_positions(bad)}). Hint: {hint}"
+            )
+        return
     bad = stop <= 0
     if bad.any():
         raise DataValidationError(

@@ -347,7 +347,8 @@ class CoxPH:
         df : pandas.DataFrame
             One row per subject, or per counting-process interval when ``entry`` is given.
         duration : str
-            Follow-up time (the ``stop`` of the interval); must be > 0 (> entry).
+            Follow-up time (the ``stop`` of the interval); must be >= 0 (R convention: zero
+            times are kept and ordered first; negative ones raise), or > entry.
         event : str
             1 = event at ``duration``, 0 = censored (booleans allowed).
         covariates : sequence of str
@@ -375,7 +376,7 @@ class CoxPH:
         Raises
         ------
         DataValidationError
-            Missing values, non-positive durations, ``duration <= entry``, event codes other
+            Missing values, negative durations, ``duration <= entry``, event codes other
             than 0/1, no events, constant or collinear covariates, non-positive weights.
         ConfigurationError
             Invalid options.
@@ -386,8 +387,11 @@ class CoxPH:
         ev = event_indicator(df, event) == 1
         start = None if entry is None else as_float_column(df, entry, "entry")
         if start is None:
+            # zero times are allowed, as in R's coxph (an event in the week of the start);
+            # negative ones are data errors here (R would accept them as well)
             check_positive_durations(
-                stop, "events at time 0 need a small positive time or an entry column."
+                stop, "check the duration column; intervals need an entry column.",
+                allow_zero=True,
             )
         else:
             bad = stop <= start
