@@ -87,7 +87,7 @@ STUDY_SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "n_folds": ((int,), 5, "cross-fitting folds (split by person)"),
     },
     "duration": {
-        "enabled": ((bool,), True, "weighted KM / Aalen–Johansen / RMST"),
+        "enabled": ((bool,), True, "weighted KM / Aalen–Johansen / RMST / marginal Cox HR"),
         "rmst_horizon": ((int,), 156, "RMST horizon in weeks"),
     },
     "toe": {

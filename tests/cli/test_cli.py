@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from _browser import SKIP_WITHOUT_BROWSER, dump_dom
 
@@ -61,8 +63,15 @@ def test_evaluate_writes_every_output(study_run):
     ipw = doc["effects"]["employment_or_education"]["IPW A"]
     assert len(ipw["estimate"]) == 157 and len(ipw["std_error"]) == 157
     assert ipw["n_treated"] > 0 and "dropped" in ipw
-    for name in ("effects", "sample_flow", "robustness", "prestart_curves", "e_values"):
+    for name in ("effects", "sample_flow", "robustness", "prestart_curves", "e_values",
+                 "duration_effects", "duration_hazard_ratio"):
         assert (out / "tables" / f"{name}.csv").exists(), name
+    # the marginal hazard ratio is a compared estimate and agrees with its table
+    hr = doc["durations"]["marginal_hazard_ratio"]
+    assert hr["targets"] == ["log hazard ratio"] and hr["std_error"][0] > 0
+    tab = pd.read_csv(out / "tables" / "duration_hazard_ratio.csv")
+    assert tab["coef"].iloc[0] == pytest.approx(hr["estimate"][0], rel=1e-12)
+    assert tab["exp_coef"].iloc[0] == pytest.approx(np.exp(hr["estimate"][0]), rel=1e-12)
     assert any(p.suffix == ".png" for p in (out / "figures").iterdir())
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".mentor-impact-")]
 
