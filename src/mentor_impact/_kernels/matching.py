@@ -68,15 +68,17 @@ class SortedDesign:
 
 
 def prepare(
-    dist: FloatArray, treat: NDArray[np.bool_], cell: IntArray | None, treat_rows: IntArray
+    dist: FloatArray, treat: NDArray[np.bool_], cell: IntArray | None, treat_rows: IntArray,
+    order: IntArray | None = None,
 ) -> SortedDesign:
     """Sort units by (cell, distance, row) and locate every treated unit among the controls.
 
-    ``treat_rows`` must be ``np.flatnonzero(treat)`` (ascending rows).
+    ``treat_rows`` must be ``np.flatnonzero(treat)`` (ascending rows). ``order`` is that
+    sort when already at hand (e.g. shared by several fits on the same scores).
     """
-    n = dist.shape[0]
-    # stable sorts: equal keys stay in row order
-    order = np.argsort(dist, kind="stable") if cell is None else np.lexsort((dist, cell))
+    if order is None:
+        # stable sorts: equal keys stay in row order
+        order = np.argsort(dist, kind="stable") if cell is None else np.lexsort((dist, cell))
     is_c = ~treat[order]
     ctrl_rows = order[is_c]
     tpos = np.flatnonzero(~is_c)
@@ -96,7 +98,6 @@ def prepare(
         tcell = cell[treat_rows]
         lo = np.searchsorted(ctrl_cell, tcell, side="left").astype(np.int64)
         hi = np.searchsorted(ctrl_cell, tcell, side="right").astype(np.int64)
-    del n
     return SortedDesign(
         ctrl_rows=ctrl_rows,
         ctrl_dist=dist[ctrl_rows],

@@ -840,31 +840,9 @@ def layout(
     ``np.flatnonzero(treat)``. Equal, field by field, to ``prepare(dist, treat, cell,
     treat_rows)``, without sorting again.
     """
-    from mentor_impact._kernels.matching import SortedDesign
+    from mentor_impact._kernels.matching import prepare
 
-    is_c = ~treat[order]
-    ctrl_rows = order[is_c]
-    tpos = np.flatnonzero(~is_c)
-    split_sorted = (np.cumsum(is_c)[tpos]).astype(np.int64)
-    t_sorted_rows = order[tpos]
-    split = np.empty(treat_rows.size, dtype=np.int64)
-    split[np.searchsorted(treat_rows, t_sorted_rows)] = split_sorted
-    n0 = ctrl_rows.size
-    if cell is None:
-        ctrl_cell = np.zeros(n0, dtype=np.int64)
-        tcell = np.zeros(treat_rows.size, dtype=np.int64)
-        lo = np.zeros(treat_rows.size, dtype=np.int64)
-        hi = np.full(treat_rows.size, n0, dtype=np.int64)
-    else:
-        ctrl_cell = cell[ctrl_rows]
-        tcell = cell[treat_rows]
-        lo = np.searchsorted(ctrl_cell, tcell, side="left").astype(np.int64)
-        hi = np.searchsorted(ctrl_cell, tcell, side="right").astype(np.int64)
-    return SortedDesign(
-        ctrl_rows=ctrl_rows, ctrl_dist=dist[ctrl_rows], ctrl_cell=ctrl_cell,
-        treat_rows=treat_rows, treat_dist=dist[treat_rows], split=split, lo=lo, hi=hi,
-        treat_cell=tcell,
-    )
+    return prepare(dist, treat, cell, treat_rows, order=order)
 
 
 def _knn_self_multi(X: FloatArray, cell: IntArray | None, J: int) -> IntArray:
