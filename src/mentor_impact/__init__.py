@@ -33,6 +33,7 @@ from mentor_impact.duration import (
     logrank_test,
     marginal_hazard_ratio,
     spells_from_register,
+    start_gaps_from_register,
     survival_effect,
 )
 from mentor_impact.exceptions import (
@@ -125,6 +126,7 @@ __all__ = [
     "ps_density_plot",
     "reuse_summary",
     "spells_from_register",
+    "start_gaps_from_register",
     "subgroup_effects",
     "survival_effect",
     "trim",

@@ -31,11 +31,13 @@ def _eta_start(P, x, t, cuts):
 
 
 def loglik_loop(P, T, cause, tm, t0, X, Z, w, exit_cuts, start_cuts, bins, truncated,
-                start_before_entry=True):
+                start_before_entry=True, gaps=None):
     """Weighted log-likelihood of the grouped ToE model by explicit loops.
 
     ``start_before_entry=False``: the truncation term holds the exit hazards only (no
-    start was possible before sample entry)."""
+    start was possible before sample entry). ``gaps``: spell -> set of weeks not at risk
+    of a start (skipped by the start hazard)."""
+    gaps = gaps or {}
     lv, a = P["lv"], P["a"]
     K, R1 = lv.shape
     R = R1 - 1
@@ -56,6 +58,8 @@ def loglik_loop(P, T, cause, tm, t0, X, Z, w, exit_cuts, start_cuts, bins, trunc
                     ell -= Th
             last = T[i] if tm[i] < 0 else tm[i]
             for t in range(t0[i] + 1, last + 1):
+                if t in gaps.get(i, ()):
+                    continue
                 thm = math.exp(_eta_start(P, X[i], t, start_cuts) + lv[k, R])
                 if t == tm[i]:
                     ell += math.log(1 - math.exp(-thm))
@@ -67,7 +71,7 @@ def loglik_loop(P, T, cause, tm, t0, X, Z, w, exit_cuts, start_cuts, bins, trunc
                     for r in range(R):
                         H += math.exp(_eta_exit(P, X[i], Z[i], r, t, -1, exit_cuts, bins)
                                       + lv[k, r])
-                    if start_before_entry:
+                    if start_before_entry and t not in gaps.get(i, ()):
                         H += math.exp(_eta_start(P, X[i], t, start_cuts) + lv[k, R])
             num += pi[k] * math.exp(ell - H)
             den += pi[k] * math.exp(-H)
@@ -76,8 +80,9 @@ def loglik_loop(P, T, cause, tm, t0, X, Z, w, exit_cuts, start_cuts, bins, trunc
 
 
 def curves_loop(P, T, cause, tm, t0, X, Z, exit_cuts, start_cuts, bins, truncated, rows,
-                horizon, with_effect, start_before_entry=True):
+                horizon, with_effect, start_before_entry=True, gaps=None):
     """Posterior-integrated survival and CIF after the start for the given treated rows."""
+    gaps = gaps or {}
     lv, a = P["lv"], P["a"]
     K, R1 = lv.shape
     R = R1 - 1
@@ -92,7 +97,7 @@ def curves_loop(P, T, cause, tm, t0, X, Z, exit_cuts, start_cuts, bins, truncate
             for t in range(lo, tm[i]):
                 for r in range(R):
                     ell -= math.exp(_eta_exit(P, X[i], Z[i], r, t, -1, exit_cuts, bins) + lv[k, r])
-                if t > t0[i] or start_before_entry:
+                if (t > t0[i] or start_before_entry) and t not in gaps.get(i, ()):
                     ell -= math.exp(_eta_start(P, X[i], t, start_cuts) + lv[k, R])
             thm = math.exp(_eta_start(P, X[i], tm[i], start_cuts) + lv[k, R])
             ell += math.log(1 - math.exp(-thm))
@@ -219,3 +224,35 @@ def assert_gradient_matches_fd(K_, theta, L, D):
     np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-5)
     _, S = K_.loglik_grad(theta, L, D, per_person=True)
     np.testing.assert_allclose(D.w @ S, g, rtol=1e-10, atol=1e-10)
+
+
+def start_gaps_loop(ok_state, week_ordinals, birth_ordinal, spells, lag=1, age_band=None,
+                    force_start=True):
+    """Runs of spell weeks not at risk of a start, by explicit loops.
+
+    ``ok_state[i, c]``: person row i holds an eligible state in column c; a start in
+    column c needs ``ok_state[i, c - lag]`` and, with ``age_band``, ``lo <= age(c) < hi``
+    (age in years of 52.1775 weeks from the birth ordinal). Returns a list of
+    (spell, first, last) and the list of spells whose start week fails the rules."""
+    out = []
+    bad_starts = []
+    for s, (row, b, T, tm) in enumerate(spells):
+        run = None
+        for t in range(1, T + 1):
+            c = b + t - 1
+            ok = c - lag >= 0 and bool(ok_state[row, c - lag])
+            if age_band is not None:
+                age = (week_ordinals[c] - birth_ordinal[row]) / 52.1775
+                ok = ok and age_band[0] <= age < age_band[1]
+            if t == tm and not ok:
+                bad_starts.append(s)
+            if force_start and t == tm:
+                ok = True
+            if not ok:
+                run = [t, t] if run is None else [run[0], t]
+            elif run is not None:
+                out.append((s, run[0], run[1]))
+                run = None
+        if run is not None:
+            out.append((s, run[0], run[1]))
+    return out, bad_starts

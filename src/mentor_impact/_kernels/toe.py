@@ -139,6 +139,13 @@ def _exposure(row: IntArray, q: IntArray, length: FloatArray, n: int, Q: int) ->
     return out.reshape(n, Q)
 
 
+def _range_exposure(row: IntArray, lo: IntArray, hi: IntArray, cuts: IntArray, n: int
+                    ) -> FloatArray:
+    """Weeks of the ranges ``(lo, hi]`` (empty when ``hi <= lo``) per spell and interval."""
+    r, q, _, length = split_episodes(lo, hi, cuts)
+    return _exposure(row[r], q, length, n, cuts.size)
+
+
 def build_toe_data(
     duration: IntArray,
     cause: IntArray,
@@ -154,6 +161,7 @@ def build_toe_data(
     *,
     condition_on_entry: bool,
     start_before_entry: bool = True,
+    gaps: tuple[IntArray, IntArray, IntArray] | None = None,
 ) -> ToeData:
     """Exposure arrays from per-spell (duration, cause 0..R, start or -1, entry).
 
@@ -161,6 +169,11 @@ def build_toe_data(
     left-truncation term: the exit hazards always, the start hazard only when
     ``start_before_entry`` (False: no start was possible before entry, e.g. a stock
     sampled when the programme began, so ``AM`` is zero).
+
+    ``gaps = (row, lo, hi)``: week ranges ``(lo, hi]`` of spell ``row`` in which no start
+    was possible (not eligible); they are removed from the start-hazard exposure (``NM``
+    and ``AM``). The ranges must not overlap within a spell and must not hold the start
+    week (checked by the caller).
     """
     n = duration.size
     T = duration.astype(np.int64)
@@ -176,6 +189,10 @@ def build_toe_data(
     m_hi = np.where(treated, np.minimum(T, tm - 1), T)
     m_row, m_q, _, m_len = split_episodes(t0, m_hi, start_cuts)
     NM = _exposure(m_row, m_q, m_len, n, Qm)
+    if gaps is not None and gaps[0].size:
+        g_row, g_lo, g_hi = (np.asarray(a, dtype=np.int64) for a in gaps)
+        NM -= _range_exposure(g_row, np.maximum(g_lo, t0[g_row]),
+                              np.minimum(g_hi, m_hi[g_row]), start_cuts, n)
     n_ep = int(e_row.size + m_row.size)
     truncated = bool(condition_on_entry and np.any(t0 > 0))
     if truncated:
@@ -185,6 +202,8 @@ def build_toe_data(
         if start_before_entry:
             mr, mq, _, ml = split_episodes(zero, t0, start_cuts)
             AM = _exposure(mr, mq, ml, n, Qm)
+            if gaps is not None and gaps[0].size:
+                AM -= _range_exposure(g_row, g_lo, np.minimum(g_hi, t0[g_row]), start_cuts, n)
             n_ep += int(mr.size)
         else:
             AM = np.zeros((n, Qm))

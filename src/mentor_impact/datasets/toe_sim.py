@@ -41,12 +41,17 @@ class ToeSimulation:
         True support points: ``pi`` and ``v_<hazard>`` per point.
     config : dict
         The arguments used.
+    start_gaps : pandas.DataFrame or None
+        With ``start_gap_share > 0``: the weeks in which no start was possible, columns
+        ``spell`` (row position in ``data``), ``first``, ``last`` (inclusive), the
+        ``start_gaps`` argument of :meth:`TimingOfEvents.fit`.
     """
 
     data: pd.DataFrame
     truth: pd.DataFrame
     mass_points: pd.DataFrame
     config: dict[str, Any] = field(default_factory=dict)
+    start_gaps: pd.DataFrame | None = None
 
 
 def _default_lv(K: int, R: int) -> tuple[FloatArray, FloatArray]:
@@ -84,6 +89,8 @@ def simulate_toe(
     min_followup: int = 52,
     max_entry: int = 0,
     start_after_entry: bool = False,
+    start_gap_share: float = 0.0,
+    start_gap_weeks: tuple[int, int] = (8, 26),
     seed: SeedLike = 0,
 ) -> ToeSimulation:
     """Simulate spells from the grouped timing-of-events MPH model.
@@ -124,6 +131,12 @@ def simulate_toe(
         drawn when the programme begins); the matching estimator option is
         ``TimingOfEvents(truncation="condition_exits")``. Default False (starts possible
         from week 1, spells treated before entry are not sampled).
+    start_gap_share : float
+        Share of spells with one window of weeks in which no start is possible (not
+        eligible); it begins in a week uniform on ``1..start_gap_weeks[1]`` and lasts a
+        number of weeks uniform on ``start_gap_weeks``. The windows are returned as ``start_gaps``.
+    start_gap_weeks : (int, int)
+        Shortest and longest window.
     seed : int, Generator or None
         Random seed.
 
@@ -192,6 +205,13 @@ def simulate_toe(
         else rng.integers(0, max_entry + 1, size=n_draw).astype(np.int64)
     )
     cens = entry + rng.integers(min_followup, max_weeks + 1, size=n_draw)
+    has_gap = np.zeros(n_draw, dtype=bool)
+    g_first = g_last = np.zeros(n_draw, dtype=np.int64)
+    if start_gap_share > 0:  # drawn only when asked: other seeds' samples stay unchanged
+        has_gap = rng.random(n_draw) < float(start_gap_share)
+        g_first = rng.integers(1, int(start_gap_weeks[1]) + 1, size=n_draw).astype(np.int64)
+        g_last = g_first + rng.integers(start_gap_weeks[0], start_gap_weeks[1] + 1,
+                                        size=n_draw) - 1
     xb_e = X @ be.T + lv[k, :R]
     xb_m = X @ bm + lv[k, R]
     T = np.zeros(n_draw, dtype=np.int64)
@@ -223,6 +243,9 @@ def simulate_toe(
         untr = tmi < 0
         if start_after_entry:
             untr &= t > entry[idx]
+        if start_gap_share > 0:
+            gi = idx[has_gap[idx]]
+            untr[has_gap[idx]] &= (t < g_first[gi]) | (t > g_last[gi])
         ps = -np.expm1(-np.exp(xb_m[idx] + am[qm]))
         st = untr & (rng.random(idx.size) < ps)
         tm[idx[st]] = t
@@ -286,4 +309,11 @@ def simulate_toe(
         "max_weeks": int(max_weeks),
         "max_entry": int(max_entry),
     }
-    return ToeSimulation(data=df, truth=truth, mass_points=mp, config=cfg)
+    gaps = None
+    if start_gap_share > 0:
+        pos = np.flatnonzero(has_gap[sel])
+        gaps = pd.DataFrame({"spell": pos, "first": g_first[sel][pos],
+                             "last": g_last[sel][pos]})
+        cfg["start_gap_share"] = float(start_gap_share)
+        cfg["start_gap_weeks"] = [int(start_gap_weeks[0]), int(start_gap_weeks[1])]
+    return ToeSimulation(data=df, truth=truth, mass_points=mp, config=cfg, start_gaps=gaps)

@@ -344,31 +344,7 @@ class RiskSetDesign:
     ) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.int64] | None,
                npt.NDArray[np.float64] | None]:
         """Per person: first column with age >= lo, first with age >= hi, birth ordinal."""
-        from mentor_impact.registers.isoweek import iso_to_ordinal
-
-        if baseline is None or self.birth_column not in baseline.columns:
-            if self.age_band is not None:
-                raise ConfigurationError(
-                    f"age_band: needs the baseline column {self.birth_column!r} (birth year or "
-                    "ISO birth week); not found. Hint: pass birth_column=... or age_band=None."
-                )
-            return None, None, None
-        b = baseline[self.birth_column].to_numpy()
-        na = pd.isna(b)
-        if na.any():
-            raise DataValidationError(
-                f"baseline: column {self.birth_column!r} has {int(na.sum())} missing values "
-                f"({_positions(np.asarray(na))}). Hint: drop those persons or set age_band=None."
-            )
-        b = b.astype(np.int64)
-        label = np.where(b < 10_000, b * 100 + 26, b)
-        birth = iso_to_ordinal(label, argument=f"baseline.{self.birth_column}").astype(np.float64)
-        if self.age_band is None:
-            return None, None, birth
-        lo, hi = self.age_band
-        a_lo = np.ceil(birth + lo * WEEKS_PER_YEAR - week0_ordinal).astype(np.int64)
-        a_hi = np.ceil(birth + hi * WEEKS_PER_YEAR - week0_ordinal).astype(np.int64)
-        return a_lo, a_hi, birth
+        return age_window_columns(baseline, week0_ordinal, self.age_band, self.birth_column)
 
     # ------------------------------------------------------------------ build
     def build(
@@ -729,3 +705,65 @@ def true_effects(
     cols = data.start_week[tr]
     truth: pd.DataFrame = study.truth_for(rows, cols, outcome, estimand)
     return truth
+
+
+def age_window_columns(
+    baseline: pd.DataFrame | None,
+    week0_ordinal: int,
+    age_band: tuple[float, float] | None,
+    birth_column: str = "birth_year",
+) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.int64] | None,
+           npt.NDArray[np.float64] | None]:
+    """Register columns at which each person enters and leaves an age band.
+
+    Parameters
+    ----------
+    baseline : pandas.DataFrame or None
+        One row per register person with ``birth_column`` (birth year ``YYYY``, taken as
+        ISO week 26, or ISO birth week ``YYYYWW``).
+    week0_ordinal : int
+        Week ordinal of the register's first column.
+    age_band : (float, float) or None
+        ``lo <= age < hi`` in years of 52.1775 weeks; None gives no band.
+    birth_column : str
+        Column with the birth year or week.
+
+    Returns
+    -------
+    (ndarray or None, ndarray or None, ndarray or None)
+        Per person the first column with ``age >= lo``, the first with ``age >= hi``
+        (both None without a band) and the birth-week ordinal (None without the column
+        and band).
+
+    Raises
+    ------
+    ConfigurationError
+        A band is asked for but the column is missing.
+    DataValidationError
+        Missing birth years.
+    """
+    from mentor_impact.registers.isoweek import iso_to_ordinal
+
+    if baseline is None or birth_column not in baseline.columns:
+        if age_band is not None:
+            raise ConfigurationError(
+                f"age_band: needs the baseline column {birth_column!r} (birth year or "
+                "ISO birth week); not found. Hint: pass birth_column=... or age_band=None."
+            )
+        return None, None, None
+    b = baseline[birth_column].to_numpy()
+    na = pd.isna(b)
+    if na.any():
+        raise DataValidationError(
+            f"baseline: column {birth_column!r} has {int(na.sum())} missing values "
+            f"({_positions(np.asarray(na))}). Hint: drop those persons or set age_band=None."
+        )
+    b = b.astype(np.int64)
+    label = np.where(b < 10_000, b * 100 + 26, b)
+    birth = iso_to_ordinal(label, argument=f"baseline.{birth_column}").astype(np.float64)
+    if age_band is None:
+        return None, None, birth
+    lo, hi = age_band
+    a_lo = np.ceil(birth + lo * WEEKS_PER_YEAR - week0_ordinal).astype(np.int64)
+    a_hi = np.ceil(birth + hi * WEEKS_PER_YEAR - week0_ordinal).astype(np.int64)
+    return a_lo, a_hi, birth

@@ -16,6 +16,7 @@ from mentor_impact.duration.toe import (
     TimingOfEvents,
     TimingOfEventsResults,
     spells_from_register,
+    start_gaps_from_register,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "logrank_test",
     "marginal_hazard_ratio",
     "spells_from_register",
+    "start_gaps_from_register",
     "survival_effect",
     "timing_of_events_demo",
 ]

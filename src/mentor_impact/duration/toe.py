@@ -39,7 +39,12 @@ if TYPE_CHECKING:
 
     from mentor_impact.results import EffectResults
 
-__all__ = ["TimingOfEvents", "TimingOfEventsResults", "spells_from_register"]
+__all__ = [
+    "TimingOfEvents",
+    "TimingOfEventsResults",
+    "spells_from_register",
+    "start_gaps_from_register",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -776,6 +781,7 @@ class TimingOfEvents:
         entry: str | None = None,
         cluster: str | None = None,
         weights: str | None = None,
+        start_gaps: pd.DataFrame | None = None,
         seed: SeedLike = 0,
     ) -> TimingOfEventsResults:
         """Fit the model to spell data.
@@ -799,6 +805,15 @@ class TimingOfEvents:
             Person column for the clustered sandwich (several spells per person).
         weights : str, optional
             Frequency weights (a spell with weight 2 counts as two identical spells).
+        start_gaps : pandas.DataFrame, optional
+            Weeks in which no mentor start was possible (the person was not eligible,
+            e.g. in a state or at an age the programme does not serve), with integer
+            columns ``spell`` (0-based position of the spell in ``spells_df``), ``first``
+            and ``last`` (spell weeks, inclusive). These weeks are not at risk of a
+            start: they are left out of the start hazard's likelihood (and of its
+            left-truncation term), while the exit hazards run through them. Ranges must
+            not overlap within a spell and must not hold the spell's start week. Build
+            them from the register with :func:`start_gaps_from_register`.
         seed : int, Generator or None
             Seed of the random candidate locations in the search over K.
 
@@ -815,7 +830,8 @@ class TimingOfEvents:
         with _single_thread_blas():
             return self._fit(
                 spells_df, duration=duration, exit=exit, start=start, covariates=covariates,
-                entry=entry, cluster=cluster, weights=weights, seed=seed,
+                entry=entry, cluster=cluster, weights=weights, start_gaps=start_gaps,
+                seed=seed,
             )
 
     def _fit(
@@ -830,6 +846,7 @@ class TimingOfEvents:
         cluster: str | None,
         weights: str | None,
         seed: SeedLike,
+        start_gaps: pd.DataFrame | None = None,
     ) -> TimingOfEventsResults:
         t_begin = time.perf_counter()
         ec, sc, bins = self._validate_config()
@@ -1013,9 +1030,15 @@ class TimingOfEvents:
         Xs = (X - mx) / sx
         Zs = (Z - mz) / sz
         condition = self.truncation in ("condition", "condition_exits")
+        gaps, n_gap_weeks = _check_start_gaps(start_gaps, n_in, idx, T, tm)
+        if gaps is not None:
+            notes_gaps = [f"start hazard: {n_gap_weeks} spell-weeks in {gaps[0].size} ranges "
+                          "not at risk of a start (start_gaps) left out"]
+        else:
+            notes_gaps = []
         D = K_.build_toe_data(
             T, cause, tm, t0, Xs, Zs, w, ec, sc, bins, R, condition_on_entry=condition,
-            start_before_entry=self.truncation != "condition_exits",
+            start_before_entry=self.truncation != "condition_exits", gaps=gaps,
         )
         self._check_identification(D, causes, ec, sc, bins)
         L1 = K_.Layout(R=R, Qe=ec.size, Qm=sc.size, J=bins.size, p=X.shape[1],
@@ -1030,7 +1053,7 @@ class TimingOfEvents:
         tried = ", ".join(
             f"K={f['K']}: loglik {f['loglik']:.3f} ({f['message']})" for f in fits
         )
-        notes: list[str] = []
+        notes: list[str] = list(notes_gaps)
         for attempt, best in enumerate(np.argsort(aics, kind="stable")):
             best = int(best)
             fb = fits[best]
@@ -1159,7 +1182,8 @@ class TimingOfEvents:
         cfg = self.get_params()
         cfg.update({"duration": duration, "exit": exit, "start": start,
                     "covariates": list(covs), "entry": entry, "cluster": cluster,
-                    "weights": weights})
+                    "weights": weights,
+                    "start_gaps": None if gaps is None else int(gaps[0].size)})
         if not conv:
             notes.append(f"K={L.K}: not converged (max |gradient| per unit weight {gmax:.2e}, "
                          f"Newton decrement {dec_f:.2e})")
@@ -1494,6 +1518,73 @@ class TimingOfEvents:
 _GRAD_TOL = 1e-6  # max |gradient| of log L per unit weight at a converged maximum
 _DEC_TOL = 1e-6  # Newton decrement g'(-H)^-1 g (log-likelihood units)
 _LBFGS_CHECK = 1e-3  # L-BFGS-B "convergence" with a larger gradient triggers a restart
+
+
+def _check_start_gaps(
+    gaps_df: pd.DataFrame | None, n_in: int, idx: IntArray, T: IntArray, tm: IntArray
+) -> tuple[tuple[IntArray, IntArray, IntArray] | None, int]:
+    """Validate ``start_gaps`` and map them to the kept spells as ``(row, lo, hi)``."""
+    if gaps_df is None:
+        return None, 0
+    if not isinstance(gaps_df, pd.DataFrame):
+        raise DataValidationError(
+            f"start_gaps: expected a pandas DataFrame with columns spell, first, last; found "
+            f"{type(gaps_df).__name__}. Hint: build it with start_gaps_from_register."
+        )
+    miss = [c for c in ("spell", "first", "last") if c not in gaps_df.columns]
+    if miss:
+        raise DataValidationError(
+            f"start_gaps: expected columns spell, first, last; found {len(miss)} missing "
+            f"({miss}). Hint: build it with start_gaps_from_register."
+        )
+    cols = {}
+    for c in ("spell", "first", "last"):
+        v = pd.to_numeric(gaps_df[c], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(v) | (v != np.round(v))
+        if bad.any():
+            raise DataValidationError(
+                f"start_gaps: expected integer values in column {c!r}; found "
+                f"{_rows_text(bad)} missing or non-integer values. Hint: weeks are whole "
+                "spell weeks, spell the 0-based row position in spells_df."
+            )
+        cols[c] = v.astype(np.int64)
+    sp, first, last = cols["spell"], cols["first"], cols["last"]
+    bad = (sp < 0) | (sp >= n_in)
+    if bad.any():
+        raise DataValidationError(
+            f"start_gaps: expected spell positions 0..{n_in - 1}; found {_rows_text(bad)} "
+            "outside that range. Hint: spell is the row position in spells_df, not an id."
+        )
+    bad = (first < 1) | (last < first)
+    if bad.any():
+        raise DataValidationError(
+            f"start_gaps: expected 1 <= first <= last; found {_rows_text(bad)} invalid "
+            "ranges. Hint: both ends are spell weeks, inclusive."
+        )
+    pos = np.full(n_in, -1, dtype=np.int64)
+    pos[idx] = np.arange(idx.size)
+    row = pos[sp]
+    keep = row >= 0  # ranges of spells dropped by the sample rule go with them
+    row, lo, hi = row[keep], first[keep] - 1, last[keep]
+    order = np.lexsort((lo, row))
+    row, lo, hi = row[order], lo[order], hi[order]
+    overlap = np.zeros(row.size, dtype=bool)
+    overlap[1:] = (row[1:] == row[:-1]) & (lo[1:] < hi[:-1])
+    if overlap.any():
+        raise DataValidationError(
+            f"start_gaps: expected ranges that do not overlap within a spell; found "
+            f"{int(overlap.sum())} overlapping ranges. Hint: merge them."
+        )
+    s_ = tm[row]
+    bad = (s_ >= 0) & (lo < s_) & (s_ <= hi)
+    if bad.any():
+        raise DataValidationError(
+            f"start_gaps: expected the start week to be at risk; found {int(bad.sum())} "
+            "ranges holding their spell's start week. Hint: a registered start shows the "
+            "person was eligible; shorten those ranges."
+        )
+    n_weeks = int(np.maximum(np.minimum(hi, T[row]) - lo, 0).sum())
+    return (row, lo, hi), n_weeks
 
 
 def _cluster_meat(S_w: FloatArray, cl: npt.NDArray[Any]) -> FloatArray:
@@ -1871,4 +1962,153 @@ def spells_from_register(
     out.attrs["causes"] = tuple(exits.keys())
     out.attrs["dropped"] = dropped
     out.attrs["sample"] = sample
+    return out
+
+
+def start_gaps_from_register(
+    register: Any,
+    spells_df: pd.DataFrame,
+    baseline: pd.DataFrame | None = None,
+    *,
+    states: Sequence[str] = ("passive_benefit", "activation"),
+    lag: int = 1,
+    age_band: tuple[float, float] | None = None,
+    birth_column: str = "birth_year",
+    chunk_weeks: int = 4_000_000,
+) -> pd.DataFrame:
+    """Weeks of each spell in which a mentor start was not possible (``start_gaps``).
+
+    A start in spell week ``t`` (register column ``c``) is possible when the state in
+    column ``c - lag`` is one of ``states`` and, with ``age_band = (lo, hi)``, the age at
+    ``c`` is in ``[lo, hi)``: the eligibility rules of :class:`RiskSetDesign`
+    (``target_states``, state held in week ``s - 1``, ``age_band``, ``birth_column``).
+    The registered start week of a spell always counts as at risk. The design's washout
+    after an earlier mentor episode is not applied: for the first start in a spell
+    sampled from the launch of a programme there is no earlier episode.
+
+    Parameters
+    ----------
+    register : WeeklyRegister
+        The register the spells were built from.
+    spells_df : pandas.DataFrame
+        Output of :func:`spells_from_register` (columns ``row``, ``entry_col``,
+        ``entry``, ``duration``, ``start``).
+    baseline : pandas.DataFrame, optional
+        One row per register person in register row order with ``birth_column``
+        (needed with ``age_band``).
+    states : sequence of str
+        States or unions in which a person is eligible (held ``lag`` weeks before).
+    lag : int
+        Weeks between the eligible state and the start (1: the week before).
+    age_band : (float, float), optional
+        Eligible ages ``lo <= age < hi`` in years of 52.1775 weeks.
+    birth_column : str
+        Baseline column with the birth year (``YYYY``, taken as week 26) or ISO week.
+    chunk_weeks : int
+        Spell-weeks processed at a time (bounds the memory).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``spell`` (row position in ``spells_df``), ``first`` and ``last`` (inclusive spell
+        weeks): the maximal runs of weeks not at risk of a start within ``1..duration``,
+        the ``start_gaps`` argument of :meth:`TimingOfEvents.fit`. ``df.attrs`` holds
+        ``n_weeks`` (weeks not at risk) and ``n_spells`` (spells with at least one).
+
+    Raises
+    ------
+    DataValidationError
+        ``spells_df`` lacks a column or a spell lies outside the register.
+    ConfigurationError
+        Empty ``states``, a negative ``lag``, or ``age_band`` without the birth column.
+
+    Examples
+    --------
+    >>> sp = spells_from_register(study.register, study.spells, study.baseline,
+    ...                           sample="stock_inflow", stock_week=201201)  # doctest: +SKIP
+    >>> gaps = start_gaps_from_register(study.register, sp, study.baseline,
+    ...                                 age_band=(18, 65))  # doctest: +SKIP
+    >>> TimingOfEvents().fit(sp, duration="duration", exit="exit", start="start",
+    ...                      entry="entry", start_gaps=gaps)  # doctest: +SKIP
+    """
+    from mentor_impact.design.risk_set import age_window_columns
+    from mentor_impact.registers.isoweek import iso_to_ordinal
+
+    need = ("row", "entry_col", "entry", "duration", "start")
+    miss = [c for c in need if c not in spells_df.columns]
+    if miss:
+        raise DataValidationError(
+            f"spells_df: expected the columns of spells_from_register {list(need)}; found "
+            f"{len(miss)} missing ({miss}). Hint: build the spells with spells_from_register."
+        )
+    names = [states] if isinstance(states, str) else list(states)
+    if not names:
+        raise ConfigurationError(
+            "states: expected at least one state or union name; found none. Hint: "
+            "('passive_benefit', 'activation')."
+        )
+    if int(lag) < 0:
+        raise ConfigurationError(
+            f"lag: expected an integer >= 0; found {lag}. Hint: 1 (the week before)."
+        )
+    ok_state = np.asarray(register.indicator(names[0]), dtype=bool)
+    for nm in names[1:]:
+        ok_state = ok_state | np.asarray(register.indicator(nm), dtype=bool)
+    n_reg, W = ok_state.shape
+    row = spells_df["row"].to_numpy(dtype=np.int64)
+    T = spells_df["duration"].to_numpy(dtype=np.int64)
+    tm = spells_df["start"].to_numpy(dtype=np.int64)
+    b = spells_df["entry_col"].to_numpy(dtype=np.int64) - spells_df["entry"].to_numpy(
+        dtype=np.int64)
+    bad = (row < 0) | (row >= n_reg) | (b < 0) | (b + T > W) | (T < 1)
+    if bad.any():
+        raise DataValidationError(
+            f"spells_df: expected spells inside the register ({n_reg} rows, {W} weeks); "
+            f"found {_rows_text(bad)} outside it. Hint: build the spells from this register."
+        )
+    a_lo = a_hi = None
+    if age_band is not None:
+        wk0 = int(np.asarray(iso_to_ordinal(np.asarray(register.weeks)[:1],
+                                            argument="register.weeks"))[0])
+        a_lo, a_hi, _ = age_window_columns(baseline, wk0, age_band, birth_column)
+    lag = int(lag)
+    out_s: list[IntArray] = []
+    out_f: list[IntArray] = []
+    out_l: list[IntArray] = []
+    n = T.size
+    ends = np.cumsum(T)
+    lo = 0
+    while lo < n:  # chunks of spells (a few per register, not per person)
+        hi = int(np.searchsorted(ends, (ends[lo - 1] if lo else 0) + chunk_weeks,
+                                 side="right"))
+        hi = max(hi, lo + 1)
+        cnt = T[lo:hi]
+        sp = np.repeat(np.arange(lo, hi, dtype=np.int64), cnt)
+        t = np.arange(sp.size, dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt) + 1
+        col = b[sp] + t - 1
+        r = row[sp]
+        pc = col - lag
+        ok = (pc >= 0) & ok_state[r, np.maximum(pc, 0)]
+        if a_lo is not None and a_hi is not None:
+            ok &= (col >= a_lo[r]) & (col < a_hi[r])
+        ok |= t == tm[sp]
+        gap = ~ok
+        prev = np.zeros_like(gap)
+        prev[1:] = gap[:-1]
+        prev &= t > 1
+        nxt = np.zeros_like(gap)
+        nxt[:-1] = gap[1:]
+        nxt &= t < T[sp]
+        f = gap & ~prev
+        la = gap & ~nxt
+        out_s.append(sp[f])
+        out_f.append(t[f])
+        out_l.append(t[la])
+        lo = hi
+    s_ = np.concatenate(out_s) if out_s else np.zeros(0, np.int64)
+    f_ = np.concatenate(out_f) if out_f else np.zeros(0, np.int64)
+    l_ = np.concatenate(out_l) if out_l else np.zeros(0, np.int64)
+    out = pd.DataFrame({"spell": s_, "first": f_, "last": l_})
+    out.attrs["n_weeks"] = int((l_ - f_ + 1).sum())
+    out.attrs["n_spells"] = int(np.unique(s_).size)
     return out
