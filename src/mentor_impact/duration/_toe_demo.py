@@ -14,6 +14,7 @@ from mentor_impact.duration.toe import (
     TimingOfEvents,
     TimingOfEventsResults,
     spells_from_register,
+    start_gaps_from_register,
 )
 from mentor_impact.exceptions import ConfigurationError, DataValidationError
 
@@ -25,6 +26,7 @@ __all__ = [
     "DEMO_BENEFIT_STATES",
     "DEMO_ENTRY_STATES",
     "DEMO_EXITS",
+    "DEMO_START_STATES",
     "ToeDemo",
     "timing_of_events_demo",
 ]
@@ -41,6 +43,9 @@ DEMO_BASIC_COVARIATES: tuple[str, ...] = (
 DEMO_BENEFIT_STATES: tuple[str, ...] = (
     "passive_benefit", "activation", "subsidised_job", "health_benefit",
 )
+#: States from which a mentor start is possible (held in the week before the start) in
+#: the ``"stock_inflow"`` design: the eligibility rule of :class:`RiskSetDesign`.
+DEMO_START_STATES: tuple[str, ...] = ("passive_benefit", "activation")
 #: Benefit states recorded at sample entry in the ``"stock_inflow"`` design (dummies
 #: ``at_entry_<state>``; passive benefit is the reference).
 DEMO_ENTRY_STATES: tuple[str, ...] = ("activation", "subsidised_job", "health_benefit")
@@ -124,6 +129,7 @@ def timing_of_events_demo(
     max_support_points: int = 3,
     sample: Literal["stock_inflow", "inflow"] = "stock_inflow",
     stock_week: int | None = None,
+    start_eligibility: bool = True,
 ) -> ToeDemo:
     """Fit the timing-of-events model on a simulated study and return its effects.
 
@@ -175,6 +181,11 @@ def timing_of_events_demo(
     stock_week : int, optional
         ISO week ``YYYYWW`` of the stock for ``"stock_inflow"``. Default: the first week
         with a registered mentor start (the programme's launch as the register shows it).
+    start_eligibility : bool
+        In the ``"stock_inflow"`` design (default True): weeks in which a person could
+        not start (not on passive benefit or activation in the week before, or outside
+        ages 18-65: the eligibility rules of :class:`RiskSetDesign`) are not at risk of a
+        start (:func:`start_gaps_from_register`, ``start_gaps`` of the fit).
 
     Returns
     -------
@@ -246,8 +257,15 @@ def timing_of_events_demo(
         max_support_points=max_support_points,
         truncation="condition_exits" if at_risk else "inflow",
     )
+    gaps = None
+    if at_risk and start_eligibility:
+        has_birth = "birth_year" in study.baseline.columns
+        gaps = start_gaps_from_register(
+            study.register, spells, study.baseline, states=DEMO_START_STATES, lag=1,
+            age_band=(18, 65) if has_birth else None,
+        )
     res = est.fit(spells, duration="duration", exit="exit", start="start", covariates=covs,
-                  entry="entry", cluster="person", seed=seed)
+                  entry="entry", cluster="person", start_gaps=gaps, seed=seed)
     effects = {
         name: res.effects_on_probabilities(taus, outcome=name)
         for name in (*causes, "survival")
@@ -279,6 +297,11 @@ def timing_of_events_demo(
         ),
         f"covariates ({len(covs)}, standardised internally): {', '.join(covs)}",
         f"K selected by AIC: {res.n_support_points}",
+        *(
+            [f"start hazard at risk only when eligible: {gaps.attrs['n_weeks']} spell-weeks "
+             f"in {gaps.attrs['n_spells']} spells left out"]
+            if gaps is not None else []
+        ),
         "effects: cumulative incidence of exit by cause / survival in the benefit spell, "
         "treated with vs without the estimated effects (posterior-integrated)",
     ]
