@@ -26,6 +26,7 @@ SECTIONS = {
                           "CoxPH", "CoxPHResults", "PiecewiseExponential",
                           "DiscreteTimeHazard", "FineGray", "FineGrayResults",
                           "marginal_hazard_ratio", "TimingOfEvents", "spells_from_register",
+                          "start_gaps_from_register",
                           "SurvivalResults", "RegressionResults"],
     "Results and inference": ["EffectResults", "IID", "Clustered"],
 }
