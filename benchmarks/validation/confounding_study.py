@@ -8,10 +8,12 @@ Environment: ``MI_CONF_N`` (persons per study, default 40000), ``MI_CONF_SEEDS``
 separated, default ``1,...,8``), ``MI_CONF_ON`` (value of the knob when on, default 1.0),
 ``MI_CONF_OUT`` (folder for the CSV, default ``<tmp>/mi_confounding``),
 ``MI_CONF_FIG`` (figure folder, default ``docs/figures``), ``MI_CONF_PARTS`` (any of
-``riskset,toe,rich``, default all; ``toe`` is ``timing_of_events_demo`` with its default
-stock + inflow design, ``rich`` the earlier inflow design; optional: ``atrisk``,
-``atriskh``, ``atriskf``, the intermediate designs of the search described in the doc,
-and ``richk``, the rich design with trial fits run to convergence; a partial run writes
+``riskset,toe,toe0,toe5,rich``, default all; ``toe`` is ``timing_of_events_demo`` with
+its default stock + inflow design, ``toe0`` the same without the start-eligibility rule,
+``toe5`` the same with up to 5 mass points, ``rich`` the earlier inflow design;
+optional: ``atrisk``, ``atriskh``, ``atriskf``, the intermediate designs of the search
+described in the doc, and ``richk``, the rich design with trial fits run to
+convergence; a partial run writes
 ``confounding_results_<parts>.csv``) and ``MI_CONF_FROM`` (comma-separated CSVs: only
 tabulate and draw, e.g. after running parts separately). Every step is seeded, so parts
 run separately give the same numbers as one run.
@@ -52,6 +54,8 @@ from mentor_impact.weighting import fit_propensity
 
 TAUS = (26, 52, 104, 156)
 TOE_NAME = "ToE (stock + inflow)"  # timing_of_events_demo with its default design
+TOE0_NAME = "ToE (stock + inflow, no eligibility)"  # the same, start_eligibility=False
+TOE5_NAME = "ToE (stock + inflow, K ≤ 5)"  # the same, max_support_points=5
 OUTCOME = "exit_employment"
 
 
@@ -285,7 +289,7 @@ def one_study(n: int, seed: int, confounding: float) -> list[dict]:
     rows: list[dict] = []
     tag = dict(seed=seed, confounding=confounding, n_persons=n)
 
-    parts = os.environ.get("MI_CONF_PARTS", "riskset,toe,rich").split(",")
+    parts = os.environ.get("MI_CONF_PARTS", "riskset,toe,toe0,toe5,rich").split(",")
     if "riskset" in parts:
         rows.extend(riskset_rows(study, seed, tag))
     t_toe = 0.0
@@ -304,6 +308,23 @@ def one_study(n: int, seed: int, confounding: float) -> list[dict]:
             f"{res_toe.treated_rows.size} treated, {n_known} with truth)",
             flush=True,
         )
+    for part, name, kw in (
+        # the default design without the start-eligibility rule (every spell week at risk
+        # of a start): the design before the eligibility step of the search in the doc
+        ("toe0", TOE0_NAME, {"start_eligibility": False}),
+        # the default design with the K search left to the AIC up to 5 mass points
+        ("toe5", TOE5_NAME, {"max_support_points": 5}),
+    ):
+        if part in parts:
+            t1 = time.perf_counter()
+            taus_toe = tuple(t - 1 for t in TAUS)
+            d0 = timing_of_events_demo(study, seed=seed, taus=taus_toe, **kw)
+            rows.extend(
+                toe_rows(study, d0.results, d0.effects["employment"], d0.spells, taus_toe,
+                         tag, name)[0]
+            )
+            print(f"  {name} {time.perf_counter() - t1:.0f}s, "
+                  f"K={d0.results.n_support_points}", flush=True)
     if "rich" in parts:
         t1 = time.perf_counter()
         taus_toe = tuple(t - 1 for t in TAUS)
@@ -406,7 +427,9 @@ METHOD_ORDER = (
     "ToE (at risk)",
     "ToE (at risk + history)",
     "ToE (at risk + history, fine)",
+    TOE0_NAME,
     TOE_NAME,
+    TOE5_NAME,
     "ToE (rich x, full K search)",
 )
 
@@ -533,7 +556,7 @@ def main() -> int:
     on = float(os.environ.get("MI_CONF_ON", "1.0"))
     out = Path(os.environ.get("MI_CONF_OUT", Path(tempfile.gettempdir()) / "mi_confounding"))
     fig_dir = Path(os.environ.get("MI_CONF_FIG", root / "docs/figures"))
-    parts = os.environ.get("MI_CONF_PARTS", "riskset,toe,rich")
+    parts = os.environ.get("MI_CONF_PARTS", "riskset,toe,toe0,toe5,rich")
     out.mkdir(parents=True, exist_ok=True)
     fig_dir.mkdir(parents=True, exist_ok=True)
     if os.environ.get("MI_CONF_FROM"):
@@ -544,7 +567,7 @@ def main() -> int:
     else:
         name = (
             "confounding_results"
-            + ("" if parts == "riskset,toe,rich" else "_" + parts.replace(",", "_"))
+            + ("" if parts == "riskset,toe,toe0,toe5,rich" else "_" + parts.replace(",", "_"))
             + ".csv"
         )
         rows: list[dict] = []
