@@ -8,9 +8,9 @@ Environment: ``MI_CONF_N`` (persons per study, default 40000), ``MI_CONF_SEEDS``
 separated, default ``1,...,8``), ``MI_CONF_ON`` (value of the knob when on, default 1.0),
 ``MI_CONF_OUT`` (folder for the CSV, default ``<tmp>/mi_confounding``),
 ``MI_CONF_FIG`` (figure folder, default ``docs/figures``), ``MI_CONF_PARTS`` (any of
-``riskset,toe,toe0,toe5,rich``, default all; ``toe`` is ``timing_of_events_demo`` with
-its default stock + inflow design, ``toe0`` the same without the start-eligibility rule,
-``toe5`` the same with up to 5 mass points, ``rich`` the earlier inflow design;
+``riskset,toe,toe0,toe3,rich``, default all; ``toe`` is ``timing_of_events_demo`` with
+its default stock + inflow design (K <= 5), ``toe3`` the same with K <= 3, ``toe0``
+with K <= 3 and without the start-eligibility rule, ``rich`` the earlier inflow design;
 optional: ``atrisk``, ``atriskh``, ``atriskf``, the intermediate designs of the search
 described in the doc, and ``richk``, the rich design with trial fits run to
 convergence; a partial run writes
@@ -53,9 +53,10 @@ from mentor_impact.duration import TimingOfEvents, spells_from_register, timing_
 from mentor_impact.weighting import fit_propensity
 
 TAUS = (26, 52, 104, 156)
-TOE_NAME = "ToE (stock + inflow)"  # timing_of_events_demo with its default design
-TOE0_NAME = "ToE (stock + inflow, no eligibility)"  # the same, start_eligibility=False
-TOE5_NAME = "ToE (stock + inflow, K ≤ 5)"  # the same, max_support_points=5
+TOE_NAME = "ToE (stock + inflow)"  # timing_of_events_demo with its default design (K <= 5)
+# the same with K <= 3 and start_eligibility=False: the demo's default before this study
+TOE0_NAME = "ToE (stock + inflow, K ≤ 3, no eligibility)"
+TOE3_NAME = "ToE (stock + inflow, K ≤ 3)"  # the same, max_support_points=3
 OUTCOME = "exit_employment"
 
 
@@ -289,7 +290,7 @@ def one_study(n: int, seed: int, confounding: float) -> list[dict]:
     rows: list[dict] = []
     tag = dict(seed=seed, confounding=confounding, n_persons=n)
 
-    parts = os.environ.get("MI_CONF_PARTS", "riskset,toe,toe0,toe5,rich").split(",")
+    parts = os.environ.get("MI_CONF_PARTS", "riskset,toe,toe0,toe3,rich").split(",")
     if "riskset" in parts:
         rows.extend(riskset_rows(study, seed, tag))
     t_toe = 0.0
@@ -310,10 +311,11 @@ def one_study(n: int, seed: int, confounding: float) -> list[dict]:
         )
     for part, name, kw in (
         # the default design without the start-eligibility rule (every spell week at risk
-        # of a start): the design before the eligibility step of the search in the doc
-        ("toe0", TOE0_NAME, {"start_eligibility": False}),
-        # the default design with the K search left to the AIC up to 5 mass points
-        ("toe5", TOE5_NAME, {"max_support_points": 5}),
+        # of a start) and K <= 3: the design before the last two steps of the search
+        ("toe0", TOE0_NAME, {"start_eligibility": False, "max_support_points": 3}),
+        # the default design with the K search capped at 3 mass points (the demo's
+        # default before the validation showed that the cap was always reached)
+        ("toe3", TOE3_NAME, {"max_support_points": 3}),
     ):
         if part in parts:
             t1 = time.perf_counter()
@@ -429,7 +431,7 @@ METHOD_ORDER = (
     "ToE (at risk + history, fine)",
     TOE0_NAME,
     TOE_NAME,
-    TOE5_NAME,
+    TOE3_NAME,
     "ToE (rich x, full K search)",
 )
 
@@ -556,7 +558,7 @@ def main() -> int:
     on = float(os.environ.get("MI_CONF_ON", "1.0"))
     out = Path(os.environ.get("MI_CONF_OUT", Path(tempfile.gettempdir()) / "mi_confounding"))
     fig_dir = Path(os.environ.get("MI_CONF_FIG", root / "docs/figures"))
-    parts = os.environ.get("MI_CONF_PARTS", "riskset,toe,toe0,toe5,rich")
+    parts = os.environ.get("MI_CONF_PARTS", "riskset,toe,toe0,toe3,rich")
     out.mkdir(parents=True, exist_ok=True)
     fig_dir.mkdir(parents=True, exist_ok=True)
     if os.environ.get("MI_CONF_FROM"):
@@ -567,7 +569,7 @@ def main() -> int:
     else:
         name = (
             "confounding_results"
-            + ("" if parts == "riskset,toe,toe0,toe5,rich" else "_" + parts.replace(",", "_"))
+            + ("" if parts == "riskset,toe,toe0,toe3,rich" else "_" + parts.replace(",", "_"))
             + ".csv"
         )
         rows: list[dict] = []

@@ -627,6 +627,15 @@ def test_k_search_selects_minimum_aic(sim2):
     assert len(ks) >= 2  # the search fitted at least one larger K and rejected it by AIC
 
 
+def test_k_search_reports_when_it_stops_at_the_cap(sim2):
+    capped = _fit(sim2.data, max_support_points=2)
+    assert capped.n_support_points == 2
+    assert any("stopped at max_support_points=2" in s for s in capped.notes)
+    free = _fit(sim2.data, max_support_points=4)
+    assert free.n_support_points == 2 and len(free.k_search) == 3
+    assert not any("max_support_points" in s for s in free.notes)
+
+
 def test_demo_entry_year_dummies_one_per_year_but_the_first():
     from mentor_impact.duration._toe_demo import _add_entry_year, _with_dummies
 

@@ -130,7 +130,7 @@ def _toe_vs_truth(confounding: float, n: int = 8_000, seed: int = 1):
 def test_toe_covers_truth_with_and_without_unobserved_confounding():
     est, se, truth = _toe_vs_truth(1.0)
     z = (est - truth) / se
-    # measured (n = 8,000, seed 1, start eligibility on): bias +0.0028 / +0.0045 at
+    # measured (n = 8,000, seed 1, start eligibility on, K <= 5): bias +0.0028 / +0.0045 at
     # tau = 26 / 52, z 0.52 / 0.53 (IPW above on the same study: z < -3)
     assert np.all(np.abs(z) < 2.5), (est, se, truth)
     est, se, truth = _toe_vs_truth(0.0)

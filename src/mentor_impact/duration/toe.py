@@ -1108,6 +1108,13 @@ class TimingOfEvents:
                     f"pairs. Tried: {tried}. Hint: use fewer support points or support_points="
                     "None to search over K."
                 )
+        kmax = int(self.max_support_points)
+        if self.support_points is None and kmax > 1 and L.K == kmax == fits[-1]["K"]:
+            notes.append(
+                f"K search stopped at max_support_points={kmax} with the AIC still "
+                "improving (the search adds points until it stops improving); consider a "
+                "larger max_support_points"
+            )
         # honest convergence report, independent of what the optimisers claimed
         W_tot = float(D.w.sum())
         ll_f, g_f = K_.loglik_grad(theta, L, D)
