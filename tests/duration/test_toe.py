@@ -3,7 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _toe_reference import assert_gradient_matches_fd, curves_loop, loglik_loop
+from _toe_reference import (
+    assert_curves_match_loop,
+    assert_gradient_matches_fd,
+    loglik_loop,
+)
 
 from mentor_impact._kernels import toe as K_
 from mentor_impact.datasets.toe_sim import simulate_toe
@@ -69,16 +73,7 @@ def test_gradient_matches_finite_differences(truncated, K, pz):
 def test_curves_match_loop_twin():
     df = _small(40, max_entry=5)
     D, L, theta, _w, X, Z = _arrays(df, 2, True, 1)
-    rows = D.s_row
-    assert rows.size > 3
-    for eff in (True, False):
-        S, C = K_.treated_curves(theta, L, D, df.start.to_numpy(), rows, 15, with_effect=eff)
-        Sr, Cr = curves_loop(
-            L.unpack(theta), df.duration.to_numpy(), df.exit.to_numpy(), df.start.to_numpy(),
-            df.entry.to_numpy(), X, Z, EC, SC, BINS, True, rows, 15, eff,
-        )
-        np.testing.assert_allclose(S, Sr, rtol=1e-10)
-        np.testing.assert_allclose(C, Cr, rtol=1e-10, atol=1e-14)
+    assert_curves_match_loop(K_, theta, L, D, df, X, Z)
 
 
 def test_cluster_meat_matches_loop():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _toe_reference import (
+    assert_curves_match_loop,
     assert_gradient_matches_fd,
-    curves_loop,
     loglik_loop,
     stock_inflow_loop,
 )
@@ -48,17 +48,7 @@ def test_exits_only_truncation_gradient_matches_finite_differences():
 def test_exits_only_truncation_curves_match_loop_twin():
     df = _small(40, max_entry=5)
     D, L, theta, _w, X, Z = _arrays_exits_only(df, 2)
-    rows = D.s_row
-    assert rows.size > 3
-    for eff in (True, False):
-        S, C = K_.treated_curves(theta, L, D, df.start.to_numpy(), rows, 15, with_effect=eff)
-        Sr, Cr = curves_loop(
-            L.unpack(theta), df.duration.to_numpy(), df.exit.to_numpy(), df.start.to_numpy(),
-            df.entry.to_numpy(), X, Z, EC, SC, BINS, True, rows, 15, eff,
-            start_before_entry=False,
-        )
-        np.testing.assert_allclose(S, Sr, rtol=1e-10)
-        np.testing.assert_allclose(C, Cr, rtol=1e-10, atol=1e-14)
+    assert_curves_match_loop(K_, theta, L, D, df, X, Z, start_before_entry=False)
 
 
 def test_condition_exits_recovers_parameters_of_a_stock_sampled_at_programme_launch():

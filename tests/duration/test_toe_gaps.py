@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _toe_reference import assert_gradient_matches_fd, curves_loop, loglik_loop
+from _toe_reference import (
+    assert_curves_match_loop,
+    assert_gradient_matches_fd,
+    loglik_loop,
+)
 from test_toe import BINS, EC, SC, _small
 
 from mentor_impact._kernels import toe as K_
@@ -93,17 +97,7 @@ def test_curves_with_gaps_match_loop_twin(before):
     df = _small(40, max_entry=5)
     gdf, weeks = _random_gaps(df, seed=2)
     D, L, theta, _w, X, Z = _kernel(df, 2, True, gdf, start_before_entry=before)
-    rows = D.s_row
-    assert rows.size > 3
-    for eff in (True, False):
-        S, C = K_.treated_curves(theta, L, D, df.start.to_numpy(), rows, 15, with_effect=eff)
-        Sr, Cr = curves_loop(
-            L.unpack(theta), df.duration.to_numpy(), df.exit.to_numpy(), df.start.to_numpy(),
-            df.entry.to_numpy(), X, Z, EC, SC, BINS, True, rows, 15, eff,
-            start_before_entry=before, gaps=weeks,
-        )
-        np.testing.assert_allclose(S, Sr, rtol=1e-10)
-        np.testing.assert_allclose(C, Cr, rtol=1e-10, atol=1e-14)
+    assert_curves_match_loop(K_, theta, L, D, df, X, Z, start_before_entry=before, gaps=weeks)
 
 
 def test_gaps_past_the_spell_or_empty_change_nothing():
