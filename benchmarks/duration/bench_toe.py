@@ -1,4 +1,5 @@
-"""Benchmark of the timing-of-events fit (size from env MI_BENCH_N spells, default 20_000).
+"""Benchmarks of the timing-of-events fit (size from env MI_BENCH_N spells, default 20_000)
+and of the start-eligibility gaps built from a register (MI_BENCH_PERSONS, default 100_000).
 
 Issue target on the 2-core machine: 200,000 spells with up to 156 weeks, 20 covariates,
 two exits and K = 3 -- a full fit including the search over K in under 2 minutes and
@@ -10,12 +11,21 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from mentor_impact.datasets.toe_sim import simulate_toe
-from mentor_impact.duration import TimingOfEvents
+from mentor_impact.duration import (
+    TimingOfEvents,
+    spells_from_register,
+    start_gaps_from_register,
+)
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "design"))
+sys.path.insert(0, str(Path(__file__).parents[2] / "tests" / "duration"))
 
 N = int(os.environ.get("MI_BENCH_N", "20000"))
 P = 20
@@ -55,6 +65,41 @@ def test_toe_fit(benchmark):
     if N >= 100_000:
         assert res.n_support_points == 3
     assert peak_gb < 4
+
+
+def test_start_gaps_from_register(benchmark):
+    """Eligibility gaps of a stock + inflow sample from a synthetic register; the first 300
+    spells are checked against the plain-loop twin of the tests."""
+    from _synth import synth
+    from _toe_reference import start_gaps_loop
+
+    from mentor_impact.registers.isoweek import iso_to_ordinal
+
+    n = int(os.environ.get("MI_BENCH_PERSONS", "100000"))
+    reg, sp_obj, base = synth(n, seed=3)
+    stock = int(np.asarray(reg.weeks)[260])
+    spells = spells_from_register(reg, sp_obj, base, sample="stock_inflow", stock_week=stock)
+
+    def run():
+        return start_gaps_from_register(reg, spells, base, age_band=(18, 65))
+
+    t0 = time.perf_counter()
+    gaps = benchmark.pedantic(run, rounds=3, iterations=1)
+    weeks = int(spells.duration.sum())
+    print(f"\n{n} persons, {len(spells)} spells, {weeks} spell-weeks: "
+          f"{len(gaps)} gaps ({gaps.attrs['n_weeks']} weeks), "
+          f"{(time.perf_counter() - t0) / 3:.2f} s per run")
+    head = spells.iloc[:300]
+    ok_state = reg.indicator("passive_benefit") | reg.indicator("activation")
+    birth = iso_to_ordinal(base.birth_year.to_numpy() * 100 + 26)
+    ref, _ = start_gaps_loop(
+        ok_state, iso_to_ordinal(np.asarray(reg.weeks)), birth,
+        list(zip(head.row, head.entry_col - head.entry, head.duration, head.start,
+                 strict=True)),
+        age_band=(18, 65),
+    )
+    got = gaps[gaps.spell < 300][["spell", "first", "last"]].to_numpy().tolist()
+    assert list(map(tuple, got)) == ref
 
 
 if __name__ == "__main__":  # plain run without pytest-benchmark: python bench_toe.py
