@@ -142,7 +142,10 @@ def test_fit_with_gaps_recovers_the_start_hazard_and_ignoring_them_does_not(gap_
     eff = par.xs("effect", level="block")
     z_eff = (eff.estimate - truth.xs("effect", level="block")) / eff.std_error
     assert (np.abs(z_eff) < 3.5).all(), z_eff
-    assert any("not at risk" in s for s in res.notes)
+    g, d = sim.start_gaps, sim.data
+    last = np.where(d.start >= 0, d.start - 1, d.duration)[g.spell]
+    n_weeks = np.maximum(np.minimum(g["last"], last) - (g["first"] - 1), 0).sum()
+    assert any(f"start hazard: {n_weeks} spell-weeks" in s for s in res.notes), res.notes
     assert res.config["start_gaps"] == len(sim.start_gaps)
     # ignoring the gaps counts weeks without any chance of a start as exposure
     res0 = _fit(sim, None)

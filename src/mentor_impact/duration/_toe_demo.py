@@ -301,8 +301,9 @@ def timing_of_events_demo(
         f"covariates ({len(covs)}, standardised internally): {', '.join(covs)}",
         f"K selected by AIC: {res.n_support_points}",
         *(
-            [f"start hazard at risk only when eligible: {gaps.attrs['n_weeks']} spell-weeks "
-             f"in {gaps.attrs['n_spells']} spells left out"]
+            [f"start hazard at risk only when eligible (passive benefit or activation the "
+             f"week before, ages 18-64): {gaps.attrs['n_weeks']} spell-weeks in "
+             f"{gaps.attrs['n_spells']} spells are not"]
             if gaps is not None else []
         ),
         "effects: cumulative incidence of exit by cause / survival in the benefit spell, "

@@ -1032,8 +1032,9 @@ class TimingOfEvents:
         condition = self.truncation in ("condition", "condition_exits")
         gaps, n_gap_weeks = _check_start_gaps(start_gaps, n_in, idx, T, tm)
         if gaps is not None:
-            notes_gaps = [f"start hazard: {n_gap_weeks} spell-weeks in {gaps[0].size} ranges "
-                          "not at risk of a start (start_gaps) left out"]
+            notes_gaps = [f"start hazard: {n_gap_weeks} spell-weeks before the start or the "
+                          f"end of the spell, in {gaps[0].size} ranges, not at risk of a "
+                          "start (start_gaps)"]
         else:
             notes_gaps = []
         D = K_.build_toe_data(
@@ -1590,7 +1591,8 @@ def _check_start_gaps(
             "ranges holding their spell's start week. Hint: a registered start shows the "
             "person was eligible; shorten those ranges."
         )
-    n_weeks = int(np.maximum(np.minimum(hi, T[row]) - lo, 0).sum())
+    last = np.where(s_ >= 0, s_ - 1, T[row])  # weeks up to the start or the spell's end
+    n_weeks = int(np.maximum(np.minimum(hi, last) - lo, 0).sum())
     return (row, lo, hi), n_weeks
 
 
