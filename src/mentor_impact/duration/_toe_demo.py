@@ -261,8 +261,8 @@ def timing_of_events_demo(
         truncation="condition_exits" if at_risk else "inflow",
     )
     gaps = None
+    has_birth = "birth_year" in study.baseline.columns
     if at_risk and start_eligibility:
-        has_birth = "birth_year" in study.baseline.columns
         gaps = start_gaps_from_register(
             study.register, spells, study.baseline, states=DEMO_START_STATES, lag=1,
             age_band=(18, 65) if has_birth else None,
@@ -302,7 +302,8 @@ def timing_of_events_demo(
         f"K selected by AIC: {res.n_support_points}",
         *(
             [f"start hazard at risk only when eligible (passive benefit or activation the "
-             f"week before, ages 18-64): {gaps.attrs['n_weeks']} spell-weeks in "
+             f"week before{', ages 18-64' if has_birth else ''}): "
+             f"{gaps.attrs['n_weeks']} spell-weeks in "
              f"{gaps.attrs['n_spells']} spells are not"]
             if gaps is not None else []
         ),
