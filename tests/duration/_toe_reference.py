@@ -270,3 +270,12 @@ def assert_curves_match_loop(K_, theta, L, D, df, X, Z, horizon=15, **loop_kw):
                              True, rows, horizon, eff, **loop_kw)
         np.testing.assert_allclose(S, Sr, rtol=1e-10)
         np.testing.assert_allclose(C, Cr, rtol=1e-10, atol=1e-14)
+
+
+def z_vs_truth(res, sim, blocks=None):
+    """Fitted parameters merged with the simulation truth (``value``), with
+    ``z = (estimate - value) / std_error``; only the given blocks if any."""
+    tab = res.params.merge(sim.truth, on=["equation", "block", "term"])
+    if blocks is not None:
+        tab = tab[tab.block.isin(list(blocks))]
+    return tab.assign(z=(tab.estimate - tab.value) / tab.std_error)

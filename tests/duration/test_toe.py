@@ -7,6 +7,7 @@ from _toe_reference import (
     assert_curves_match_loop,
     assert_gradient_matches_fd,
     loglik_loop,
+    z_vs_truth,
 )
 
 from mentor_impact._kernels import toe as K_
@@ -226,10 +227,9 @@ def test_recovers_parameters_k2(sim2):
         seed=1)
     assert res.n_support_points == 2
     assert res.k_search.selected.sum() == 1
-    tab = res.params.merge(sim.truth, on=["equation", "block", "term"])
+    tab = z_vs_truth(res, sim)
     assert len(tab) == len(res.params)
-    z = (tab.estimate - tab.value) / tab.std_error
-    assert np.all(np.abs(z) < 3.5), tab.assign(z=z)
+    assert np.all(np.abs(tab.z) < 3.5), tab
     eff = res.effects_on_probabilities((26, 52), outcome="cause1")
     assert eff.estimate.shape == (2,)
     assert np.all(np.isfinite(eff.std_errors))
@@ -260,10 +260,8 @@ def test_left_truncation_condition_vs_ignore():
         sim.data, duration="duration", exit="exit", start="start", covariates=["x1", "x2"],
         entry="entry")
     assert ok.truncation == "condition"
-    tab = ok.params.merge(sim.truth, on=["equation", "block", "term"])
-    eff = tab[tab.block.isin(["effect", "covariate"])]
-    z = (eff.estimate - eff.value) / eff.std_error
-    assert np.all(np.abs(z) < 3.5)
+    eff = z_vs_truth(ok, sim, ["effect", "covariate"])
+    assert np.all(np.abs(eff.z) < 3.5), eff
     inflow = TimingOfEvents(truncation="inflow", max_support_points=1,
                             exit_cuts=(0, 13, 52), start_cuts=(0, 26))
     with pytest.raises(DataValidationError, match=r"sample rule|without exits|treated"):
@@ -421,9 +419,8 @@ def test_recovers_k3_with_search():
         seed=0)
     assert res.n_support_points == 3
     assert list(res.k_search.K[:3]) == [1, 2, 3]
-    tab = res.params.merge(sim.truth, on=["equation", "block", "term"])
-    z = (tab.estimate - tab.value) / tab.std_error
-    assert np.all(np.abs(z) < 3.5), tab.assign(z=z)
+    tab = z_vs_truth(res, sim)
+    assert np.all(np.abs(tab.z) < 3.5), tab
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from _toe_reference import (
     assert_curves_match_loop,
     assert_gradient_matches_fd,
     loglik_loop,
+    z_vs_truth,
 )
 from test_toe import BINS, EC, SC, _small
 
@@ -133,15 +134,11 @@ def test_fit_with_gaps_recovers_the_start_hazard_and_ignoring_them_does_not(gap_
     sim = gap_sim
     assert len(sim.start_gaps) > 1000
     res = _fit(sim, sim.start_gaps)
-    truth = sim.truth.set_index(["equation", "block", "term"])["value"]
-    par = res.params.set_index(["equation", "block", "term"])
-    base = par.loc["start"].loc["baseline"]
-    t_base = truth.loc["start"].loc["baseline"]
-    z = (base.estimate - t_base) / base.std_error
-    assert (np.abs(z) < 3).all(), z
-    eff = par.xs("effect", level="block")
-    z_eff = (eff.estimate - truth.xs("effect", level="block")) / eff.std_error
-    assert (np.abs(z_eff) < 3.5).all(), z_eff
+    tab = z_vs_truth(res, sim, ["baseline", "effect"])
+    base = tab[tab.equation == "start"].set_index("term")
+    assert (np.abs(base.z) < 3).all(), base
+    eff = tab[tab.block == "effect"]
+    assert (np.abs(eff.z) < 3.5).all(), eff
     g, d = sim.start_gaps, sim.data
     last = np.where(d.start >= 0, d.start - 1, d.duration)[g.spell]
     n_weeks = np.maximum(np.minimum(g["last"], last) - (g["first"] - 1), 0).sum()
@@ -149,9 +146,10 @@ def test_fit_with_gaps_recovers_the_start_hazard_and_ignoring_them_does_not(gap_
     assert res.config["start_gaps"] == len(sim.start_gaps)
     # ignoring the gaps counts weeks without any chance of a start as exposure
     res0 = _fit(sim, None)
-    base0 = res0.params.set_index(["equation", "block", "term"]).loc["start"].loc["baseline"]
+    tab0 = z_vs_truth(res0, sim, ["baseline"])
+    base0 = tab0[tab0.equation == "start"].set_index("term")
     assert (base0.estimate < base.estimate - 3 * base.std_error).all()
-    assert (np.abs(base0.estimate - t_base) / base0.std_error > 3).any()
+    assert (np.abs(base0.z) > 3).any()
 
 
 def test_row_order_with_gaps_changes_nothing(gap_sim):
@@ -246,3 +244,12 @@ def test_start_gaps_from_register_bad_input():
     far = sp.assign(duration=sp.duration + 10_000)
     with pytest.raises(DataValidationError, match="inside the register"):
         start_gaps_from_register(st.register, far)
+
+
+@pytest.mark.parametrize("kw", [{"start_gap_share": 1.5}, {"start_gap_share": 0.5,
+                                                           "start_gap_weeks": (10, 5)}])
+def test_simulate_toe_rejects_bad_gap_settings(kw):
+    from mentor_impact.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="start_gap_share/start_gap_weeks"):
+        simulate_toe(100, **kw)

@@ -195,6 +195,14 @@ def simulate_toe(
             "Hint: normalise the first mass point to 0."
         )
 
+    lo_g, hi_g = (int(x) for x in start_gap_weeks)
+    if not 0.0 <= float(start_gap_share) <= 1.0 or not 1 <= lo_g <= hi_g:
+        raise ConfigurationError(
+            f"start_gap_share/start_gap_weeks: expected a share in [0, 1] and 1 <= shortest "
+            f"<= longest; found {start_gap_share} and {tuple(start_gap_weeks)}. Hint: e.g. "
+            "start_gap_share=0.5, start_gap_weeks=(8, 26)."
+        )
+
     # oversample when left-truncating
     n_draw = int(n_spells) if max_entry <= 0 else int(n_spells) * 6 + 100
     X = rng.standard_normal((n_draw, p))
@@ -209,9 +217,8 @@ def simulate_toe(
     g_first = g_last = np.zeros(n_draw, dtype=np.int64)
     if start_gap_share > 0:  # drawn only when asked: other seeds' samples stay unchanged
         has_gap = rng.random(n_draw) < float(start_gap_share)
-        g_first = rng.integers(1, int(start_gap_weeks[1]) + 1, size=n_draw).astype(np.int64)
-        g_last = g_first + rng.integers(start_gap_weeks[0], start_gap_weeks[1] + 1,
-                                        size=n_draw) - 1
+        g_first = rng.integers(1, hi_g + 1, size=n_draw).astype(np.int64)
+        g_last = g_first + rng.integers(lo_g, hi_g + 1, size=n_draw) - 1
     xb_e = X @ be.T + lv[k, :R]
     xb_m = X @ bm + lv[k, R]
     T = np.zeros(n_draw, dtype=np.int64)
@@ -315,5 +322,5 @@ def simulate_toe(
         gaps = pd.DataFrame({"spell": pos, "first": g_first[sel][pos],
                              "last": g_last[sel][pos]})
         cfg["start_gap_share"] = float(start_gap_share)
-        cfg["start_gap_weeks"] = [int(start_gap_weeks[0]), int(start_gap_weeks[1])]
+        cfg["start_gap_weeks"] = [lo_g, hi_g]
     return ToeSimulation(data=df, truth=truth, mass_points=mp, config=cfg, start_gaps=gaps)

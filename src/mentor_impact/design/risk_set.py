@@ -339,13 +339,6 @@ class RiskSetDesign:
         order = np.lexsort((s0, row))
         return n_spells, row[order], s0[order], s1[order]
 
-    def _age_windows(
-        self, baseline: pd.DataFrame | None, n: int, week0_ordinal: int
-    ) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.int64] | None,
-               npt.NDArray[np.float64] | None]:
-        """Per person: first column with age >= lo, first with age >= hi, birth ordinal."""
-        return age_window_columns(baseline, week0_ordinal, self.age_band, self.birth_column)
-
     # ------------------------------------------------------------------ build
     def build(
         self,
@@ -450,7 +443,8 @@ class RiskSetDesign:
         n_spells, ep_row, ep_start, ep_end = self._locate(register, spells, self.episode_gap)
         target_lut = K.make_lut([state_names.index(t) for t in self.target_states],
                                 len(state_names))
-        age_lo, age_hi, birth = self._age_windows(baseline, n, int(wk_ord[0]))
+        age_lo, age_hi, birth = age_window_columns(
+            baseline, int(wk_ord[0]), self.age_band, self.birth_column)
         reason = K.episode_eligibility(
             states, target_lut, ep_row, ep_start, ep_end, washout=int(self.washout),
             age_lo=age_lo, age_hi=age_hi, first_only=self.starts == "first",

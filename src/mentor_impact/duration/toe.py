@@ -1545,18 +1545,10 @@ def _check_start_gaps(
             f"start_gaps: expected columns spell, first, last; found {len(miss)} missing "
             f"({miss}). Hint: build it with start_gaps_from_register."
         )
-    cols = {}
-    for c in ("spell", "first", "last"):
-        v = pd.to_numeric(gaps_df[c], errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(v) | (v != np.round(v))
-        if bad.any():
-            raise DataValidationError(
-                f"start_gaps: expected integer values in column {c!r}; found "
-                f"{_rows_text(bad)} missing or non-integer values. Hint: weeks are whole "
-                "spell weeks, spell the 0-based row position in spells_df."
-            )
-        cols[c] = v.astype(np.int64)
-    sp, first, last = cols["spell"], cols["first"], cols["last"]
+    sp, first, last = (
+        TimingOfEvents._int_column(gaps_df, c, f"start_gaps: column {c!r}")
+        for c in ("spell", "first", "last")
+    )
     bad = (sp < 0) | (sp >= n_in)
     if bad.any():
         raise DataValidationError(
@@ -1736,6 +1728,14 @@ def _num_hessian(theta: FloatArray, L: K_.Layout, D: K_.ToeData) -> FloatArray:
 # ----------------------------------------------------------------------------------------
 
 
+def _union_indicator(register: Any, names: Sequence[str]) -> npt.NDArray[np.bool_]:
+    """(persons, weeks) indicator of being in any of the states or unions ``names``."""
+    out = np.asarray(register.indicator(names[0]), dtype=bool)
+    for nm in names[1:]:
+        out = out | np.asarray(register.indicator(nm), dtype=bool)
+    return out
+
+
 def spells_from_register(
     register: Any,
     spells: Any,
@@ -1828,9 +1828,7 @@ def spells_from_register(
             "benefit: expected a state or union name or a non-empty sequence of them; found "
             "an empty sequence. Hint: 'on_benefit'."
         )
-    Bm = np.asarray(register.indicator(names_b[0]), dtype=bool)
-    for nm in names_b[1:]:
-        Bm = Bm | np.asarray(register.indicator(nm), dtype=bool)
+    Bm = _union_indicator(register, names_b)
     n, W = Bm.shape
     rows_all = np.arange(n)
     prev = np.zeros_like(Bm)
@@ -2060,9 +2058,7 @@ def start_gaps_from_register(
         raise ConfigurationError(
             f"lag: expected an integer >= 0; found {lag}. Hint: 1 (the week before)."
         )
-    ok_state = np.asarray(register.indicator(names[0]), dtype=bool)
-    for nm in names[1:]:
-        ok_state = ok_state | np.asarray(register.indicator(nm), dtype=bool)
+    ok_state = _union_indicator(register, names)
     n_reg, W = ok_state.shape
     row = spells_df["row"].to_numpy(dtype=np.int64)
     T = spells_df["duration"].to_numpy(dtype=np.int64)
